@@ -1,0 +1,97 @@
+/* ctx.h — private to nuproc: the machine context switch (arch/<cpu>/switch.S).
+ *
+ * A context is nothing but a stack pointer.  Everything else a suspended
+ * context needs lives on its own stack, in a frame that nu__ctx_switch
+ * pushes before it leaves and pops when it comes back:
+ *
+ *   x86_64 (7 words, the saved sp points at r15):
+ *
+ *       higher addresses
+ *       [sp+48] resume address   (pushed by the caller's `call`)
+ *       [sp+40] rbp
+ *       [sp+32] rbx
+ *       [sp+24] r12
+ *       [sp+16] r13
+ *       [sp+ 8] r14
+ *       [sp+ 0] r15              <- saved sp
+ *
+ *   aarch64 (160 bytes, 16-aligned, the saved sp points at x19):
+ *
+ *       [sp+  0] x19 x20   [sp+ 16] x21 x22   [sp+ 32] x23 x24
+ *       [sp+ 48] x25 x26   [sp+ 64] x27 x28   [sp+ 80] x29 x30(resume address)
+ *       [sp+ 96] d8  d9    [sp+112] d10 d11   [sp+128] d12 d13
+ *       [sp+144] d14 d15   [sp+160] caller's frame
+ *
+ * Only what the ABI makes callee-saved is kept (x86_64: rbx rbp r12-r15;
+ * aarch64: x19-x29, lr and the low halves of v8-v15).  Everything else is
+ * already dead across a call as far as the compiler is concerned, because
+ * nu__ctx_switch is an ordinary out-of-line call to it.
+ *
+ * Design choices:
+ *
+ * - Resume with a pop and an indirect jump, never `ret`.  A `ret` is
+ *   predicted from the return-stack buffer, which holds the return address
+ *   of the call made on the *old* stack, so every switch would mispredict
+ *   (about 10 ns against 2 ns on the reference machine, DESIGN §3).  An
+ *   indirect jump goes through the branch-target predictor instead.
+ *   Consequence: this code is incompatible with hardware return-address
+ *   protection (x86 CET shadow stacks, arm64 GCS) and with arm64 BTI /
+ *   x86 IBT on the resume jump.  The .S files deliberately emit no
+ *   .note.gnu.property, so the linker drops those markings from any binary
+ *   that links them and the loader never enables the features for it.
+ *
+ * - No floating-point control state is switched: not MXCSR, not the x87
+ *   control word, not FPCR/FPSR.  Rounding mode, exception masks and sticky
+ *   flags are per *thread*: a context that calls fesetround() changes it
+ *   for every context on that scheduler thread, and a context that migrates
+ *   to another thread sees that thread's mode.  Saving it per switch costs
+ *   little, but restoring it with ldmxcsr costs ~70 ns whenever the sticky
+ *   status bits differ (DESIGN §3), which is most of the time.
+ *
+ * - The argument travels in the return-value register.  nu__ctx_switch
+ *   puts `arg` in rax / x0 just before it jumps, so the resumed context
+ *   sees it as the return value of its own earlier nu__ctx_switch call.
+ *
+ * - A fresh context has no pending nu__ctx_switch call to return from, so
+ *   nu__ctx_make builds a fake saved frame whose resume address is a small
+ *   trampoline and whose callee-saved slots carry entry and p.  The first
+ *   switch "returns" into the trampoline with arg in rax / x0; the
+ *   trampoline moves (arg, p) into the first two argument registers and
+ *   calls entry on a stack aligned as the ABI requires.  The trampoline's
+ *   unwind info marks the return address undefined, so debuggers and
+ *   unwinders stop there cleanly, and the frame pointer slot is zero for
+ *   frame-pointer walkers.  If entry returns, the trampoline traps
+ *   (ud2 / brk): there is nothing sensible to return to.
+ *
+ * Both functions are hidden symbols of the static library and may be
+ * called on any thread; they touch no memory but the two stacks and
+ * *save_sp.  Sanitizer and Valgrind annotations (DESIGN §3) belong to the
+ * callers, which know the stacks' bounds: __sanitizer_start_switch_fiber
+ * just before nu__ctx_switch, __sanitizer_finish_switch_fiber just after
+ * it returns and first thing in an entry function (tests/test_ctx.c does
+ * exactly this).
+ */
+#ifndef NU_ARCH_CTX_H
+#define NU_ARCH_CTX_H
+
+/* Save the callee-saved registers and stack pointer of the running context
+ * into *save_sp, switch to the context whose saved stack pointer is to_sp,
+ * and make that context's pending nu__ctx_switch call (or its entry
+ * function, for a fresh context) see `arg` as the return value.  Returns the
+ * arg passed by whoever later switches back to us.  to_sp must come from
+ * nu__ctx_make or from a *save_sp written by an earlier switch, and may be
+ * resumed once only (a saved sp is consumed by the switch into it). */
+__attribute__((visibility("hidden")))
+void *nu__ctx_switch(void **save_sp, void *to_sp, void *arg);
+
+/* Prepare a fresh context on a stack whose highest usable address is
+ * stack_top (aligned down to 16 here; nothing at or above it is written).
+ * Writes one frame (56 bytes on x86_64, 160 on aarch64) just below it and
+ * returns the sp to pass to nu__ctx_switch.  The first switch into it calls
+ * entry(arg, p), where arg is the value passed by that switch and p the
+ * value given here.  entry must never return; if it does, the trampoline
+ * traps (ud2 / brk #0). */
+__attribute__((visibility("hidden")))
+void *nu__ctx_make(void *stack_top, void (*entry)(void *arg, void *p), void *p);
+
+#endif

@@ -1,0 +1,392 @@
+/* mem.c — per-node reservations and process slots.
+ *
+ * Entities
+ *   region   one MAP_NORESERVE reservation per NUMA node in use, made once
+ *            at start: MADV_NOHUGEPAGE (a first touch must cost a 4 KiB page,
+ *            not 2 MiB), bound to its node. One VMA however many processes
+ *            run, so vm.max_map_count never limits the process count.
+ *   slot     a fixed-size piece of a region holding one process:
+ *
+ *     base  guard page                    (MADV_GUARD_INSTALL, when carved)
+ *           stack pages ...               (grow down)
+ *     P     [ stack top | control block | heap start ]   shared page
+ *           heap pages ...                (grow up)
+ *     next slot's guard page
+ *
+ *            The top of the stack, the control block and the first bytes of
+ *            the heap share page P, so an idle process costs one resident
+ *            page. A heap overflow runs into the next slot's guard.
+ *   table    one 32-bit generation per slot (proc.c explains pids), in its
+ *            own NORESERVE mapping: it stays readable after the slot's pages
+ *            go back, so a stale pid is always recognised.
+ *   caches   per scheduler: a LIFO of warm free slots (P resident) so spawn
+ *            and exit make no system call and take no fault; a list of
+ *            pending slots whose pages must go back first.
+ *   depot    per region: warm free slots shared by the node's schedulers.
+ *            A process often exits on another scheduler than the one that
+ *            spawned it, so slots flow from spawners' caches to exiters'.
+ *            A full LIFO hands half of itself to the depot and an empty one
+ *            takes a batch back, one lock per batch (Go's mcache/mcentral
+ *            pattern), so slots circulate warm instead of being released by
+ *            one scheduler and faulted in again by another.
+ *
+ * Release. A dead process's slot goes back to the warm LIFO when it stayed
+ * within P (judged from the deepest stack pointer seen at its switches and
+ * its heap high-water mark); otherwise it waits in the pending list, whose
+ * pages go back with MADV_DONTNEED in batches from the scheduler loop, not
+ * from spawn or exit; adjacent whole slots are merged into one call (each
+ * call is a TLB shootdown). A free slot beyond the warm LIFO's and the
+ * depot's capacity is released whole and joins its region's cold list. Guard markers survive
+ * MADV_DONTNEED, so a slot's guard is installed once.
+ *
+ * Limits: a leaf call deeper than the last switch is not seen, so such a
+ * stack page may stay resident in a warm slot (at most warm_cap slots per
+ * scheduler); the userfaultfd fault path makes this exact.
+ *
+ * Rejected: one mapping per process (a VMA each: ~32k processes before
+ * max_map_count), malloc'd stacks (no bulk release, no node placement),
+ * releasing at exit (a system call and a TLB shootdown per exit).
+ */
+#include "mem.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "fiber.h"
+#include "proc.h"
+#include "topo.h"
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#define MADV_GUARD_REMOVE 103
+#endif
+
+#define PEND_CAP 256u
+
+static size_t round_up(size_t x, size_t a) { return (x + a - 1) & ~(a - 1); }
+
+static void *reserve(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+int nu__mem_guard(nu__mem *m, void *addr, int install)
+{
+	if (!m->guards)
+		return -EOPNOTSUPP;
+	int advice = install ? MADV_GUARD_INSTALL : MADV_GUARD_REMOVE;
+	return madvise(addr, m->page, advice) ? -errno : 0;
+}
+
+static int region_init(nu__mem *m, nu__region *r, int node_id,
+		       uint32_t first, uint32_t depot_cap, int numa_fallback)
+{
+	r->depot_cap = depot_cap;
+	r->depot = calloc(depot_cap ? depot_cap : 1, sizeof(uint32_t));
+	r->node_id = node_id;
+	r->first = first;
+	r->nslots = m->per_region;
+	r->len = (size_t)r->nslots * m->slot_size;
+	atomic_init(&r->carved, 0);
+	r->ncold = 0;
+	r->base = reserve(r->len);
+	r->cold = reserve((size_t)r->nslots * sizeof(uint32_t));
+	if (!r->base || !r->cold || !r->depot)
+		return -ENOMEM;
+	madvise(r->base, r->len, MADV_NOHUGEPAGE);
+	int rc = nu__mem_bind(r->base, r->len, node_id, numa_fallback);
+	if (rc)
+		return rc;
+	pthread_mutex_init(&r->lock, NULL);
+	return 0;
+}
+
+/* Slot geometry from the config; -EINVAL when out of range. */
+static int mem_geometry(nu__mem *m, const nu_config *cfg, unsigned nnodes,
+			unsigned nsched)
+{
+	/* Free slots can sit in caches, depots and pending lists while the
+	 * table is not full: the regions hold that many more than max_procs,
+	 * so a spawn under max_procs always finds a slot. */
+	m->page = (size_t)sysconf(_SC_PAGESIZE);
+	m->stack_size = round_up(cfg->stack_size, m->page);
+	m->heap_size = round_up(cfg->heap_size, m->page);
+	m->slot_size = m->page + m->stack_size + m->page + m->heap_size;
+	uint64_t margin = (uint64_t)nsched * (2 * cfg->warm_slots + PEND_CAP);
+	uint64_t total = cfg->max_procs + margin;
+	uint64_t per = (total + nnodes - 1) / nnodes;
+	if (per * nnodes > (uint64_t)NU__PID_MAX_INDEX + 1)
+		return -EINVAL;
+	m->per_region = (uint32_t)per;
+	m->nslots = (uint32_t)(per * nnodes);
+	return 0;
+}
+
+int nu__mem_init(nu__mem *m, const nu_config *cfg, const int *node_ids,
+		 const unsigned *nsched_of, unsigned nnodes, int numa_fallback)
+{
+	memset(m, 0, sizeof(*m));
+	unsigned nsched = 0;
+	for (unsigned i = 0; i < nnodes; i++)
+		nsched += nsched_of[i];
+	int rc = mem_geometry(m, cfg, nnodes, nsched);
+	if (rc)
+		return rc;
+	m->gen_len = (size_t)m->nslots * sizeof(uint32_t);
+	m->gen = reserve(m->gen_len);
+	m->regions = calloc(nnodes, sizeof(*m->regions));
+	if (!m->gen || !m->regions) {
+		nu__mem_fini(m);
+		return -ENOMEM;
+	}
+	m->nregions = nnodes;
+	for (unsigned i = 0; i < nnodes; i++) {
+		rc = region_init(m, &m->regions[i], node_ids[i],
+				 i * m->per_region,
+				 cfg->warm_slots * nsched_of[i], numa_fallback);
+		if (rc) {
+			nu__mem_fini(m);
+			return rc;
+		}
+	}
+	/* Probe guard support on the first slot (Linux 6.13+). */
+	m->guards = 1;
+	m->guards = nu__mem_guard(m, m->regions[0].base, 1) == 0;
+	if (m->guards)
+		nu__mem_guard(m, m->regions[0].base, 0);
+	return 0;
+}
+
+void nu__mem_fini(nu__mem *m)
+{
+	for (unsigned i = 0; m->regions && i < m->nregions; i++) {
+		nu__region *r = &m->regions[i];
+		if (r->base)
+			munmap(r->base, r->len);
+		if (r->cold)
+			munmap(r->cold, (size_t)r->nslots * sizeof(uint32_t));
+		if (r->base && r->cold && r->depot)
+			pthread_mutex_destroy(&r->lock);
+		free(r->depot);
+	}
+	free(m->regions);
+	if (m->gen)
+		munmap((void *)m->gen, m->gen_len);
+	memset(m, 0, sizeof(*m));
+}
+
+int nu__slot_cache_init(nu__slot_cache *c, unsigned warm_cap, int group)
+{
+	memset(c, 0, sizeof(*c));
+	c->warm = calloc(warm_cap ? warm_cap : 1, sizeof(uint32_t));
+	c->pend = calloc(PEND_CAP, sizeof(nu__pending));
+	if (!c->warm || !c->pend) {
+		nu__slot_cache_fini(c);
+		return -ENOMEM;
+	}
+	c->warm_cap = warm_cap;
+	c->pend_cap = PEND_CAP;
+	c->group = group;
+	return 0;
+}
+
+void nu__slot_cache_fini(nu__slot_cache *c)
+{
+	free(c->warm);
+	free(c->pend);
+	memset(c, 0, sizeof(*c));
+}
+
+/* ---------------------------------------------------------- getting */
+
+static int64_t carve(nu__mem *m, nu__region *r)
+{
+	uint32_t i = atomic_load_explicit(&r->carved, memory_order_relaxed);
+	do {
+		if (i >= r->nslots)
+			return -1;
+	} while (!atomic_compare_exchange_weak(&r->carved, &i, i + 1));
+	uint32_t idx = r->first + i;
+	char *base = nu__slot_base(m, idx);
+	if (m->guards)
+		nu__mem_guard(m, base, 1);
+	nu__fiber_register_stack(base + m->page,
+				 nu__slot_page(m, idx) + NU__P_STACK_TOP);
+	return idx;
+}
+
+static int64_t cold_pop(nu__region *r)
+{
+	int64_t idx = -1;
+	if (!__atomic_load_n(&r->ncold, __ATOMIC_RELAXED))
+		return -1;
+	pthread_mutex_lock(&r->lock);
+	if (r->ncold) {
+		idx = r->cold[r->ncold - 1];
+		__atomic_store_n(&r->ncold, r->ncold - 1, __ATOMIC_RELAXED);
+	}
+	pthread_mutex_unlock(&r->lock);
+	return idx;
+}
+
+static void cache_set_warm(nu__slot_cache *c, unsigned n)
+{
+	__atomic_store_n(&c->nwarm, n, __ATOMIC_RELAXED);
+}
+
+/* Move up to half a LIFO's worth between a cache and its depot. */
+static void depot_take(nu__region *r, nu__slot_cache *c)
+{
+	if (!__atomic_load_n(&r->ndepot, __ATOMIC_RELAXED))
+		return;
+	pthread_mutex_lock(&r->lock);
+	unsigned n = c->warm_cap / 2 ? c->warm_cap / 2 : 1;
+	if (n > r->ndepot)
+		n = r->ndepot;
+	__atomic_store_n(&r->ndepot, r->ndepot - n, __ATOMIC_RELAXED);
+	memcpy(c->warm + c->nwarm, r->depot + r->ndepot, n * sizeof(uint32_t));
+	cache_set_warm(c, c->nwarm + n);
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* A full LIFO gives half of itself to the depot; 0 if the depot is full. */
+static int depot_give(nu__region *r, nu__slot_cache *c)
+{
+	pthread_mutex_lock(&r->lock);
+	unsigned n = c->warm_cap / 2 ? c->warm_cap / 2 : 1;
+	if (n > r->depot_cap - r->ndepot)
+		n = r->depot_cap - r->ndepot;
+	memcpy(r->depot + r->ndepot, c->warm + c->nwarm - n,
+	       n * sizeof(uint32_t));
+	__atomic_store_n(&r->ndepot, r->ndepot + n, __ATOMIC_RELAXED);
+	cache_set_warm(c, c->nwarm - n);
+	pthread_mutex_unlock(&r->lock);
+	return n > 0;
+}
+
+int64_t nu__slot_get(nu__mem *m, nu__slot_cache *c, int group)
+{
+	if (group == c->group) {
+		if (!c->nwarm)
+			depot_take(&m->regions[group], c);
+		if (c->nwarm) {
+			cache_set_warm(c, c->nwarm - 1);
+			return c->warm[c->nwarm];
+		}
+	}
+	for (int pass = 0; pass < 2; pass++) {
+		for (unsigned k = 0; k < m->nregions; k++) {
+			nu__region *r = &m->regions[(group + k) % m->nregions];
+			int64_t idx = cold_pop(r);
+			if (idx < 0)
+				idx = carve(m, r);
+			if (idx >= 0)
+				return idx;
+		}
+		if (!c->npend)
+			break;
+		nu__slot_flush(m, c); /* our own pending slots, then retry */
+		if (group == c->group && c->nwarm) {
+			cache_set_warm(c, c->nwarm - 1);
+			return c->warm[c->nwarm];
+		}
+	}
+	return -EAGAIN;
+}
+
+/* ---------------------------------------------------------- putting */
+
+void nu__slot_put(nu__mem *m, nu__slot_cache *c, uint32_t index,
+		  uintptr_t sp_low, uintptr_t heap_top)
+{
+	uintptr_t page = (uintptr_t)nu__slot_page(m, index);
+	int home = index / m->per_region == (uint32_t)c->group;
+	/* Within 1 KiB of P's start at a switch: assume deeper leaf calls
+	 * touched the stack pages below P. */
+	int stack_dirty = sp_low < page + 1024;
+	int heap_dirty = heap_top > page + m->page;
+	if (!stack_dirty && !heap_dirty && home && c->nwarm == c->warm_cap)
+		depot_give(&m->regions[c->group], c);
+	if (!stack_dirty && !heap_dirty && home && c->nwarm < c->warm_cap) {
+		c->warm[c->nwarm] = index;
+		cache_set_warm(c, c->nwarm + 1);
+		return;
+	}
+	if (c->npend == c->pend_cap)
+		nu__slot_flush(m, c); /* only when the loop could not keep up */
+	nu__pending *e = &c->pend[c->npend];
+	e->index = index;
+	e->full = !home || c->nwarm + c->npend >= c->warm_cap;
+	e->stack_from = stack_dirty ? (uintptr_t)nu__slot_base(m, index) +
+					      m->page
+				    : 0;
+	e->heap_to = heap_dirty ? round_up(heap_top, m->page) : 0;
+	__atomic_store_n(&c->npend, c->npend + 1, __ATOMIC_RELAXED);
+}
+
+static int pend_cmp(const void *a, const void *b)
+{
+	const nu__pending *x = a, *y = b;
+	return (x->index > y->index) - (x->index < y->index);
+}
+
+/* Release pend[i..j) (all full, consecutive indices) in one call. */
+static void release_run(nu__mem *m, const nu__pending *e, unsigned n)
+{
+	char *base = nu__slot_base(m, e->index);
+	madvise(base, (size_t)n * m->slot_size, MADV_DONTNEED);
+}
+
+static void release_part(nu__mem *m, const nu__pending *e)
+{
+	uintptr_t page = (uintptr_t)nu__slot_page(m, e->index);
+	if (e->stack_from)
+		madvise((void *)e->stack_from, page - e->stack_from,
+			MADV_DONTNEED);
+	if (e->heap_to)
+		madvise((void *)(page + m->page), e->heap_to - page - m->page,
+			MADV_DONTNEED);
+}
+
+static void cold_push(nu__mem *m, const nu__pending *e, unsigned n)
+{
+	nu__region *r = &m->regions[e->index / m->per_region];
+	pthread_mutex_lock(&r->lock);
+	for (unsigned i = 0; i < n; i++)
+		r->cold[r->ncold + i] = e[i].index;
+	__atomic_store_n(&r->ncold, r->ncold + n, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&r->lock);
+}
+
+void nu__slot_flush(nu__mem *m, nu__slot_cache *c)
+{
+	qsort(c->pend, c->npend, sizeof(*c->pend), pend_cmp);
+	for (unsigned i = 0; i < c->npend;) {
+		nu__pending *e = &c->pend[i];
+		unsigned j = i + 1;
+		if (e->full) {
+			while (j < c->npend && c->pend[j].full &&
+			       c->pend[j].index == e->index + (j - i) &&
+			       c->pend[j].index / m->per_region ==
+				       e->index / m->per_region)
+				j++;
+			release_run(m, e, j - i);
+			cold_push(m, e, j - i);
+		} else {
+			release_part(m, e);
+			if (c->nwarm < c->warm_cap) {
+				c->warm[c->nwarm] = e->index;
+				cache_set_warm(c, c->nwarm + 1);
+			} else {
+				cold_push(m, e, 1);
+			}
+		}
+		i = j;
+	}
+	__atomic_store_n(&c->npend, 0, __ATOMIC_RELAXED);
+}

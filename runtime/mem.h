@@ -1,0 +1,121 @@
+/* mem.h — private to nuproc: per-node reservations and process slots.
+ * See mem.c for the design and the slot layout. */
+#ifndef NU_MEM_H
+#define NU_MEM_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nuproc.h"
+
+struct nu__proc;
+
+/* Offsets inside the shared page P of a slot (see mem.c). */
+#define NU__P_STACK_TOP 2048u /* stack grows down from P + this */
+#define NU__P_CB_MAX 768u     /* control block at P + NU__P_STACK_TOP */
+#define NU__P_HEAP (NU__P_STACK_TOP + NU__P_CB_MAX)
+#define NU__MIN_STACK (16u << 10)
+
+/* One NUMA node's reservation. */
+typedef struct nu__region {
+	char *base;
+	size_t len;
+	int node_id;
+	uint32_t first;           /* global index of its first slot */
+	uint32_t nslots;
+	_Atomic uint32_t carved;  /* slots handed out at least once */
+	pthread_mutex_t lock;     /* guards cold[] and depot[] */
+	uint32_t *cold;           /* free slots whose pages went back */
+	uint32_t ncold;
+	uint32_t *depot;          /* warm free slots shared by the node's */
+	uint32_t ndepot;          /* schedulers, moved in batches */
+	uint32_t depot_cap;
+} nu__region;
+
+/* A scheduler's private slot caches. */
+typedef struct nu__pending {
+	uint32_t index;
+	uint32_t full;            /* release the whole slot (it goes cold) */
+	uintptr_t stack_from;     /* release [stack_from, P) (0 = none) */
+	uintptr_t heap_to;        /* release [P + page, heap_to) (0 = none) */
+} nu__pending;
+
+typedef struct nu__slot_cache {
+	uint32_t *warm;           /* LIFO of free resident slots */
+	unsigned nwarm, warm_cap;
+	nu__pending *pend;        /* free slots waiting for release */
+	unsigned npend, pend_cap;
+	int group;                /* region this cache takes from first */
+} nu__slot_cache;
+
+typedef struct nu__mem {
+	size_t page;
+	size_t stack_size;        /* stack pages below P */
+	size_t heap_size;         /* heap pages above P */
+	size_t slot_size;
+	uint32_t nslots;          /* all regions */
+	uint32_t per_region;
+	_Atomic uint32_t *gen;    /* the process table: generation per slot */
+	size_t gen_len;
+	nu__region *regions;
+	unsigned nregions;
+	int guards;               /* MADV_GUARD_INSTALL works */
+	_Atomic uint64_t nwarm, ncold, npend; /* stats */
+} nu__mem;
+
+/* Reserve the regions (one per node id) and the process table. */
+int nu__mem_init(nu__mem *m, const nu_config *cfg, const int *node_ids,
+		 const unsigned *nsched_of, unsigned nnodes, int numa_fallback);
+void nu__mem_fini(nu__mem *m);
+
+int nu__slot_cache_init(nu__slot_cache *c, unsigned warm_cap, int group);
+void nu__slot_cache_fini(nu__slot_cache *c);
+
+/* A free slot for a process, preferring region `group`: its index, or
+ * -EAGAIN when every region is exhausted. */
+int64_t nu__slot_get(nu__mem *m, nu__slot_cache *c, int group);
+
+/* Give back the slot of a dead process. sp_low and heap_top tell how far
+ * it used its stack and heap windows. Never makes a system call. */
+void nu__slot_put(nu__mem *m, nu__slot_cache *c, uint32_t index,
+		  uintptr_t sp_low, uintptr_t heap_top);
+
+/* Release the pending slots' pages (batched madvise). */
+void nu__slot_flush(nu__mem *m, nu__slot_cache *c);
+
+/* Nonzero when enough slots are pending to make a flush worthwhile. */
+static inline int nu__slot_flush_due(const nu__slot_cache *c)
+{
+	return c->npend >= 64 || c->npend == c->pend_cap;
+}
+
+static inline char *nu__slot_base(const nu__mem *m, uint32_t index)
+{
+	const nu__region *r = &m->regions[index / m->per_region];
+	return r->base + (size_t)(index - r->first) * m->slot_size;
+}
+/* The shared page P of a slot. */
+static inline char *nu__slot_page(const nu__mem *m, uint32_t index)
+{
+	return nu__slot_base(m, index) + m->page + m->stack_size;
+}
+static inline struct nu__proc *nu__slot_proc(const nu__mem *m, uint32_t index)
+{
+	return (struct nu__proc *)(nu__slot_page(m, index) + NU__P_STACK_TOP);
+}
+static inline size_t nu__slot_heap_size(const nu__mem *m)
+{
+	return m->page - NU__P_HEAP + m->heap_size;
+}
+/* Largest usable stack. */
+static inline size_t nu__slot_stack_max(const nu__mem *m)
+{
+	return m->stack_size + NU__P_STACK_TOP;
+}
+
+/* Install / remove a guard page at addr (page aligned); 0 or -errno. */
+int nu__mem_guard(nu__mem *m, void *addr, int install);
+
+#endif

@@ -1,0 +1,376 @@
+/* proc.c — processes: pids, spawn, exit, park/wake, kill.
+ *
+ * Entities
+ *   process  a control block (nu__proc) at a fixed place in its slot (mem.c)
+ *            plus the slot's stack and heap windows. It is created by spawn,
+ *            runs fn(arg) on its own stack, and ends by returning, by
+ *            nu_exit(), or by being killed.
+ *   pid      slot index + the slot's generation (proc.h). The process table
+ *            is the array of generations (mem.c): odd while a process lives
+ *            in the slot, even while it is free. A pid is alive exactly when
+ *            the table holds its generation, so a dead pid never names a
+ *            later process (a slot is reused 2^31 times before a generation
+ *            repeats).
+ *
+ * Life cycle. spawn takes a slot (warm: no system call, no fault), writes
+ * the control block and a start frame (arch/ctx.h), publishes the new
+ * generation (release), and makes the process runnable in the spawner's
+ * runnext. Exit records the reason and switches out for the last time;
+ * the context that resumes next on that thread reaps it (sched.c
+ * hand-off): generation bumped to even (release: the pid is dead before the
+ * slot can be reused), count decremented, slot returned.
+ *
+ * Parking (wstate). A parking process cannot mark itself parked before its
+ * registers are saved, or a waker on another CPU could resume it while it
+ * is still running. So it switches out with NU__AFTER_PARK and the resumed
+ * context commits RUNNING -> PARKED by CAS. A waker CASes PARKED -> RUNNING
+ * (and makes it runnable) or RUNNING -> NOTIFIED; a failed commit means a
+ * wake came in between, so the process is requeued at once. All wstate
+ * operations are seq_cst CAS on one word: every wake is seen by exactly one
+ * of the two sides.
+ *
+ * Killing. nu__proc_kill stores the reason, sets `killed` (release) and
+ * wakes the process; every resume point checks `killed` (acquire) and
+ * exits. Shutdown kills every live process; spawn checks `stopping` after
+ * publishing the new pid, so a process spawned while the walk runs is
+ * killed by one side or the other (seq_cst store/load pairs).
+ */
+#include "proc.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "ctx.h"
+#include "fiber.h"
+#include "node.h"
+#include "sched.h"
+
+_Static_assert(sizeof(nu__proc) <= NU__P_CB_MAX,
+	       "control block must fit its place in the shared page");
+
+/* ------------------------------------------------------------- spawn */
+
+/* Group index for a spawn's slot and placement, or -EINVAL. */
+static int spawn_group(nu__node *n, nu__sched *s, const nu_spawn_opts *o)
+{
+	int g = (int)(s->grp - n->groups);
+	if (o->scheduler >= 0) {
+		if ((unsigned)o->scheduler >= n->nsched)
+			return -EINVAL;
+		g = (int)(n->sched[o->scheduler]->grp - n->groups);
+	}
+	if (o->node >= 0) {
+		int k = -1;
+		for (unsigned i = 0; i < n->ngroups; i++)
+			if (n->groups[i].node_id == o->node)
+				k = (int)i;
+		if (k < 0 || (o->scheduler >= 0 && k != g))
+			return -EINVAL;
+		g = k;
+	}
+	return g;
+}
+
+static int spawn_check(nu__node *n, nu_fn fn, const nu_spawn_opts *o)
+{
+	if (!fn || !o)
+		return -EINVAL;
+	if (o->stack_size &&
+	    (o->stack_size < NU__MIN_STACK ||
+	     o->stack_size > nu__slot_stack_max(&n->mem)))
+		return -EINVAL;
+	return 0;
+}
+
+/* Write the control block and start frame of a fresh process. */
+static void proc_init(nu__node *n, nu__proc *p, uint32_t index, nu_fn fn,
+		      void *arg, const nu_spawn_opts *o)
+{
+	nu__mem *m = &n->mem;
+	char *page = nu__slot_page(m, index);
+	p->sched = NULL;
+	p->next = NULL;
+	p->index = index;
+	p->flags = 0;
+	p->bind_sched = o->scheduler;
+	p->bind_group = -1;
+	atomic_store_explicit(&p->wstate, NU__WS_RUNNING, memory_order_relaxed);
+	atomic_store_explicit(&p->killed, 0, memory_order_relaxed);
+	p->reason = NU_ATOM_NORMAL;
+	p->fn = fn;
+	p->arg = arg;
+	p->stack_hi = page + NU__P_STACK_TOP;
+	p->stack_lo = p->stack_hi - nu__slot_stack_max(m);
+	p->sp_low = (uintptr_t)p->stack_hi;
+	p->saved_errno = 0;
+	p->asan_fake = NULL;
+	nu__heap_init(&p->heap, page + NU__P_HEAP, nu__slot_heap_size(m));
+	p->sp = nu__ctx_make(p->stack_hi, nu__proc_entry, p);
+}
+
+/* A smaller stack than the window gets a guard page below it (a system
+ * call: only for spawns that ask). */
+static void proc_guard_stack(nu__node *n, nu__proc *p, size_t stack)
+{
+	if (!stack || stack >= nu__slot_stack_max(&n->mem))
+		return;
+	uintptr_t lo = ((uintptr_t)p->stack_hi - stack) & ~(n->mem.page - 1);
+	if (nu__mem_guard(&n->mem, (void *)(lo - n->mem.page), 1) == 0) {
+		p->flags |= NU__PF_GUARDED;
+		p->stack_lo = (char *)lo;
+	}
+}
+
+static nu_pid spawn_in(nu__sched *s, nu_fn fn, void *arg,
+		       const nu_spawn_opts *o, uint32_t flags)
+{
+	nu__node *n = nu__node_get();
+	int rc = spawn_check(n, fn, o);
+	if (rc)
+		return rc;
+	int g = spawn_group(n, s, o);
+	if (g < 0)
+		return g;
+	if (atomic_fetch_add_explicit(&n->nprocs, 1, memory_order_relaxed) >=
+	    (int64_t)n->cfg.max_procs) {
+		atomic_fetch_sub_explicit(&n->nprocs, 1, memory_order_relaxed);
+		return -EAGAIN;
+	}
+	int64_t idx = nu__slot_get(&n->mem, &s->slots, g);
+	if (idx < 0) {
+		atomic_fetch_sub_explicit(&n->nprocs, 1, memory_order_relaxed);
+		return (nu_pid)idx;
+	}
+	nu__proc *p = nu__slot_proc(&n->mem, (uint32_t)idx);
+	proc_init(n, p, (uint32_t)idx, fn, arg, o);
+	if (o->node >= 0)
+		p->bind_group = g;
+	p->flags |= flags;
+	proc_guard_stack(n, p, o->stack_size);
+	nu__fiber_unpoison(p->stack_lo, (size_t)(p->stack_hi - p->stack_lo));
+	p->tsan_fiber = nu__fiber_tsan_new();
+	p->sched = o->scheduler >= 0 ? n->sched[o->scheduler] : s;
+	uint32_t gen = atomic_load_explicit(&n->mem.gen[idx],
+					    memory_order_relaxed) + 1;
+	nu_pid pid = nu__pid_make((uint32_t)idx, gen);
+	p->pid = pid;
+	atomic_store_explicit(&n->mem.gen[idx], gen, memory_order_seq_cst);
+	s->spawns++;
+	nu__sched_ready(s, p, 1);
+	if (atomic_load(&n->stopping))
+		nu__proc_kill(p, NU_ATOM_SHUTDOWN);
+	return pid;
+}
+
+/* Spawn the main process from scheduler s's loop context. */
+void nu__node_spawn_main(nu__sched *s)
+{
+	nu__node *n = nu__node_get();
+	nu_spawn_opts o;
+	nu_spawn_opts_init(&o);
+	nu_pid pid = spawn_in(s, n->main_fn, n->main_arg, &o, NU__PF_MAIN);
+	if (pid < 0) {
+		atomic_store(&n->status, (int)pid);
+		atomic_store(&n->stopping, 1);
+	}
+}
+
+void nu_spawn_opts_init(nu_spawn_opts *o)
+{
+	if (!o)
+		return;
+	memset(o, 0, sizeof(*o));
+	o->scheduler = -1;
+	o->node = -1;
+}
+
+nu_pid nu_spawn_opt(nu_fn fn, void *arg, const nu_spawn_opts *opts)
+{
+	nu__sched *s = nu__sched_self();
+	if (!s || !s->current)
+		return -EPERM;
+	nu_pid pid = spawn_in(s, fn, arg, opts, 0);
+	if (pid > 0)
+		nu__sched_charge(s, 1);
+	return pid;
+}
+
+nu_pid nu_spawn(nu_fn fn, void *arg)
+{
+	static const nu_spawn_opts dflt = { .scheduler = -1, .node = -1 };
+	return nu_spawn_opt(fn, arg, &dflt);
+}
+
+/* -------------------------------------------------------------- exit */
+
+void nu__proc_entry(void *sched, void *proc)
+{
+	nu__sched *s = sched;
+	nu__proc *p = proc;
+	nu__fiber_arrive(NULL);
+	nu__sched_after(s);
+	if (atomic_load_explicit(&p->killed, memory_order_acquire))
+		nu__proc_exit(s, p, p->kill_reason);
+	p->fn(p->arg);
+	nu__proc_exit(nu__sched_self(), p, NU_ATOM_NORMAL);
+}
+
+_Noreturn void nu__proc_exit(nu__sched *s, nu__proc *p, nu_term reason)
+{
+	p->reason = reason;
+	if (p->flags & NU__PF_GUARDED) {
+		nu__node *n = nu__node_get();
+		uintptr_t lo = (uintptr_t)p->stack_lo - n->mem.page;
+		nu__mem_guard(&n->mem, (void *)lo, 0);
+	}
+	nu__sched_switch_out(s, p, NU__AFTER_EXIT);
+	__builtin_trap(); /* a reaped process is never resumed */
+}
+
+void nu__proc_reap(nu__sched *s, nu__proc *p)
+{
+	nu__node *n = nu__node_get();
+	uint32_t idx = p->index;
+	uint32_t gen = atomic_load_explicit(&n->mem.gen[idx],
+					    memory_order_relaxed);
+	atomic_store_explicit(&n->mem.gen[idx], gen + 1, memory_order_release);
+	nu__fiber_tsan_free(p->tsan_fiber);
+	int main = p->flags & NU__PF_MAIN;
+	nu_term reason = p->reason;
+	nu__slot_put(&n->mem, &s->slots, idx, p->sp_low,
+		     nu__heap_top(&p->heap));
+	int64_t left = atomic_fetch_sub(&n->nprocs, 1) - 1;
+	if (main)
+		nu__node_main_exited(s, reason);
+	if (left == 0 && atomic_load(&n->stopping))
+		nu__sched_kick_all(s);
+}
+
+void nu_exit(nu_term reason)
+{
+	nu__sched *s = nu__sched_self();
+	if (!s || !s->current)
+		return;
+	nu__proc_exit(s, s->current, reason);
+}
+
+/* -------------------------------------------------------- park/wake */
+
+nu__sched *nu__proc_park(nu__sched *s)
+{
+	nu__proc *p = s->current;
+	int exp = NU__WS_NOTIFIED;
+	if (atomic_compare_exchange_strong(&p->wstate, &exp, NU__WS_RUNNING))
+		return nu__sched_charge(s, 1); /* woken already */
+	return nu__sched_switch_out(s, p, NU__AFTER_PARK);
+}
+
+void nu__proc_wake(nu__proc *p)
+{
+	int st = atomic_load(&p->wstate);
+	for (;;) {
+		if (st == NU__WS_NOTIFIED)
+			return;
+		int to = st == NU__WS_PARKED ? NU__WS_RUNNING : NU__WS_NOTIFIED;
+		if (atomic_compare_exchange_weak(&p->wstate, &st, to))
+			break;
+	}
+	if (st == NU__WS_PARKED)
+		nu__sched_ready(nu__sched_self(), p, 1);
+}
+
+void nu__proc_kill(nu__proc *p, nu_term reason)
+{
+	p->kill_reason = reason;
+	atomic_store_explicit(&p->killed, 1, memory_order_release);
+	nu__proc_wake(p);
+}
+
+void nu__proc_kill_all(nu_term reason)
+{
+	nu__node *n = nu__node_get();
+	nu__mem *m = &n->mem;
+	for (unsigned r = 0; r < m->nregions; r++) {
+		nu__region *rg = &m->regions[r];
+		uint32_t carved = atomic_load(&rg->carved);
+		for (uint32_t i = 0; i < carved; i++) {
+			uint32_t idx = rg->first + i;
+			if (atomic_load(&m->gen[idx]) & 1)
+				nu__proc_kill(nu__slot_proc(m, idx), reason);
+		}
+	}
+}
+
+/* -------------------------------------------------------- public API */
+
+nu_pid nu_self(void)
+{
+	nu__sched *s = nu__sched_self();
+	return s && s->current ? s->current->pid : -EPERM;
+}
+
+int nu_yield(void)
+{
+	nu__sched *s = nu__sched_self();
+	if (!s || !s->current)
+		return -EPERM;
+	nu__sched_switch_out(s, s->current, NU__AFTER_YIELD);
+	return 0;
+}
+
+int nu_is_alive(nu_pid pid)
+{
+	nu__node *n = nu__node_get();
+	if (!n)
+		return -ESRCH;
+	if (!nu__pid_is_local(pid) || !(nu__pid_gen(pid) & 1) ||
+	    nu__pid_index(pid) >= n->mem.nslots)
+		return -EINVAL;
+	return atomic_load_explicit(&n->mem.gen[nu__pid_index(pid)],
+				    memory_order_acquire) == nu__pid_gen(pid);
+}
+
+int nu_scheduler_id(void)
+{
+	nu__sched *s = nu__sched_self();
+	return s && s->current ? s->id : -EPERM;
+}
+
+/* ------------------------------------------------------- allocator */
+
+static nu__heap *self_heap(void)
+{
+	nu__sched *s = nu__sched_self();
+	return s && s->current ? &s->current->heap : NULL;
+}
+
+void *nu_alloc(size_t n)
+{
+	nu__heap *h = self_heap();
+	return h ? nu__heap_alloc(h, n) : NULL;
+}
+
+void *nu_calloc(size_t n, size_t size)
+{
+	nu__heap *h = self_heap();
+	return h ? nu__heap_calloc(h, n, size) : NULL;
+}
+
+void *nu_realloc(void *p, size_t n)
+{
+	nu__heap *h = self_heap();
+	return h ? nu__heap_realloc(h, p, n) : NULL;
+}
+
+void nu_free(void *p)
+{
+	nu__heap *h = self_heap();
+	if (h && p)
+		nu__heap_free(h, p);
+}
+
+size_t nu_heap_used(void)
+{
+	nu__heap *h = self_heap();
+	return h ? nu__heap_used(h) : 0;
+}

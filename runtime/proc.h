@@ -1,0 +1,107 @@
+/* proc.h — private to nuproc: the process control block and pid encoding.
+ *
+ * See proc.c for the design. The control block lives inside the process's
+ * slot (mem.h), in the page it shares with the top of the stack and the
+ * start of the heap, so its size is bounded (NU__PROC_CB_MAX).
+ */
+#ifndef NU_PROC_H
+#define NU_PROC_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "heap.h"
+#include "nuproc.h"
+
+struct nu__sched;
+
+/* Wake-up states of a process (nu__proc.wstate). */
+enum {
+	NU__WS_RUNNING = 0,  /* running or runnable, no wake pending */
+	NU__WS_PARKED = 1,   /* switched out, waiting for nu__proc_wake() */
+	NU__WS_NOTIFIED = 2, /* woken before it finished parking */
+};
+
+/* Process flags (owner-written unless said otherwise). */
+enum {
+	NU__PF_MAIN = 1u << 0,     /* the node's main process */
+	NU__PF_GUARDED = 1u << 1,  /* a spawn-time stack guard is installed */
+};
+
+typedef struct nu__proc nu__proc;
+struct nu__proc {
+	void *sp;                 /* saved stack pointer while switched out */
+	struct nu__sched *sched;  /* scheduler that runs or last ran it */
+	nu__proc *next;           /* intrusive link: inbox, global queue */
+	nu_pid pid;
+	uint32_t index;           /* global slot index */
+	uint32_t flags;
+	int32_t bind_sched;       /* scheduler affinity, -1 = none */
+	int32_t bind_group;       /* node-group affinity, -1 = none */
+	_Atomic int wstate;       /* NU__WS_* (see proc.c: parking) */
+	_Atomic int killed;       /* set by others: exit at the next resume */
+	nu_term kill_reason;      /* written before killed is set */
+	nu_term reason;           /* exit reason */
+	nu_fn fn;
+	void *arg;
+	char *stack_lo;           /* lowest usable stack byte */
+	char *stack_hi;           /* one past the highest stack byte */
+	uintptr_t sp_low;         /* deepest sp seen at a switch */
+	int saved_errno;
+	void *asan_fake;          /* ASan fake-stack handle across switches */
+	void *tsan_fiber;
+	nu__heap heap;
+};
+
+/* Pid layout: bit 63 zero, bits 56..62 node (0 = local), bits 24..55 the
+ * slot's generation (odd while the slot holds a live process), bits 0..23
+ * the slot index. */
+#define NU__PID_INDEX_BITS 24
+#define NU__PID_MAX_INDEX ((1u << NU__PID_INDEX_BITS) - 1)
+
+static inline nu_pid nu__pid_make(uint32_t index, uint32_t gen)
+{
+	return (nu_pid)(((uint64_t)gen << NU__PID_INDEX_BITS) | index);
+}
+static inline uint32_t nu__pid_index(nu_pid pid)
+{
+	return (uint32_t)((uint64_t)pid & NU__PID_MAX_INDEX);
+}
+static inline uint32_t nu__pid_gen(nu_pid pid)
+{
+	return (uint32_t)((uint64_t)pid >> NU__PID_INDEX_BITS);
+}
+static inline int nu__pid_is_local(nu_pid pid)
+{
+	return pid > 0 && ((uint64_t)pid >> 56) == 0;
+}
+
+/* Entry of every fresh process context (arch/ctx.h entry signature). */
+void nu__proc_entry(void *sched, void *proc);
+
+/* Make a parked process runnable again. Safe from any thread, idempotent:
+ * a wake that arrives before the process finished parking is kept, so the
+ * park returns at once. The caller must know p is still live (its slot not
+ * reused), e.g. by holding it in a structure the exit path clears. */
+void nu__proc_wake(nu__proc *p);
+
+/* Park the calling process until nu__proc_wake(). Returns the scheduler it
+ * resumed on. Exits (does not return) when the process was killed. */
+struct nu__sched *nu__proc_park(struct nu__sched *s);
+
+/* Ask live process p to exit with reason at its next resume, and wake it
+ * if parked. Caller guarantees p is live. */
+void nu__proc_kill(nu__proc *p, nu_term reason);
+
+/* Called by the scheduler context after p's final switch-out: return its
+ * slot and account for its death. */
+void nu__proc_reap(struct nu__sched *s, nu__proc *p);
+
+/* Exit the calling process (does not return). */
+_Noreturn void nu__proc_exit(struct nu__sched *s, nu__proc *p,
+			     nu_term reason);
+
+/* Kill every live process of the node (shutdown). */
+void nu__proc_kill_all(nu_term reason);
+
+#endif

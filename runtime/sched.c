@@ -1,0 +1,710 @@
+/* sched.c — per-CPU schedulers: run queues, hand-off, stealing, idle/wake.
+ *
+ * Entities
+ *   scheduler  one OS thread pinned to one CPU, owning: a run queue (a
+ *              bounded ring of 256 processes that thieves can take from,
+ *              and behind it a private overflow list, so the queue as a
+ *              whole stays FIFO), a `runnext` slot, a FIFO of
+ *              processes bound to it, an inbox for wake-ups from other
+ *              threads, an io_uring (io/ring.c) and slot caches (mem.c).
+ *   group      the schedulers of one NUMA node, with a mutex-protected
+ *              global queue (processes bound to the node, made runnable
+ *              from outside it)
+ *              and the idle bookkeeping (who is parked, who is spinning).
+ *
+ * Dispatch order (sched_pick): inbox (drained into the run queue), every
+ * 61st tick the group's global queue first (so it cannot starve), runnext
+ * (at most RUNNEXT_CAP times in a row while the run queue waits), the run
+ * queue, bound processes, the global queue, then stealing.
+ *
+ * Hand-off. A context never makes itself runnable before its registers are
+ * saved: otherwise a thief on another CPU could resume a half-saved stack.
+ * So the context that switches out records what must happen to it
+ * (s->after: requeue, commit a park, reap) and whoever resumes next on the
+ * same thread performs it first thing (nu__sched_after). Yields switch
+ * directly process-to-process when the scheduler has local work; parks and
+ * exits return to the scheduler's own loop context, which also flushes slot
+ * releases and sleeps.
+ *
+ * Run queue (after Go's runq). The owner writes entries at tail and
+ * publishes them with a release store of tail; consumers (the owner's pop
+ * and thieves) read entries, then claim them with a CAS on head. A thief
+ * that read entries the owner has since recycled fails its CAS, so stale
+ * reads are discarded. Entries are relaxed atomics only to keep the data
+ * race defined; ordering comes from head/tail.
+ *
+ * Idle and wake (no lost wake-ups, no busy waiting). An idle scheduler
+ * tries to steal (own group, then other groups only from queues at least
+ * STEAL_REMOTE_MIN long), then parks: it sets `parked` and its group idle
+ * bit, increments nparked (seq_cst), and re-checks inbox, global queue,
+ * its group's run queues and the stop condition before sleeping in one
+ * io_uring_enter. A producer publishes work, then (seq_cst fence) reads
+ * nparked/nspinning. Either the producer sees the parker, or the parker's
+ * re-check sees the work (Dekker). Doorbells go only to a scheduler whose
+ * `parked` flag the waker exchanged from 1 to 0, so one sleep costs at most
+ * one MSG_RING. A scheduler woken to look for work counts as spinning until
+ * it finds some or parks again; producers do not wake a second one while
+ * one spins.
+ *
+ * Rejected: a single shared run queue (contention, no locality); a
+ * mutex-protected deque per scheduler (a lock on every push and pop); going
+ * through the loop context on every yield (a second switch; the `switch`
+ * benchmark would pay twice); futex sleeps (the ring wait is where I/O and
+ * timers complete, so one blocking point serves all).
+ */
+#include "sched.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctx.h"
+#include "fiber.h"
+#include "node.h"
+#include "topo.h"
+
+#define RUNNEXT_CAP 32
+#define STEAL_REMOTE_MIN 8
+#define GQ_CHECK_TICKS 61
+
+static __thread nu__sched *tls_sched;
+
+__attribute__((noinline)) nu__sched *nu__sched_self(void)
+{
+	nu__sched *s = tls_sched;
+	__asm__ volatile("" : "+r"(s));
+	return s;
+}
+
+/* ------------------------------------------------------------ run queue */
+
+static uint32_t runq_len(nu__sched *s)
+{
+	uint32_t h = atomic_load_explicit(&s->rq_head, memory_order_acquire);
+	uint32_t t = atomic_load_explicit(&s->rq_tail, memory_order_acquire);
+	return t - h;
+}
+
+static void gq_put_list(nu__group *g, nu__proc *head, nu__proc *tail,
+			uint32_t n)
+{
+	tail->next = NULL;
+	pthread_mutex_lock(&g->gq_lock);
+	if (g->gq_tail)
+		g->gq_tail->next = head;
+	else
+		g->gq_head = head;
+	g->gq_tail = tail;
+	atomic_fetch_add_explicit(&g->gq_len, n, memory_order_release);
+	pthread_mutex_unlock(&g->gq_lock);
+}
+
+/* Owner: append p to the overflow list (the ring is full or the list
+ * already holds older processes: either way FIFO order is kept). */
+static void ovf_put(nu__sched *s, nu__proc *p)
+{
+	p->next = NULL;
+	if (s->ovf_tail)
+		s->ovf_tail->next = p;
+	else
+		s->ovf_head = p;
+	s->ovf_tail = p;
+	s->ovf_len++;
+}
+
+/* Owner: append p to the run queue. */
+static void runq_put(nu__sched *s, nu__proc *p)
+{
+	if (s->ovf_head) {
+		ovf_put(s, p);
+		return;
+	}
+	uint32_t h = atomic_load_explicit(&s->rq_head, memory_order_acquire);
+	uint32_t t = atomic_load_explicit(&s->rq_tail, memory_order_relaxed);
+	if (t - h >= NU__RUNQ_SIZE) {
+		ovf_put(s, p);
+		return;
+	}
+	atomic_store_explicit(&s->rq[t % NU__RUNQ_SIZE], p,
+			      memory_order_relaxed);
+	atomic_store_explicit(&s->rq_tail, t + 1, memory_order_release);
+}
+
+/* Owner, ring empty: move the oldest overflow entries into the ring. */
+static void ovf_refill(nu__sched *s)
+{
+	uint32_t t = atomic_load_explicit(&s->rq_tail, memory_order_relaxed);
+	uint32_t n = 0;
+	while (s->ovf_head && n < NU__RUNQ_SIZE) {
+		nu__proc *p = s->ovf_head;
+		s->ovf_head = p->next;
+		atomic_store_explicit(&s->rq[(t + n) % NU__RUNQ_SIZE], p,
+				      memory_order_relaxed);
+		n++;
+	}
+	if (!s->ovf_head)
+		s->ovf_tail = NULL;
+	s->ovf_len -= n;
+	atomic_store_explicit(&s->rq_tail, t + n, memory_order_release);
+}
+
+/* Owner: take the oldest process of the run queue, or NULL. */
+static nu__proc *runq_get(nu__sched *s)
+{
+	for (;;) {
+		uint32_t h = atomic_load_explicit(&s->rq_head,
+						  memory_order_acquire);
+		uint32_t t = atomic_load_explicit(&s->rq_tail,
+						  memory_order_relaxed);
+		if (t == h) {
+			if (!s->ovf_head)
+				return NULL;
+			ovf_refill(s);
+			continue;
+		}
+		nu__proc *p = atomic_load_explicit(&s->rq[h % NU__RUNQ_SIZE],
+						   memory_order_relaxed);
+		if (atomic_compare_exchange_weak_explicit(
+			    &s->rq_head, &h, h + 1, memory_order_release,
+			    memory_order_relaxed))
+			return p;
+	}
+}
+
+/* Thief s: move half of v's run queue into s's (empty) run queue.
+ * Returns how many were taken. */
+static uint32_t runq_grab(nu__sched *s, nu__sched *v, uint32_t min)
+{
+	uint32_t st = atomic_load_explicit(&s->rq_tail, memory_order_relaxed);
+	for (;;) {
+		uint32_t h = atomic_load_explicit(&v->rq_head,
+						  memory_order_acquire);
+		uint32_t t = atomic_load_explicit(&v->rq_tail,
+						  memory_order_acquire);
+		uint32_t n = t - h;
+		if (n < min || n == 0)
+			return 0;
+		n -= n / 2;
+		if (n > NU__RUNQ_SIZE / 2)
+			continue; /* read h and t at different times: retry */
+		for (uint32_t i = 0; i < n; i++) {
+			nu__proc *p = atomic_load_explicit(
+				&v->rq[(h + i) % NU__RUNQ_SIZE],
+				memory_order_relaxed);
+			atomic_store_explicit(&s->rq[(st + i) % NU__RUNQ_SIZE],
+					      p, memory_order_relaxed);
+		}
+		if (atomic_compare_exchange_strong_explicit(
+			    &v->rq_head, &h, h + n, memory_order_release,
+			    memory_order_relaxed))
+			return n;
+	}
+}
+
+/* ------------------------------------------------------- global queue */
+
+/* Take up to a fair share of g's global queue: one to run now, the rest
+ * into s's run queue. */
+static nu__proc *gq_get(nu__sched *s, nu__group *g)
+{
+	if (!atomic_load_explicit(&g->gq_len, memory_order_acquire))
+		return NULL;
+	pthread_mutex_lock(&g->gq_lock);
+	uint32_t len = atomic_load_explicit(&g->gq_len, memory_order_relaxed);
+	uint32_t n = len / (uint32_t)g->count + 1;
+	if (n > len)
+		n = len;
+	if (n > NU__RUNQ_SIZE / 2)
+		n = NU__RUNQ_SIZE / 2;
+	nu__proc *first = g->gq_head, *p = first;
+	for (uint32_t i = 0; i < n; i++)
+		p = p->next;
+	g->gq_head = p;
+	if (!p)
+		g->gq_tail = NULL;
+	atomic_fetch_sub_explicit(&g->gq_len, n, memory_order_relaxed);
+	pthread_mutex_unlock(&g->gq_lock);
+	if (!first)
+		return NULL;
+	p = first->next;
+	for (uint32_t i = 1; i < n; i++) {
+		nu__proc *next = p->next;
+		runq_put(s, p);
+		p = next;
+	}
+	return first;
+}
+
+/* ------------------------------------------------------------- idle */
+
+static void idle_bit(nu__group *g, int id, int set)
+{
+	int b = id - g->first;
+	uint64_t m = 1ull << (b % 64);
+	if (set)
+		atomic_fetch_or(&g->idle_mask[b / 64], m);
+	else
+		atomic_fetch_and(&g->idle_mask[b / 64], ~m);
+}
+
+/* Clear s's idle bit if still set: 1 if s cleared it, 0 if a waker had
+ * claimed s (and counted it spinning). */
+static int idle_unclaim(nu__group *g, int id)
+{
+	int b = id - g->first;
+	uint64_t m = 1ull << (b % 64);
+	return (atomic_fetch_and(&g->idle_mask[b / 64], ~m) & m) != 0;
+}
+
+void nu__sched_kick(nu__sched *from, nu__sched *t)
+{
+	if (atomic_exchange(&t->parked, 0))
+		nu__ring_doorbell(from ? &from->ring : NULL, &t->ring);
+}
+
+/* Claim one parked scheduler of g (clear its bit, count it spinning) and
+ * wake it. 1 if one was woken. */
+static int wake_one(nu__sched *from, nu__group *g)
+{
+	nu__node *n = nu__node_get();
+	for (int w = 0; w < 4; w++) {
+		uint64_t m = atomic_load(&g->idle_mask[w]);
+		while (m) {
+			uint64_t bit = m & -m;
+			uint64_t old = atomic_fetch_and(&g->idle_mask[w], ~bit);
+			if (old & bit) {
+				int id = g->first + w * 64 + __builtin_ctzll(bit);
+				atomic_fetch_sub(&g->nparked, 1);
+				atomic_fetch_add(&g->nspinning, 1);
+				nu__sched_kick(from, n->sched[id]);
+				return 1;
+			}
+			m = old & ~bit;
+		}
+	}
+	return 0;
+}
+
+/* Work was published in s's run queue: wake an idle scheduler to steal
+ * it unless one is already looking. */
+static void wake_idle(nu__sched *s)
+{
+	nu__group *g = s->grp;
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&g->nspinning, memory_order_relaxed))
+		return;
+	if (atomic_load_explicit(&g->nparked, memory_order_relaxed)) {
+		wake_one(s, g);
+		return;
+	}
+	nu__node *n = nu__node_get();
+	if (n->ngroups == 1 || runq_len(s) < STEAL_REMOTE_MIN)
+		return;
+	for (unsigned i = 0; i < n->ngroups; i++) {
+		nu__group *o = &n->groups[i];
+		if (o != g && !atomic_load(&o->nspinning) &&
+		    atomic_load(&o->nparked) && wake_one(s, o))
+			return;
+	}
+}
+
+void nu__sched_kick_all(nu__sched *from)
+{
+	nu__node *n = nu__node_get();
+	for (unsigned i = 0; i < n->nsched; i++)
+		if (n->sched[i] != from)
+			nu__sched_kick(from, n->sched[i]);
+}
+
+/* ----------------------------------------------------------- ready */
+
+static void inbox_push(nu__sched *from, nu__sched *t, nu__proc *p)
+{
+	nu__proc *old = atomic_load_explicit(&t->inbox, memory_order_relaxed);
+	do
+		p->next = old;
+	while (!atomic_compare_exchange_weak_explicit(
+		&t->inbox, &old, p, memory_order_seq_cst,
+		memory_order_relaxed));
+	nu__sched_kick(from, t);
+}
+
+/* Move everything in s's inbox to its run queue, oldest first. */
+static void inbox_drain(nu__sched *s)
+{
+	nu__proc *p = atomic_exchange_explicit(&s->inbox, NULL,
+					       memory_order_acquire);
+	nu__proc *rev = NULL;
+	while (p) {
+		nu__proc *next = p->next;
+		p->next = rev;
+		rev = p;
+		p = next;
+	}
+	while (rev) {
+		nu__proc *next = rev->next;
+		nu__sched_ready(s, rev, 0);
+		rev = next;
+	}
+}
+
+static void pinned_put(nu__sched *s, nu__proc *p)
+{
+	p->next = NULL;
+	if (s->pinned_tail)
+		s->pinned_tail->next = p;
+	else
+		s->pinned_head = p;
+	s->pinned_tail = p;
+}
+
+static nu__proc *pinned_get(nu__sched *s)
+{
+	nu__proc *p = s->pinned_head;
+	if (p) {
+		s->pinned_head = p->next;
+		if (!s->pinned_head)
+			s->pinned_tail = NULL;
+	}
+	return p;
+}
+
+void nu__sched_ready(nu__sched *s, nu__proc *p, int as_next)
+{
+	nu__node *n = nu__node_get();
+	if (p->bind_sched >= 0 && (!s || p->bind_sched != s->id)) {
+		inbox_push(s, n->sched[p->bind_sched], p);
+		return;
+	}
+	if (!s) {
+		inbox_push(NULL, p->sched, p);
+		return;
+	}
+	if (p->bind_sched >= 0) {
+		pinned_put(s, p);
+		return;
+	}
+	if (p->bind_group >= 0 && &n->groups[p->bind_group] != s->grp) {
+		nu__group *g = &n->groups[p->bind_group];
+		gq_put_list(g, p, p, 1);
+		atomic_thread_fence(memory_order_seq_cst);
+		if (!wake_one(s, g))
+			nu__sched_kick(s, n->sched[g->first]);
+		return;
+	}
+	if (as_next) {
+		nu__proc *old = s->runnext;
+		s->runnext = p;
+		if (!old)
+			return;
+		p = old;
+	}
+	runq_put(s, p);
+	wake_idle(s);
+}
+
+/* -------------------------------------------------------- stealing */
+
+static nu__proc *take_stolen(nu__sched *s, nu__sched *v, uint32_t got)
+{
+	uint32_t t = atomic_load_explicit(&s->rq_tail, memory_order_relaxed);
+	nu__proc *p = atomic_load_explicit(&s->rq[(t + got - 1) % NU__RUNQ_SIZE],
+					   memory_order_relaxed);
+	atomic_store_explicit(&s->rq_tail, t + got - 1, memory_order_release);
+	s->steals++;
+	/* A node-bound process taken across nodes goes home. */
+	if (v->grp != s->grp) {
+		nu__node *n = nu__node_get();
+		uint32_t k = got - 1;
+		for (uint32_t i = 0; i < k; i++) {
+			nu__proc *q = runq_get(s);
+			nu__sched_ready(s, q, 0);
+		}
+		if (p->bind_group >= 0 && &n->groups[p->bind_group] != s->grp) {
+			nu__sched_ready(s, p, 0);
+			return NULL;
+		}
+	}
+	return p;
+}
+
+static nu__proc *steal_from_group(nu__sched *s, nu__group *g, uint32_t min)
+{
+	nu__node *n = nu__node_get();
+	unsigned start = s->tick % (unsigned)g->count;
+	for (int i = 0; i < g->count; i++) {
+		nu__sched *v = n->sched[g->first + (start + i) % g->count];
+		if (v == s)
+			continue;
+		uint32_t got = runq_grab(s, v, min);
+		if (got)
+			return take_stolen(s, v, got);
+	}
+	return gq_get(s, g);
+}
+
+static nu__proc *steal(nu__sched *s)
+{
+	nu__node *n = nu__node_get();
+	for (int round = 0; round < 2; round++) {
+		nu__proc *p = steal_from_group(s, s->grp, 1);
+		if (p)
+			return p;
+	}
+	for (unsigned i = 0; i < n->ngroups; i++) {
+		nu__group *g = &n->groups[i];
+		if (g == s->grp)
+			continue;
+		nu__proc *p = steal_from_group(s, g, STEAL_REMOTE_MIN);
+		if (p)
+			return p;
+	}
+	return NULL;
+}
+
+/* --------------------------------------------------------- dispatch */
+
+static nu__proc *pick_runnext(nu__sched *s)
+{
+	nu__proc *p = s->runnext;
+	if (!p)
+		return NULL;
+	if (s->runnext_streak >= RUNNEXT_CAP &&
+	    (runq_len(s) || s->pinned_head)) {
+		s->runnext_streak = 0;
+		return NULL;
+	}
+	s->runnext = NULL;
+	s->runnext_streak++;
+	return p;
+}
+
+/* The next process to run on s, or NULL. Steals only when allowed. */
+static nu__proc *sched_pick(nu__sched *s, int may_steal)
+{
+	nu__proc *p;
+	s->tick++;
+	if (atomic_load_explicit(&s->inbox, memory_order_relaxed))
+		inbox_drain(s);
+	if (s->tick % GQ_CHECK_TICKS == 0 && (p = gq_get(s, s->grp)))
+		return p;
+	if (s->pinned_head && (s->tick & 1))
+		return pinned_get(s);
+	if ((p = pick_runnext(s)))
+		return p;
+	s->runnext_streak = 0;
+	if ((p = runq_get(s)) || (p = pinned_get(s)))
+		return p;
+	if ((p = s->runnext)) { /* capped, but a thief emptied the queue */
+		s->runnext = NULL;
+		return p;
+	}
+	if ((p = gq_get(s, s->grp)))
+		return p;
+	return may_steal ? steal(s) : NULL;
+}
+
+/* ---------------------------------------------------------- hand-off */
+
+static void requeue(nu__sched *s, nu__proc *p)
+{
+	nu__sched_ready(s, p, 0);
+}
+
+/* Perform what the context that just switched out asked for. */
+void nu__sched_after(nu__sched *s)
+{
+	int a = s->after;
+	if (!a)
+		return;
+	nu__proc *p = s->after_proc;
+	s->after = NU__AFTER_NONE;
+	if (a == NU__AFTER_YIELD) {
+		requeue(s, p);
+	} else if (a == NU__AFTER_PARK) {
+		int exp = NU__WS_RUNNING;
+		if (!atomic_compare_exchange_strong(&p->wstate, &exp,
+						    NU__WS_PARKED)) {
+			/* woken while parking */
+			atomic_store(&p->wstate, NU__WS_RUNNING);
+			requeue(s, p);
+		}
+	} else {
+		nu__proc_reap(s, p);
+	}
+}
+
+/* Switch from the loop context into p. */
+static void sched_run(nu__sched *s, nu__proc *p)
+{
+	s->current = p;
+	p->sched = s;
+	s->reds = (int32_t)nu__node_get()->cfg.reductions;
+	nu__fiber_leave(&s->asan_fake, p->stack_lo,
+			(size_t)(p->stack_hi - p->stack_lo));
+	nu__fiber_tsan_switch(p->tsan_fiber);
+	nu__ctx_switch(&s->sp, p->sp, s);
+	nu__fiber_arrive(s->asan_fake);
+	s->current = NULL;
+	nu__sched_after(s);
+}
+
+nu__sched *nu__sched_switch_out(nu__sched *s, nu__proc *p, int after)
+{
+	nu__proc *q = NULL;
+	if (after == NU__AFTER_YIELD) {
+		q = sched_pick(s, 0);
+		/* Nothing else here: keep running, but let the loop context
+		 * look around (steal, flush) now and then. */
+		if (!q && (s->tick & 63)) {
+			s->reds = (int32_t)nu__node_get()->cfg.reductions;
+			return s;
+		}
+	}
+	uintptr_t here = (uintptr_t)__builtin_frame_address(0);
+	if (here < p->sp_low)
+		p->sp_low = here;
+	p->saved_errno = errno;
+	s->after = after;
+	s->after_proc = p;
+	void **fake = after == NU__AFTER_EXIT ? NULL : &p->asan_fake;
+	nu__sched *r;
+	if (q) {
+		s->current = q;
+		q->sched = s;
+		s->reds = (int32_t)nu__node_get()->cfg.reductions;
+		nu__fiber_leave(fake, q->stack_lo,
+				(size_t)(q->stack_hi - q->stack_lo));
+		nu__fiber_tsan_switch(q->tsan_fiber);
+		r = nu__ctx_switch(&p->sp, q->sp, s);
+	} else {
+		nu__fiber_leave(fake, s->loop_stack_lo, s->loop_stack_size);
+		nu__fiber_tsan_switch(s->tsan_fiber);
+		r = nu__ctx_switch(&p->sp, s->sp, s);
+	}
+	/* Resumed, perhaps on another thread: r is the scheduler now. */
+	nu__fiber_arrive(p->asan_fake);
+	nu__sched_after(r);
+	errno = p->saved_errno;
+	if (atomic_load_explicit(&p->killed, memory_order_acquire))
+		nu__proc_exit(r, p, p->kill_reason);
+	return r;
+}
+
+nu__sched *nu__sched_charge(nu__sched *s, int n)
+{
+	s->reds -= n;
+	if (s->reds > 0)
+		return s;
+	return nu__sched_switch_out(s, s->current, NU__AFTER_YIELD);
+}
+
+/* -------------------------------------------------------------- park */
+
+/* Anything for s to do? Checked after s has announced it is parking. */
+static int sched_has_work(nu__sched *s)
+{
+	nu__node *n = nu__node_get();
+	nu__group *g = s->grp;
+	if (atomic_load(&s->inbox) || atomic_load(&g->gq_len) || s->runnext ||
+	    s->pinned_head || s->ovf_head || runq_len(s))
+		return 1;
+	for (int i = 0; i < g->count; i++)
+		if (runq_len(n->sched[g->first + i]))
+			return 1;
+	return atomic_load(&n->stopping) && atomic_load(&n->nprocs) == 0;
+}
+
+static void sched_park(nu__sched *s)
+{
+	nu__group *g = s->grp;
+	if (s->spinning) {
+		s->spinning = 0;
+		atomic_fetch_sub(&g->nspinning, 1);
+	}
+	atomic_store(&s->parked, 1);
+	idle_bit(g, s->id, 1);
+	atomic_fetch_add(&g->nparked, 1);
+	if (!sched_has_work(s))
+		nu__ring_wait(&s->ring, -1);
+	atomic_store(&s->parked, 0);
+	if (idle_unclaim(g, s->id))
+		atomic_fetch_sub(&g->nparked, 1);
+	else
+		s->spinning = 1; /* a waker claimed us and counted us */
+}
+
+static void sched_found_work(nu__sched *s)
+{
+	if (s->spinning) {
+		s->spinning = 0;
+		atomic_fetch_sub(&s->grp->nspinning, 1);
+	}
+}
+
+static void sched_loop(nu__sched *s)
+{
+	nu__node *n = nu__node_get();
+	for (;;) {
+		nu__proc *p = sched_pick(s, 1);
+		if (p) {
+			sched_found_work(s);
+			sched_run(s, p);
+			if (nu__slot_flush_due(&s->slots))
+				nu__slot_flush(&n->mem, &s->slots);
+			continue;
+		}
+		if (s->slots.npend) {
+			nu__slot_flush(&n->mem, &s->slots);
+			continue;
+		}
+		if (atomic_load(&n->stopping) && atomic_load(&n->nprocs) == 0)
+			break;
+		sched_park(s);
+	}
+	sched_found_work(s);
+}
+
+/* ------------------------------------------------------------ thread */
+
+static void loop_stack_bounds(nu__sched *s)
+{
+	pthread_attr_t a;
+	s->loop_stack_lo = NULL;
+	s->loop_stack_size = 0;
+	if (pthread_getattr_np(pthread_self(), &a))
+		return;
+	pthread_attr_getstack(&a, &s->loop_stack_lo, &s->loop_stack_size);
+	pthread_attr_destroy(&a);
+}
+
+/* Set the thread up; 0 or -errno. */
+static int sched_setup(nu__sched *s, nu__node *n)
+{
+	tls_sched = s;
+	loop_stack_bounds(s);
+	s->tsan_fiber = nu__fiber_tsan_current();
+	int rc = nu__thread_pin(s->cpu);
+	if (rc)
+		return rc;
+	return nu__ring_init(&s->ring, n->ring_mode);
+}
+
+void *nu__sched_main(void *arg)
+{
+	nu__sched *s = arg;
+	nu__node *n = nu__node_get();
+	int rc = sched_setup(s, n);
+	if (!nu__node_sched_ready(n, rc) || rc) {
+		nu__ring_fini(&s->ring);
+		tls_sched = NULL;
+		return NULL;
+	}
+	if (s->id == 0)
+		nu__node_spawn_main(s);
+	sched_loop(s);
+	nu__slot_flush(&n->mem, &s->slots);
+	nu__ring_fini(&s->ring);
+	tls_sched = NULL;
+	return NULL;
+}

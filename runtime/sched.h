@@ -1,0 +1,110 @@
+/* sched.h — private to nuproc: per-CPU schedulers. See sched.c. */
+#ifndef NU_SCHED_H
+#define NU_SCHED_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "io/ring.h"
+#include "mem.h"
+#include "proc.h"
+
+#define NU__RUNQ_SIZE 256u /* power of two */
+#define NU__CACHELINE 64
+#define NU__GROUP_MAX 256 /* schedulers per group (idle_mask bits) */
+
+/* What the context that resumes next must do for the one that switched
+ * out (see sched.c, "hand-off"). */
+enum {
+	NU__AFTER_NONE = 0,
+	NU__AFTER_YIELD, /* requeue the process at the tail */
+	NU__AFTER_PARK,  /* commit the park (or requeue if already woken) */
+	NU__AFTER_EXIT,  /* reap the process: its stack is no longer in use */
+};
+
+typedef struct nu__group nu__group;
+
+typedef struct nu__sched {
+	/* --- owner thread only --- */
+	void *sp;               /* the scheduler context's saved sp */
+	nu__proc *current;      /* process running now, NULL in the loop */
+	nu__proc *runnext;      /* runs next; not stealable */
+	unsigned runnext_streak;
+	int after;              /* NU__AFTER_* for the resumed context */
+	nu__proc *after_proc;
+	int32_t reds;           /* reductions left in this slice */
+	uint32_t tick;
+	nu__proc *ovf_head;     /* run queue overflow, behind the ring */
+	nu__proc *ovf_tail;
+	uint32_t ovf_len;
+	nu__proc *pinned_head;  /* processes bound to this scheduler */
+	nu__proc *pinned_tail;
+	int id;
+	int cpu;
+	nu__group *grp;
+	nu__ring ring;
+	nu__slot_cache slots;
+	void *asan_fake;        /* ASan fake stack of the loop context */
+	void *tsan_fiber;       /* TSan fiber of the loop context */
+	int spinning;           /* woken to look for work (group nspinning) */
+	void *loop_stack_lo;    /* the thread's own stack (loop context) */
+	size_t loop_stack_size;
+	uint64_t spawns;        /* written by owner, read by nu_node_info */
+	uint64_t steals;
+	pthread_t thread;
+	int started;
+
+	/* --- run queue: owner pushes at tail; owner and thieves take from
+	 * head with CAS (see sched.c) --- */
+	_Alignas(NU__CACHELINE) _Atomic uint32_t rq_head;
+	_Alignas(NU__CACHELINE) _Atomic uint32_t rq_tail;
+	_Atomic(nu__proc *) rq[NU__RUNQ_SIZE];
+
+	/* --- written by other threads --- */
+	_Alignas(NU__CACHELINE) _Atomic(nu__proc *) inbox; /* LIFO of wake-ups */
+	_Atomic int parked;     /* 1 while asleep (or about to be) in the ring */
+} nu__sched;
+
+/* A NUMA node's schedulers. */
+struct nu__group {
+	int node_id;            /* libnuma node number */
+	int first, count;       /* scheduler ids [first, first+count) */
+	pthread_mutex_t gq_lock;/* global queue: overflow and node-bound work */
+	nu__proc *gq_head, *gq_tail;
+	_Atomic uint32_t gq_len;
+	_Alignas(NU__CACHELINE) _Atomic int nparked;
+	_Atomic int nspinning;
+	_Atomic uint64_t idle_mask[4]; /* parked schedulers (bit = id - first) */
+};
+
+/* Hot-path accessor for the calling thread's scheduler (NULL elsewhere).
+ * Not inlined on purpose: a process may resume on another thread, and a
+ * compiler may otherwise keep a TLS address across a switch. */
+nu__sched *nu__sched_self(void);
+
+/* The scheduler thread body. */
+void *nu__sched_main(void *arg);
+
+/* Perform what the context that switched out asked for (s->after); the
+ * first thing every resumed context does. */
+void nu__sched_after(nu__sched *s);
+
+/* Make p runnable from scheduler s (s may be NULL on a foreign thread). */
+void nu__sched_ready(nu__sched *s, nu__proc *p, int as_next);
+
+/* Switch the calling process p out for reason `after` (NU__AFTER_*);
+ * returns on the scheduler that resumed it. */
+nu__sched *nu__sched_switch_out(nu__sched *s, nu__proc *p, int after);
+
+/* Charge n reductions; yields when the budget is spent. Returns the
+ * scheduler the process runs on afterwards. */
+nu__sched *nu__sched_charge(nu__sched *s, int n);
+
+/* Wake every parked scheduler (shutdown, last exit). */
+void nu__sched_kick_all(nu__sched *from);
+
+/* Wake scheduler t if it is parked; from is the caller's scheduler or NULL. */
+void nu__sched_kick(nu__sched *from, nu__sched *t);
+
+#endif

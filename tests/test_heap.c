@@ -1,0 +1,719 @@
+/* test_heap.c — CUnit suite for the per-process heap allocator (heap.c).
+ *
+ * Every window comes from its own MAP_NORESERVE mapping with its base 2560
+ * bytes into the first page and its end on a page boundary, as in a real
+ * process slot (the first page is shared with the control block).
+ */
+#define _GNU_SOURCE
+#include "heap.h"
+#include "nutest.h"
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifdef NU__HEAP_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
+#define KiB ((size_t)1 << 10)
+#define MiB ((size_t)1 << 20)
+#define BASE_OFF 2560
+
+/* ------------------------------------------------------------- helpers */
+
+typedef struct win {
+	char *map;
+	size_t len;
+	char *base;
+	size_t size;
+} win;
+
+/* Map len bytes (a page multiple) and give the window [map+2560, map+len). */
+static win win_open(size_t len)
+{
+	win w = { 0 };
+	void *m = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	CU_ASSERT_FATAL(m != MAP_FAILED);
+	w.map = m;
+	w.len = len;
+	w.base = w.map + BASE_OFF;
+	w.size = len - BASE_OFF;
+	return w;
+}
+
+/* Unmap a window, first clearing any poison the allocator left on it. */
+static void win_close(win *w)
+{
+#ifdef NU__HEAP_ASAN
+	ASAN_UNPOISON_MEMORY_REGION(w->map, w->len);
+#endif
+	munmap(w->map, w->len);
+}
+
+/* xorshift64*: a small seeded generator, reproducible across runs. */
+static uint64_t rnd_state;
+static uint64_t rnd(void)
+{
+	rnd_state ^= rnd_state >> 12;
+	rnd_state ^= rnd_state << 25;
+	rnd_state ^= rnd_state >> 27;
+	return rnd_state * 0x2545F4914F6CDD1DULL;
+}
+
+/* Word j of the fill pattern of block id. */
+static inline uint64_t pat_word(uint64_t id, size_t j)
+{
+	return (id * 0x9E3779B97F4A7C15ULL) ^ ((j + 1) * 0xD6E8FEB86659FD93ULL);
+}
+
+/* Fill bytes [from, to) of p with block id's pattern. */
+static void fill(uint8_t *p, size_t from, size_t to, uint64_t id)
+{
+	size_t i = from;
+
+	for (; i < to && (i & 7); i++)
+		p[i] = (uint8_t)(pat_word(id, i >> 3) >> (8 * (i & 7)));
+	for (; i + 8 <= to; i += 8) {
+		uint64_t w = pat_word(id, i >> 3);
+		memcpy(p + i, &w, 8);
+	}
+	for (; i < to; i++)
+		p[i] = (uint8_t)(pat_word(id, i >> 3) >> (8 * (i & 7)));
+}
+
+/* True when bytes [from, to) of p hold block id's pattern. */
+static bool holds(const uint8_t *p, size_t from, size_t to, uint64_t id)
+{
+	size_t i = from;
+
+	for (; i < to && (i & 7); i++)
+		if (p[i] != (uint8_t)(pat_word(id, i >> 3) >> (8 * (i & 7))))
+			return false;
+	for (; i + 8 <= to; i += 8) {
+		uint64_t w;
+		memcpy(&w, p + i, 8);
+		if (w != pat_word(id, i >> 3))
+			return false;
+	}
+	for (; i < to; i++)
+		if (p[i] != (uint8_t)(pat_word(id, i >> 3) >> (8 * (i & 7))))
+			return false;
+	return true;
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+/* ---------------------------------------------------------- basic tests */
+
+/* Init writes only the struct: it must not fault on a PROT_NONE window. */
+static void test_init_touches_nothing(void)
+{
+	win w = win_open(1 * MiB);
+	nu__heap h;
+
+	memset(&h, 0xA5, sizeof h);
+	CU_ASSERT_EQUAL_FATAL(mprotect(w.map, w.len, PROT_NONE), 0);
+	nu__heap_init(&h, w.base, w.size);
+	CU_ASSERT_EQUAL(nu__heap_used(&h), 0);
+	CU_ASSERT_EQUAL(nu__heap_top(&h), (uintptr_t)w.base);
+	CU_ASSERT_TRUE(nu__heap_owns(&h, w.base));
+	CU_ASSERT_TRUE(nu__heap_owns(&h, w.base + w.size - 1));
+	CU_ASSERT_FALSE(nu__heap_owns(&h, w.base + w.size));
+	CU_ASSERT_FALSE(nu__heap_owns(&h, w.base - 1));
+	CU_ASSERT_FALSE(nu__heap_owns(&h, NULL));
+	CU_ASSERT_EQUAL_FATAL(mprotect(w.map, w.len, PROT_READ | PROT_WRITE), 0);
+	CU_ASSERT_EQUAL(nu__heap_check(&h), 0);
+	void *p = nu__heap_alloc(&h, 10);
+	CU_ASSERT_PTR_EQUAL(p, w.base + 16);
+	CU_ASSERT_EQUAL(nu__heap_check(&h), 0);
+	win_close(&w);
+}
+
+/* Each small request gets the smallest class that holds it; every block
+ * is 16-aligned; large requests waste less than 16 bytes. */
+static void test_size_classes(void)
+{
+	static const size_t cls[] = {
+		16, 32, 48, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320,
+		384, 448, 512, 640, 768, 896, 1024, 1280, 1536, 1792, 2048,
+	};
+	win w = win_open(4 * MiB);
+	nu__heap h;
+	size_t c = 0;
+
+	nu__heap_init(&h, w.base, w.size);
+	for (size_t n = 1; n <= 8192; n++) {
+		uint8_t *p = nu__heap_alloc(&h, n);
+		size_t u = nu__heap_usable_size(&h, p);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+		CU_ASSERT_EQUAL((uintptr_t)p & 15, 0);
+		if (n <= 2048) {
+			if (n > cls[c])
+				c++;
+			CU_ASSERT_EQUAL(u, cls[c]);
+		} else {
+			CU_ASSERT(u >= n && u - n < 16);
+		}
+		CU_ASSERT_EQUAL(nu__heap_used(&h), u);
+		nu__heap_free(&h, p);
+		CU_ASSERT_EQUAL(nu__heap_used(&h), 0);
+	}
+	CU_ASSERT_EQUAL(nu__heap_usable_size(&h, NULL), 0);
+	CU_ASSERT_EQUAL(nu__heap_check(&h), 0);
+	win_close(&w);
+}
+
+/* n == 0, absurd sizes and calloc overflow give NULL and change nothing. */
+static void test_zero_and_huge(void)
+{
+	win w = win_open(1 * MiB);
+	nu__heap h;
+
+	nu__heap_init(&h, w.base, w.size);
+	CU_ASSERT_PTR_NULL(nu__heap_alloc(&h, 0));
+	CU_ASSERT_PTR_NULL(nu__heap_alloc(&h, SIZE_MAX));
+	CU_ASSERT_PTR_NULL(nu__heap_alloc(&h, SIZE_MAX / 2));
+	CU_ASSERT_PTR_NULL(nu__heap_alloc(&h, SIZE_MAX - 15));
+	CU_ASSERT_PTR_NULL(nu__heap_alloc(&h, NU__HEAP_MAX + 1));
+	CU_ASSERT_PTR_NULL(nu__heap_alloc(&h, 2 * MiB)); /* > window */
+	CU_ASSERT_PTR_NULL(nu__heap_calloc(&h, SIZE_MAX / 2, 3));
+	CU_ASSERT_PTR_NULL(nu__heap_calloc(&h, (size_t)1 << 33, (size_t)1 << 33));
+	CU_ASSERT_PTR_NULL(nu__heap_calloc(&h, 0, 100));
+	CU_ASSERT_PTR_NULL(nu__heap_realloc(&h, NULL, 0));
+	CU_ASSERT_PTR_NULL(nu__heap_realloc(&h, NULL, SIZE_MAX));
+	nu__heap_free(&h, NULL);
+	CU_ASSERT_EQUAL(nu__heap_used(&h), 0);
+	CU_ASSERT_EQUAL(nu__heap_top(&h), (uintptr_t)w.base);
+	CU_ASSERT_EQUAL(nu__heap_check(&h), 0);
+	win_close(&w);
+}
+
+/* Repeated alloc/free of one size reuses the same block: top stays. */
+static void test_lifo_reuse(void)
+{
+	static const size_t sizes[] = { 1, 64, 100, 2048, 2049, 5000, 300000 };
+	win w = win_open(8 * MiB);
+	nu__heap h;
+
+	nu__heap_init(&h, w.base, w.size);
+	void *keep = nu__heap_alloc(&h, 24); /* something below */
+	for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+		void *first = nu__heap_alloc(&h, sizes[k]);
+		void *guard = nu__heap_alloc(&h, 16); /* not at the top */
+		uintptr_t top = nu__heap_top(&h);
+		nu__heap_free(&h, first);
+		for (int i = 0; i < 10000; i++) {
+			void *p = nu__heap_alloc(&h, sizes[k]);
+			CU_ASSERT_PTR_EQUAL(p, first);
+			nu__heap_free(&h, p);
+		}
+		CU_ASSERT_EQUAL(nu__heap_top(&h), top);
+		nu__heap_free(&h, guard);
+	}
+	nu__heap_free(&h, keep);
+	CU_ASSERT_EQUAL(nu__heap_used(&h), 0);
+	CU_ASSERT_EQUAL(nu__heap_check(&h), 0);
+	win_close(&w);
+}
+
+/* Freeing the top large block gives its space back to the bump pointer,
+ * with a free large block just below it. */
+static void test_top_giveback(void)
+{
+	win w = win_open(16 * MiB);
+	nu__heap h;
+
+	nu__heap_init(&h, w.base, w.size);
+	void *small = nu__heap_alloc(&h, 40);
+	void *big = nu__heap_alloc(&h, 4 * MiB);
+	uintptr_t top = nu__heap_top(&h);
+	nu__heap_free(&h, big);
+	for (int i = 0; i < 100; i++) {
+		void *p = nu__heap_alloc(&h, 4 * MiB + (size_t)i * 4096 % 65536);
+		CU_ASSERT_PTR_EQUAL(p, big);
+		nu__heap_free(&h, p);
+	}
+	CU_ASSERT(nu__heap_top(&h) <= top + 65536);
+	/* a free large block below the top one merges into the give-back */
+	void *a = nu__heap_alloc(&h, 100000);
+	void *b = nu__heap_alloc(&h, 200000);
+	nu__heap_free(&h, a);
+	CU_ASSERT_EQUAL(nu__heap_check(&h), 0);
+	nu__heap_free(&h, b);
+	CU_ASSERT_EQUAL(nu__heap_check(&h), 0);
+	void *c = nu__heap_alloc(&h, 3000);
+	CU_ASSERT_PTR_EQUAL(c, a);
+	nu__heap_free(&h, c);
+	nu__heap_free(&h, small);
+	CU_ASSERT_EQUAL(nu__heap_used(&h), 0);
+	CU_ASSERT_EQUAL(nu__heap_check(&h), 0);
+	win_close(&w);
+}
+
+/* Adjacent free large blocks merge whatever the order of the frees. */
+static void test_coalesce(void)
+{
+	static const int orders[6][3] = {
+		{ 0, 1, 2 }, { 0, 2, 1 }, { 1, 0, 2 },
+		{ 1, 2, 0 }, { 2, 0, 1 }, { 2, 1, 0 },
+	};
+	win w = win_open(4 * MiB);
+	nu__heap h;
+
+	for (int o = 0; o < 6; o++) {
+		void *blk[3];
+		nu__heap_init(&h, w.base, w.size);
+		for (int i = 0; i < 3; i++)
+			blk[i] = nu__heap_alloc(&h, 10000);
+		void *guard = nu__heap_alloc(&h, 16);
+		uintptr_t top = nu__heap_top(&h);
+		for (int i = 0; i < 3; i++) {
+			nu__heap_free(&h, blk[orders[o][i]]);
+			CU_ASSERT_EQUAL(nu__heap_check(&h), 0);
+		}
+		void *p = nu__heap_alloc(&h, 30000);
+		CU_ASSERT_PTR_EQUAL(p, blk[0]);
+		CU_ASSERT_EQUAL(nu__heap_top(&h), top);
+		nu__heap_free(&h, p);
+		nu__heap_free(&h, guard);
+		CU_ASSERT_EQUAL(nu__heap_check(&h), 0);
+		CU_ASSERT_EQUAL(nu__heap_top(&h), top);
+		CU_ASSERT_EQUAL(nu__heap_used(&h), 0);
+	}
+	win_close(&w);
+}
+
+/* realloc resizes in place: at the top, into a free block above, by
+ * splitting a large block, and within a small class. */
+static void test_realloc_in_place(void)
+{
+	win w = win_open(8 * MiB);
+	nu__heap h;
+
+	nu__heap_init(&h, w.base, w.size);
+	void *low = nu__heap_alloc(&h, 50);
+	/* growth pattern to 1 MiB at the top: never moves */
+	uint8_t *p = nu__heap_alloc(&h, 16);
+	uint8_t *p0 = p;
+	size_t n = 16;
+	fill(p, 0, n, 7);
+	while (n < MiB) {
+		size_t m = n + n / 2 + 1;
+		p = nu__heap_realloc(&h, p, m);
+		CU_ASSERT_PTR_EQUAL(p, p0);
+		CU_ASSERT_TRUE(holds(p, 0, n, 7));
+		fill(p, n, m, 7);
+		n = m;
+		CU_ASSERT_EQUAL(nu__heap_top(&h),
+				(uintptr_t)p + nu__heap_usable_size(&h, p));
+	}
+	/* shrink at the top gives back to bump */
+	p = nu__heap_realloc(&h, p, 5000);
+	CU_ASSERT_PTR_EQUAL(p, p0);
+	CU_ASSERT_TRUE(holds(p, 0, 5000, 7));
+	CU_ASSERT_EQUAL(nu__heap_check(&h), 0);
+	/* a small block keeps its place within its class */
+	uint8_t *s = nu__heap_alloc(&h, 100);
+	CU_ASSERT_PTR_EQUAL(nu__heap_realloc(&h, s, 112), s);
+	CU_ASSERT_PTR_EQUAL(nu__heap_realloc(&h, s, 1), s);
+	/* p is no longer at the top: shrink splits, grow takes the rest back */
+	uintptr_t top = nu__heap_top(&h);
+	p = nu__heap_realloc(&h, p, 2500);
+	CU_ASSERT_PTR_EQUAL(p, p0);
+	CU_ASSERT_TRUE(holds(p, 0, 2500, 7));
+	CU_ASSERT(nu__heap_usable_size(&h, p) < 2600);
+	CU_ASSERT_EQUAL(nu__heap_check(&h), 0);
+	fill(p, 2500, 2500, 7);
+	p = nu__heap_realloc(&h, p, 4800);
+	CU_ASSERT_PTR_EQUAL(p, p0);
+	CU_ASSERT_TRUE(holds(p, 0, 2500, 7));
+	CU_ASSERT_EQUAL(nu__heap_top(&h), top);
+	CU_ASSERT_EQUAL(nu__heap_check(&h), 0);
+	/* realloc(p, 0) frees */
+	CU_ASSERT_PTR_NULL(nu__heap_realloc(&h, p, 0));
+	nu__heap_free(&h, s);
+	nu__heap_free(&h, low);
+	CU_ASSERT_EQUAL(nu__heap_used(&h), 0);
+	CU_ASSERT_EQUAL(nu__heap_check(&h), 0);
+	win_close(&w);
+}
+
+/* A realloc that cannot be served returns NULL and leaves the block. */
+static void test_realloc_failure(void)
+{
+	win w = win_open(64 * KiB);
+	nu__heap h;
+
+	nu__heap_init(&h, w.base, w.size);
+	uint8_t *a = nu__heap_alloc(&h, 1000);
+	uint8_t *b = nu__heap_alloc(&h, 20000);
+	fill(a, 0, 1000, 1);
+	fill(b, 0, 20000, 2);
+	size_t ua = nu__heap_usable_size(&h, a), used = nu__heap_used(&h);
+	CU_ASSERT_PTR_NULL(nu__heap_realloc(&h, a, 200000));
+	CU_ASSERT_PTR_NULL(nu__heap_realloc(&h, a, SIZE_MAX));
+	CU_ASSERT_PTR_NULL(nu__heap_realloc(&h, a, SIZE_MAX / 2));
+	CU_ASSERT_PTR_NULL(nu__heap_realloc(&h, b, 64 * KiB));
+	CU_ASSERT_EQUAL(nu__heap_usable_size(&h, a), ua);
+	CU_ASSERT_EQUAL(nu__heap_used(&h), used);
+	CU_ASSERT_TRUE(holds(a, 0, 1000, 1));
+	CU_ASSERT_TRUE(holds(b, 0, 20000, 2));
+	CU_ASSERT_EQUAL(nu__heap_check(&h), 0);
+	win_close(&w);
+}
+
+/* Allocate until NULL in a small window; frees make room again, and once
+ * everything is freed one block can take (almost) the whole window. */
+static void test_exhaustion(void)
+{
+	static const size_t sizes[] = { 16, 100, 700, 3000, 20000 };
+	win w = win_open(64 * KiB);
+	nu__heap h;
+	void *ptr[8192];
+
+	nu__heap_init(&h, w.base, w.size);
+	for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+		size_t n = 0;
+		while ((ptr[n] = nu__heap_alloc(&h, sizes[k])) != NULL)
+			CU_ASSERT_FATAL(++n < 8192);
+		CU_ASSERT(n > 0);
+		CU_ASSERT(nu__heap_used(&h) <= w.size);
+		CU_ASSERT(nu__heap_top(&h) <= (uintptr_t)w.base + w.size);
+		CU_ASSERT_PTR_NULL(nu__heap_alloc(&h, sizes[k]));
+		CU_ASSERT_EQUAL(nu__heap_check(&h), 0);
+		for (size_t i = 0; i < n; i += 2)
+			nu__heap_free(&h, ptr[i]);
+		for (size_t i = 0; i < n; i += 2)
+			CU_ASSERT_PTR_NOT_NULL(ptr[i] = nu__heap_alloc(&h, sizes[k]));
+		CU_ASSERT_EQUAL(nu__heap_check(&h), 0);
+		for (size_t i = 0; i < n; i++)
+			nu__heap_free(&h, ptr[i]);
+		CU_ASSERT_EQUAL(nu__heap_used(&h), 0);
+		/* the freed small blocks are merged back on demand */
+		void *big = nu__heap_alloc(&h, w.size - 64);
+		CU_ASSERT_PTR_EQUAL(big, w.base + 16);
+		nu__heap_free(&h, big);
+		CU_ASSERT_EQUAL(nu__heap_check(&h), 0);
+	}
+	win_close(&w);
+}
+
+/* calloc zeroes memory that earlier blocks dirtied, small and large. */
+static void test_calloc_dirty(void)
+{
+	win w = win_open(8 * MiB);
+	nu__heap h;
+	void *ptr[200];
+
+	nu__heap_init(&h, w.base, w.size);
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < 200; i++) {
+			size_t n = 1 + (size_t)i * 97 % 3000;
+			ptr[i] = nu__heap_alloc(&h, n);
+			memset(ptr[i], 0xFF, nu__heap_usable_size(&h, ptr[i]));
+		}
+		void *big = nu__heap_alloc(&h, 3 * MiB);
+		memset(big, 0xEE, 3 * MiB);
+		for (int i = 0; i < 200; i++)
+			nu__heap_free(&h, ptr[i]);
+		nu__heap_free(&h, big);
+		for (int i = 0; i < 200; i++) {
+			size_t n = 1 + (size_t)i * 97 % 3000;
+			ptr[i] = nu__heap_calloc(&h, n, 1);
+			CU_ASSERT_TRUE(all_zero(ptr[i], n));
+		}
+		uint8_t *z = nu__heap_calloc(&h, 3, MiB);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(z);
+		CU_ASSERT_TRUE(all_zero(z, 3 * MiB));
+		nu__heap_free(&h, z);
+		for (int i = 0; i < 200; i++)
+			nu__heap_free(&h, ptr[i]);
+	}
+	CU_ASSERT_EQUAL(nu__heap_check(&h), 0);
+	win_close(&w);
+}
+
+/* A second init on a used window is an empty heap starting at the base. */
+static void test_reinit(void)
+{
+	win w = win_open(16 * MiB);
+	nu__heap h;
+
+	rnd_state = 0x1234567;
+	for (int gen = 0; gen < 5; gen++) {
+		nu__heap_init(&h, w.base, w.size);
+		CU_ASSERT_EQUAL(nu__heap_used(&h), 0);
+		CU_ASSERT_EQUAL(nu__heap_top(&h), (uintptr_t)w.base);
+		CU_ASSERT_EQUAL(nu__heap_check(&h), 0);
+		uint8_t *first = nu__heap_alloc(&h, 200);
+		CU_ASSERT_PTR_EQUAL(first, w.base + 16);
+		fill(first, 0, 200, 99);
+		for (int i = 0; i < 20000; i++) {
+			size_t n = rnd() % 8 ? 1 + rnd() % 500 : 1 + rnd() % 20000;
+			uint8_t *p = nu__heap_alloc(&h, n);
+			CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+			fill(p, 0, n, (uint64_t)i);
+			if (rnd() % 3)
+				nu__heap_free(&h, p);
+		}
+		CU_ASSERT_TRUE(holds(first, 0, 200, 99));
+		CU_ASSERT(nu__heap_used(&h) > 0);
+		CU_ASSERT_EQUAL(nu__heap_check(&h), 0);
+		/* the process exits without freeing; the next one gets the slot */
+	}
+	win_close(&w);
+}
+
+/* In debug builds a double free aborts instead of corrupting the heap. */
+static void test_double_free_aborts(void)
+{
+#ifdef NDEBUG
+	return;
+#else
+	win w = win_open(1 * MiB);
+	nu__heap h;
+	pid_t pid;
+	int st = 0;
+
+	nu__heap_init(&h, w.base, w.size);
+	fflush(NULL);
+	pid = fork();
+	CU_ASSERT_FATAL(pid >= 0);
+	if (pid == 0) {
+		close(2); /* keep the expected report out of the test log */
+		void *p = nu__heap_alloc(&h, 64);
+		nu__heap_free(&h, p);
+		nu__heap_free(&h, p);
+		_exit(0);
+	}
+	CU_ASSERT_EQUAL(waitpid(pid, &st, 0), pid);
+	CU_ASSERT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT);
+	win_close(&w);
+#endif
+}
+
+/* ------------------------------------------------------ the random test */
+
+#define NSLOT 1024
+
+typedef struct live {
+	uint8_t *p;
+	size_t n;	/* requested bytes, all holding id's pattern */
+	uint64_t id;
+} live;
+
+typedef struct model {
+	nu__heap h;
+	win w;
+	live slot[NSLOT];
+	size_t usable;	/* sum of usable sizes of live blocks */
+	size_t nfail;	/* allocations that returned NULL */
+	long bad;	/* failed checks */
+	long op;
+	size_t max;	/* largest request */
+} model;
+
+#define EXPECT(m, c)							\
+	do {								\
+		if (!(c) && (m)->bad++ < 5)				\
+			fprintf(stderr, "\n  op %ld: %s:%d: %s\n", (m)->op, \
+				__FILE__, __LINE__, #c);		\
+	} while (0)
+
+/* A request size: mostly small, sometimes large, rarely up to m->max. */
+static size_t rand_size(const model *m)
+{
+	uint64_t r = rnd() % 1000;
+
+	if (r < 700)
+		return 1 + rnd() % 128;
+	if (r < 900)
+		return 129 + rnd() % 1920;
+	if (r < 985)
+		return 2049 + rnd() % (m->max / 16);
+	return 2049 + rnd() % m->max;
+}
+
+/* Check a block just handed out for slot k: alignment, window, size, and
+ * no overlap with any other live block. */
+static void check_new(model *m, size_t k, uint8_t *p, size_t n)
+{
+	size_t u = nu__heap_usable_size(&m->h, p);
+
+	EXPECT(m, ((uintptr_t)p & 15) == 0);
+	EXPECT(m, nu__heap_owns(&m->h, p));
+	EXPECT(m, (uintptr_t)p - 16 >= (uintptr_t)m->w.base &&
+		  (uintptr_t)p + u <= (uintptr_t)m->w.base + m->w.size);
+	EXPECT(m, (uintptr_t)(p + u) <= nu__heap_top(&m->h));
+	EXPECT(m, u >= n);
+	for (size_t i = 0; i < NSLOT; i++) {
+		live *o = &m->slot[i];
+		if (i == k || !o->p)
+			continue;
+		size_t ou = nu__heap_usable_size(&m->h, o->p);
+		EXPECT(m, p + u <= o->p - 16 || o->p + ou <= p - 16);
+	}
+}
+
+/* Allocate into the empty slot k, by alloc or calloc. */
+static void op_alloc(model *m, size_t k)
+{
+	size_t n = rand_size(m), used = nu__heap_used(&m->h);
+	bool zero = rnd() % 4 == 0;
+	uint8_t *p;
+
+	if (zero) {
+		size_t a = 1 + rnd() % 8;
+		n = (n + a - 1) / a;
+		p = nu__heap_calloc(&m->h, n, a);
+		n *= a;
+	} else {
+		p = nu__heap_alloc(&m->h, n);
+	}
+	if (!p) {
+		m->nfail++;
+		EXPECT(m, nu__heap_used(&m->h) == used);
+		return;
+	}
+	check_new(m, k, p, n);
+	if (zero)
+		EXPECT(m, all_zero(p, n));
+	m->slot[k] = (live){ p, n, (uint64_t)m->op };
+	m->usable += nu__heap_usable_size(&m->h, p);
+	fill(p, 0, n, m->slot[k].id);
+}
+
+/* Free or realloc the live slot k, checking its contents first. */
+static void op_change(model *m, size_t k)
+{
+	live *s = &m->slot[k];
+	size_t u = nu__heap_usable_size(&m->h, s->p), n;
+	uint64_t r = rnd() % 10;
+	uint8_t *q;
+
+	EXPECT(m, holds(s->p, 0, s->n, s->id));
+	if (r < 4 || (r == 4 && s->n > 1)) {
+		if (r < 4)
+			nu__heap_free(&m->h, s->p);
+		else
+			EXPECT(m, nu__heap_realloc(&m->h, s->p, 0) == NULL);
+		m->usable -= u;
+		s->p = NULL;
+		return;
+	}
+	n = r < 7 ? rand_size(m) : r < 9 ? s->n + s->n / 2 + 1 : s->n / 2 + 1;
+	if (n > m->max)
+		n = m->max;
+	q = nu__heap_realloc(&m->h, s->p, n);
+	if (!q) {
+		m->nfail++;
+		EXPECT(m, nu__heap_usable_size(&m->h, s->p) == u);
+		return;
+	}
+	check_new(m, k, q, n);
+	EXPECT(m, holds(q, 0, n < s->n ? n : s->n, s->id));
+	if (n > s->n)
+		fill(q, s->n, n, s->id);
+	m->usable += nu__heap_usable_size(&m->h, q) - u;
+	s->p = q;
+	s->n = n;
+}
+
+/* Every live block intact: its first and last 16 bytes (where a stray
+ * header or link write would land), or all of it when full is set. */
+static void check_all(model *m, bool full)
+{
+	for (size_t i = 0; i < NSLOT; i++) {
+		live *s = &m->slot[i];
+		if (!s->p)
+			continue;
+		if (full || s->n <= 32) {
+			EXPECT(m, holds(s->p, 0, s->n, s->id));
+		} else {
+			EXPECT(m, holds(s->p, 0, 16, s->id));
+			EXPECT(m, holds(s->p, s->n - 16, s->n, s->id));
+		}
+	}
+	EXPECT(m, nu__heap_used(&m->h) == m->usable);
+	if (full)
+		EXPECT(m, nu__heap_check(&m->h) == 0);
+}
+
+/* Run ops random operations in a window of len bytes, requests up to max;
+ * returns the number of failed allocations. */
+static size_t run_model(size_t len, size_t max, long ops, uint64_t seed)
+{
+	model *m = calloc(1, sizeof *m);
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+	rnd_state = seed;
+	m->w = win_open(len);
+	m->max = max;
+	nu__heap_init(&m->h, m->w.base, m->w.size);
+	for (m->op = 0; m->op < ops && !m->bad; m->op++) {
+		size_t k = rnd() % NSLOT;
+		if (m->slot[k].p)
+			op_change(m, k);
+		else
+			op_alloc(m, k);
+		check_all(m, m->op % 4096 == 0);
+	}
+	check_all(m, true);
+	CU_ASSERT_EQUAL(m->bad, 0);
+	/* free everything: the heap is empty and top gives back to base */
+	for (size_t i = 0; i < NSLOT; i++)
+		nu__heap_free(&m->h, m->slot[i].p);
+	CU_ASSERT_EQUAL(nu__heap_used(&m->h), 0);
+	CU_ASSERT_EQUAL(nu__heap_check(&m->h), 0);
+	CU_ASSERT_PTR_NOT_NULL(nu__heap_alloc(&m->h, m->w.size - 64));
+	size_t nfail = m->nfail;
+	win_close(&m->w);
+	free(m);
+	return nfail;
+}
+
+/* 250,000 operations in a 64 MiB window: nothing may fail. */
+static void test_random_roomy(void)
+{
+	CU_ASSERT_EQUAL(run_model(64 * MiB, 1 * MiB, 250000, 0x9E3779B97F4A7C15ULL), 0);
+}
+
+/* 200,000 operations in a 1 MiB window: many fail, all cleanly. */
+static void test_random_cramped(void)
+{
+	size_t nfail = run_model(1 * MiB, 64 * KiB, 200000, 42);
+	CU_ASSERT(nfail > 0);
+	fprintf(stderr, " [%zu NULLs] ", nfail);
+}
+
+static CU_TestInfo tests[] = {
+	{ "init touches nothing", test_init_touches_nothing },
+	{ "size classes", test_size_classes },
+	{ "zero and huge requests", test_zero_and_huge },
+	{ "LIFO reuse keeps top", test_lifo_reuse },
+	{ "top block gives back", test_top_giveback },
+	{ "large blocks coalesce", test_coalesce },
+	{ "realloc in place", test_realloc_in_place },
+	{ "realloc failure keeps block", test_realloc_failure },
+	{ "exhaustion and recovery", test_exhaustion },
+	{ "calloc over dirty memory", test_calloc_dirty },
+	{ "re-init is an empty heap", test_reinit },
+	{ "double free aborts (debug)", test_double_free_aborts },
+	{ "random ops, roomy window", test_random_roomy },
+	{ "random ops, cramped window", test_random_cramped },
+	CU_TEST_INFO_NULL,
+};
+
+NUTEST_MAIN("heap", tests)

@@ -1,0 +1,327 @@
+/* test_proc.c — processes: pids, stale pids, exit, the table limit, the
+ * slot pool over a million spawn/exit cycles, stack options, bulk release.
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "nutest.h"
+#include "nuproc.h"
+#include "runtime/node.h"
+#include "runtime/proc.h"
+#include "runtime/sched.h"
+
+static void cfg_small(nu_config *c, unsigned scheds)
+{
+	nu_config_init(c);
+	c->schedulers = scheds;
+	c->max_procs = 200000;
+	c->stack_size = 64 << 10;
+	c->heap_size = 2 << 20;
+}
+
+static long rss_bytes(void)
+{
+	long pages = 0, rss = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+	if (f) {
+		if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+			rss = 0;
+		fclose(f);
+	}
+	return rss * sysconf(_SC_PAGESIZE);
+}
+
+static void wait_alone(void)
+{
+	while (nu_process_count() > 1)
+		nu_yield();
+}
+
+static void noop(void *a) { (void)a; }
+
+/* -------------------------------------------------------------- pids */
+
+static nu_pid seen_self[2];
+
+static void record_self(void *a)
+{
+	seen_self[(long)a] = nu_self();
+	CU_ASSERT_EQUAL(nu_is_alive(nu_self()), 1);
+}
+
+static void pids_main(void *a)
+{
+	(void)a;
+	nu_pid me = nu_self();
+	CU_ASSERT(me > 0);
+	nu_pid p0 = nu_spawn(record_self, (void *)0L);
+	nu_pid p1 = nu_spawn(record_self, (void *)1L);
+	CU_ASSERT(p0 > 0 && p1 > 0 && p0 != p1 && p0 != me);
+	wait_alone();
+	CU_ASSERT_EQUAL(seen_self[0], p0);
+	CU_ASSERT_EQUAL(seen_self[1], p1);
+	CU_ASSERT_EQUAL(nu_is_alive(p0), 0);
+	CU_ASSERT_EQUAL(nu_is_alive(p1), 0);
+	CU_ASSERT_EQUAL(nu_is_alive(0), -EINVAL);
+	CU_ASSERT_EQUAL(nu_is_alive(-5), -EINVAL);
+	CU_ASSERT_EQUAL(nu_is_alive(me + (1LL << NU__PID_INDEX_BITS)), -EINVAL);
+	CU_ASSERT_EQUAL(nu_is_alive((nu_pid)NU__PID_MAX_INDEX | (1LL << 24)),
+			-EINVAL);
+	CU_ASSERT_EQUAL(nu_is_alive((nu_pid)1 << 60), -EINVAL);
+}
+
+static void test_pids(void)
+{
+	nu_config c;
+	cfg_small(&c, 1);
+	CU_ASSERT_EQUAL(nu_start(&c, pids_main, NULL), 0);
+}
+
+/* A dead pid never names the process that reuses its slot. */
+static void stale_main(void *a)
+{
+	(void)a;
+	nu_pid old = nu_spawn(noop, NULL);
+	wait_alone();
+	CU_ASSERT_EQUAL(nu_is_alive(old), 0);
+	for (int i = 0; i < 1000; i++) {
+		nu_pid p = nu_spawn(noop, NULL);
+		CU_ASSERT_FATAL(p > 0);
+		/* LIFO reuse: the same slot, a new generation */
+		CU_ASSERT_EQUAL(nu__pid_index(p), nu__pid_index(old));
+		CU_ASSERT_NOT_EQUAL(p, old);
+		CU_ASSERT_EQUAL(nu_is_alive(p), 1);
+		CU_ASSERT_EQUAL(nu_is_alive(old), 0);
+		wait_alone();
+		CU_ASSERT_EQUAL(nu_is_alive(p), 0);
+	}
+}
+
+static void test_stale_pid(void)
+{
+	nu_config c;
+	cfg_small(&c, 1);
+	CU_ASSERT_EQUAL(nu_start(&c, stale_main, NULL), 0);
+}
+
+/* ------------------------------------------------------------- exit */
+
+static _Atomic int after_exit_ran;
+
+static void deep_exit(int depth)
+{
+	if (depth == 0) {
+		nu_exit(NU_ATOM_NORMAL);
+		return;
+	}
+	deep_exit(depth - 1);
+	atomic_store(&after_exit_ran, 1);
+}
+
+static void exiter(void *a)
+{
+	(void)a;
+	deep_exit(50);
+	atomic_store(&after_exit_ran, 1);
+}
+
+static void exit_main(void *a)
+{
+	(void)a;
+	for (int i = 0; i < 100; i++)
+		CU_ASSERT(nu_spawn(exiter, NULL) > 0);
+	wait_alone();
+	CU_ASSERT_EQUAL(atomic_load(&after_exit_ran), 0);
+	deep_exit(10); /* the main process too */
+	CU_FAIL("nu_exit returned");
+}
+
+static void test_exit_unwinds(void)
+{
+	nu_config c;
+	cfg_small(&c, 1);
+	CU_ASSERT_EQUAL(nu_start(&c, exit_main, NULL), 0);
+}
+
+/* -------------------------------------------------------- table full */
+
+static void sleeper(void *a)
+{
+	(void)a;
+	nu__proc_park(nu__sched_self());
+}
+
+static void full_main(void *a)
+{
+	(void)a;
+	long ok = 0;
+	nu_pid rc;
+	while ((rc = nu_spawn(sleeper, NULL)) > 0)
+		ok++;
+	CU_ASSERT_EQUAL(rc, -EAGAIN);
+	CU_ASSERT_EQUAL(ok, 999); /* the main process holds one entry */
+	CU_ASSERT_EQUAL(nu_process_count(), 1000);
+	CU_ASSERT_EQUAL(nu_spawn(sleeper, NULL), -EAGAIN);
+	/* the node keeps running: yields and allocation still work */
+	CU_ASSERT_EQUAL(nu_yield(), 0);
+	CU_ASSERT_PTR_NOT_NULL(nu_alloc(100));
+	nu_exit(nu_int(9));
+}
+
+static void test_table_full(void)
+{
+	nu_config c;
+	cfg_small(&c, 1);
+	c.max_procs = 1000;
+	CU_ASSERT_EQUAL(nu_start(&c, full_main, NULL), 9);
+	/* and again with two schedulers */
+	cfg_small(&c, sysconf(_SC_NPROCESSORS_ONLN) >= 2 ? 2 : 1);
+	c.max_procs = 1000;
+	CU_ASSERT_EQUAL(nu_start(&c, full_main, NULL), 9);
+}
+
+/* -------------------------------------------- a million cycles, flat */
+
+static void touch_some(void *a)
+{
+	char *p = nu_alloc(256);
+	if (p)
+		memset(p, (int)(long)a, 256);
+}
+
+/* After a warm-up, a million spawn/exit cycles must not grow the slot pool
+ * or RSS. With one scheduler the pool is exactly flat. With two, slots
+ * migrate between the schedulers' caches and the depot, so the pool may
+ * still settle by at most what those caches hold (2 x warm_slots per
+ * scheduler); RSS may grow by no more than those slots' pages, where a leak
+ * of one page per cycle would be 4 GB. */
+static void cycles_main(void *a)
+{
+	long n = (long)a;
+	nu_node_stats s0, s1;
+	for (long i = 0; i < 200000; i++)
+		CU_ASSERT_FATAL(nu_spawn(touch_some, (void *)i) > 0);
+	wait_alone();
+	CU_ASSERT_EQUAL(nu_node_info(&s0), 0);
+	long rss0 = rss_bytes();
+	for (long i = 0; i < n; i++)
+		if (nu_spawn(touch_some, (void *)i) <= 0)
+			CU_FAIL_FATAL("spawn failed");
+	wait_alone();
+	long rss1 = rss_bytes();
+	CU_ASSERT_EQUAL(nu_node_info(&s1), 0);
+	CU_ASSERT_EQUAL(s1.processes, 1);
+	CU_ASSERT_EQUAL(s1.spawns - s0.spawns, (uint64_t)n);
+	uint64_t free0 = s0.slots_warm + s0.slots_pending + s0.slots_cold;
+	uint64_t free1 = s1.slots_warm + s1.slots_pending + s1.slots_cold;
+	CU_ASSERT_EQUAL(free1 - free0, s1.slots_carved - s0.slots_carved);
+	uint64_t slack = s1.schedulers > 1 ? 2ull * 512 * s1.schedulers : 0;
+	long page = sysconf(_SC_PAGESIZE);
+	CU_ASSERT(s1.slots_carved - s0.slots_carved <= slack);
+	long grew = rss1 - rss0;
+	if (grew > (1 << 20) + (long)slack * 2 * page)
+		fprintf(stderr, "rss grew %ld bytes\n", grew);
+	CU_ASSERT(grew <= (1 << 20) + (long)slack * 2 * page);
+}
+
+static void test_million_cycles(void)
+{
+	nu_config c;
+	cfg_small(&c, 1);
+	CU_ASSERT_EQUAL(nu_start(&c, cycles_main, (void *)1000000L), 0);
+	cfg_small(&c, sysconf(_SC_NPROCESSORS_ONLN) >= 2 ? 2 : 1);
+	c.warm_slots = 512;
+	CU_ASSERT_EQUAL(nu_start(&c, cycles_main, (void *)1000000L), 0);
+}
+
+/* ------------------------------------------------ bulk heap release */
+
+static void heavy(void *a)
+{
+	size_t n = (size_t)(long)a;
+	char *p = nu_alloc(n);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	memset(p, 0x5a, n); /* make every page resident */
+}
+
+static void release_main(void *a)
+{
+	(void)a;
+	long rss0 = rss_bytes();
+	for (int i = 0; i < 2000; i++)
+		CU_ASSERT_FATAL(nu_spawn(heavy, (void *)(1L << 20)) > 0);
+	wait_alone();
+	/* Touched 2000 MiB in total; after release the node is back near
+	 * where it started. Let the loop flush what is pending. */
+	for (int i = 0; i < 1000; i++)
+		nu_yield();
+	long rss1 = rss_bytes();
+	if (rss1 - rss0 > (32 << 20))
+		fprintf(stderr, "rss grew %ld bytes\n", rss1 - rss0);
+	CU_ASSERT(rss1 - rss0 <= (32 << 20));
+}
+
+static void test_bulk_release(void)
+{
+	nu_config c;
+	cfg_small(&c, 1);
+	CU_ASSERT_EQUAL(nu_start(&c, release_main, NULL), 0);
+}
+
+/* ---------------------------------------------------- stack options */
+
+static int recurse(int n)
+{
+	volatile char pad[512];
+	pad[0] = (char)n;
+	return n ? recurse(n - 1) + pad[0] : 0;
+}
+
+static void deep(void *a)
+{
+	(void)a;
+	recurse(80); /* ~45 KiB of stack */
+}
+
+static void stack_main(void *a)
+{
+	(void)a;
+	nu_spawn_opts o;
+	nu_spawn_opts_init(&o);
+	o.stack_size = 1024;
+	CU_ASSERT_EQUAL(nu_spawn_opt(deep, NULL, &o), -EINVAL);
+	o.stack_size = (size_t)1 << 40;
+	CU_ASSERT_EQUAL(nu_spawn_opt(deep, NULL, &o), -EINVAL);
+	o.stack_size = 128 << 10; /* above this node's 64 KiB window */
+	CU_ASSERT_EQUAL(nu_spawn_opt(deep, NULL, &o), -EINVAL);
+	o.stack_size = 56 << 10;
+	for (int i = 0; i < 100; i++)
+		CU_ASSERT(nu_spawn_opt(deep, NULL, &o) > 0);
+	o.stack_size = 0;
+	for (int i = 0; i < 100; i++)
+		CU_ASSERT(nu_spawn_opt(deep, NULL, &o) > 0);
+	wait_alone();
+}
+
+static void test_stack_options(void)
+{
+	nu_config c;
+	cfg_small(&c, 1);
+	CU_ASSERT_EQUAL(nu_start(&c, stack_main, NULL), 0);
+}
+
+static CU_TestInfo tests[] = {
+	{ "pids are distinct and die", test_pids },
+	{ "a stale pid is detected", test_stale_pid },
+	{ "nu_exit ends the process from any depth", test_exit_unwinds },
+	{ "a full table gives -EAGAIN, node lives", test_table_full },
+	{ "1M spawn/exit cycles leave pool and RSS flat", test_million_cycles },
+	{ "heap pages go back after exit", test_bulk_release },
+	{ "stack size options", test_stack_options },
+	CU_TEST_INFO_NULL,
+};
+
+NUTEST_MAIN("proc", tests)

@@ -1,0 +1,403 @@
+/* nuproc-bench — nuproc's benchmark binary.
+ *
+ *   nuproc-bench [options]                 the default suite
+ *   nuproc-bench [options] SCENARIO [ARGS]
+ *
+ * Options: --schedulers K, --nodes 0,1,..., --reps R (default 5),
+ * --json (one JSON object per result per line instead of a table).
+ *
+ * Each run of a scenario happens in a fresh child OS process with its own
+ * node, so resident-memory figures start from a clean slate and one run
+ * cannot warm the next. Runs report "name value unit" records through a
+ * pipe; the parent prints the median, min and max over the runs. The
+ * workloads mirror ../shared/anchors (BEAM and Go) exactly where a scenario
+ * of the same name exists there; see each scenario's comment.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "nuproc.h"
+
+/* Private headers: `idle` parks processes with the runtime's own park
+ * (no message receive exists yet), `switch` measures the bare context
+ * switch for its ratio. */
+#include "ctx.h"
+#include "runtime/proc.h"
+#include "runtime/sched.h"
+
+#define MAX_ARGS 4
+#define MAX_RECS 64
+
+typedef struct scenario {
+	const char *name;
+	void (*run)(const long *args);
+	int nargs;
+	long dflt[MAX_ARGS];
+	const char *usage;
+} scenario;
+
+static int out_fd = -1;
+static long g_args[MAX_ARGS];
+static const scenario *g_sc;
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Report one figure from inside a run. */
+static void emit(const char *name, double value, const char *unit)
+{
+	char line[160];
+	int n = snprintf(line, sizeof(line), "%s %.6f %s\n", name, value, unit);
+	if (write(out_fd, line, (size_t)n) != n)
+		_exit(3);
+}
+
+static void wait_count(int64_t target)
+{
+	while (nu_process_count() > target)
+		nu_yield();
+}
+
+static void noop(void *arg) { (void)arg; }
+
+/* spawn_exit N: spawn N processes that exit at once; time until all are
+ * gone (anchors: spawn_exit, spawn_exit_loop_only). */
+static void run_spawn_exit(const long *a)
+{
+	long n = a[0];
+	int64_t base = nu_process_count();
+	uint64_t t0 = now_ns();
+	for (long i = 0; i < n; i++)
+		if (nu_spawn(noop, NULL) < 0)
+			_exit(4);
+	uint64_t t1 = now_ns();
+	wait_count(base);
+	uint64_t t2 = now_ns();
+	emit("spawn_exit_loop_only", (double)(t1 - t0) / n, "ns/proc");
+	emit("spawn_exit", (double)(t2 - t0) / n, "ns/proc");
+}
+
+/* spawn_wait_seq N: spawn one, wait until it has ended, repeat (anchors:
+ * spawn_wait_seq; BEAM waits with a monitor, Go with a channel; here the
+ * parent yields until the pid is dead). */
+static void run_spawn_wait_seq(const long *a)
+{
+	long n = a[0];
+	uint64_t t0 = now_ns();
+	for (long i = 0; i < n; i++) {
+		nu_pid pid = nu_spawn(noop, NULL);
+		if (pid < 0)
+			_exit(4);
+		while (nu_is_alive(pid) == 1)
+			nu_yield();
+	}
+	emit("spawn_wait_seq", (double)(now_ns() - t0) / n, "ns/proc");
+}
+
+/* Resident bytes and page-table bytes of this OS process. */
+static void mem_now(long *rss, long *pte)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	*rss = *pte = 0;
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, "VmRSS:", 6))
+			*rss = atol(line + 6) * 1024;
+		else if (!strncmp(line, "VmPTE:", 6))
+			*pte = atol(line + 6) * 1024;
+	}
+	fclose(f);
+}
+
+static _Atomic long idle_started;
+
+static void idler(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add_explicit(&idle_started, 1, memory_order_relaxed);
+	nu__proc_park(nu__sched_self()); /* until the node stops */
+}
+
+/* idle N: N processes parked; time until all have run and parked, and
+ * resident bytes per process from the OS (anchors: idleNk_*). */
+static void run_idle(const long *a)
+{
+	long n = a[0], rss0, pte0, rss1, pte1;
+	char tag[32];
+	mem_now(&rss0, &pte0);
+	uint64_t t0 = now_ns();
+	for (long i = 0; i < n; i++)
+		if (nu_spawn(idler, NULL) < 0)
+			_exit(4);
+	while (atomic_load(&idle_started) < n)
+		nu_yield();
+	uint64_t t1 = now_ns();
+	mem_now(&rss1, &pte1);
+	snprintf(tag, sizeof(tag), "idle%ldk", n / 1000);
+	char name[64];
+	snprintf(name, sizeof(name), "%s_spawn_time", tag);
+	emit(name, (double)(t1 - t0) / 1e6, "ms");
+	snprintf(name, sizeof(name), "%s_spawn", tag);
+	emit(name, (double)(t1 - t0) / n, "ns/proc");
+	snprintf(name, sizeof(name), "%s_rss_delta", tag);
+	emit(name, (double)(rss1 - rss0) / n, "B/proc");
+	snprintf(name, sizeof(name), "%s_pagetable_delta", tag);
+	emit(name, (double)(pte1 - pte0) / n, "B/proc");
+	snprintf(name, sizeof(name), "%s_rss_total", tag);
+	emit(name, (double)rss1 / 1048576.0, "MiB");
+}
+
+static void yielder(void *arg)
+{
+	long n = *(long *)arg;
+	for (long i = 0; i < n; i++)
+		nu_yield();
+}
+
+/* The bare switch: two raw contexts bouncing, no scheduler. */
+static void *bare_main_sp, *bare_peer_sp;
+static void bare_entry(void *arg, void *p)
+{
+	(void)arg;
+	(void)p;
+	for (;;)
+		nu__ctx_switch(&bare_peer_sp, bare_main_sp, NULL);
+}
+
+static double bare_switch_ns(long n)
+{
+	static char stack[64 << 10] __attribute__((aligned(16)));
+	bare_peer_sp = nu__ctx_make(stack + sizeof(stack), bare_entry, NULL);
+	uint64_t t0 = now_ns();
+	for (long i = 0; i < n; i++)
+		nu__ctx_switch(&bare_main_sp, bare_peer_sp, NULL);
+	return (double)(now_ns() - t0) / (2.0 * n);
+}
+
+/* switch N: two processes on one scheduler yield to each other N times
+ * each; ns per yield (one switch each), against the bare switch measured
+ * in the same run. */
+static void run_switch(const long *a)
+{
+	long n = a[0];
+	nu_spawn_opts o;
+	nu_spawn_opts_init(&o);
+	o.scheduler = nu_scheduler_id();
+	double bare = bare_switch_ns(n);
+	int64_t base = nu_process_count();
+	uint64_t t0 = now_ns();
+	if (nu_spawn_opt(yielder, &n, &o) < 0 ||
+	    nu_spawn_opt(yielder, &n, &o) < 0)
+		_exit(4);
+	wait_count(base);
+	double per = (double)(now_ns() - t0) / (2.0 * n);
+	emit("switch", per, "ns/yield");
+	emit("switch_bare", bare, "ns/switch");
+	emit("switch_ratio", per / bare, "x");
+}
+
+static const scenario scenarios[] = {
+	{ "spawn_exit", run_spawn_exit, 1, { 1000000 }, "N" },
+	{ "spawn_wait_seq", run_spawn_wait_seq, 1, { 1000000 }, "N" },
+	{ "idle", run_idle, 1, { 1000000 }, "N" },
+	{ "switch", run_switch, 1, { 10000000 }, "N" },
+};
+#define NSCEN (sizeof(scenarios) / sizeof(scenarios[0]))
+
+/* ------------------------------------------------------------ driver */
+
+typedef struct opts {
+	nu_config cfg;
+	int nodes[64];
+	int reps;
+	int json;
+} opts;
+
+typedef struct rec {
+	char name[64];
+	char unit[16];
+	double v[64];
+	int n;
+} rec;
+
+static void bench_main(void *arg)
+{
+	(void)arg;
+	g_sc->run(g_args);
+}
+
+/* One run in a child process; appends its records to recs. */
+static int run_once(const opts *o, const scenario *sc, const long *args,
+		    rec *recs, int *nrecs)
+{
+	int fds[2];
+	if (pipe(fds))
+		return -errno;
+	pid_t pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		close(fds[0]);
+		out_fd = fds[1];
+		g_sc = sc;
+		memcpy(g_args, args, sizeof(g_args));
+		int rc = nu_start(&o->cfg, bench_main, NULL);
+		if (rc != 0)
+			fprintf(stderr, "nuproc-bench: %s: %s\n", sc->name,
+				rc < 0 ? nu_strerror(rc) : "main process failed");
+		_exit(rc != 0);
+	}
+	close(fds[1]);
+	FILE *f = fdopen(fds[0], "r");
+	char name[64], unit[16];
+	double v;
+	while (f && fscanf(f, "%63s %lf %15s", name, &v, unit) == 3) {
+		int i = 0;
+		while (i < *nrecs && strcmp(recs[i].name, name))
+			i++;
+		if (i == *nrecs && *nrecs < MAX_RECS) {
+			memset(&recs[i], 0, sizeof(recs[i]));
+			snprintf(recs[i].name, sizeof(recs[i].name), "%s", name);
+			snprintf(recs[i].unit, sizeof(recs[i].unit), "%s", unit);
+			(*nrecs)++;
+		}
+		if (i < *nrecs && recs[i].n < 64)
+			recs[i].v[recs[i].n++] = v;
+	}
+	if (f)
+		fclose(f);
+	int st;
+	waitpid(pid, &st, 0);
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+static void print_rec(const opts *o, const scenario *sc, rec *r)
+{
+	qsort(r->v, (size_t)r->n, sizeof(double), cmp_double);
+	double med = r->n % 2 ? r->v[r->n / 2]
+			      : (r->v[r->n / 2 - 1] + r->v[r->n / 2]) / 2;
+	unsigned k = o->cfg.schedulers;
+	if (o->json)
+		printf("{\"name\":\"%s\",\"value\":%.1f,\"unit\":\"%s\","
+		       "\"min\":%.1f,\"max\":%.1f,\"runs\":%d,"
+		       "\"scenario\":\"%s\",\"schedulers\":%u}\n",
+		       r->name, med, r->unit, r->v[0], r->v[r->n - 1], r->n,
+		       sc->name, k);
+	else
+		printf("%-28s %12.1f %12.1f %12.1f  %-9s %d\n", r->name, med,
+		       r->v[0], r->v[r->n - 1], r->unit, r->n);
+	fflush(stdout);
+}
+
+static int run_scenario(const opts *o, const scenario *sc, const long *args)
+{
+	rec recs[MAX_RECS];
+	int nrecs = 0, failed = 0;
+	for (int i = 0; i < o->reps; i++)
+		if (run_once(o, sc, args, recs, &nrecs))
+			failed = 1;
+	for (int i = 0; i < nrecs; i++)
+		print_rec(o, sc, &recs[i]);
+	if (failed)
+		fprintf(stderr, "nuproc-bench: %s: a run failed\n", sc->name);
+	return failed;
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: nuproc-bench [--schedulers K] [--nodes LIST]"
+			" [--reps R] [--json] [SCENARIO [ARGS]]\nscenarios:");
+	for (size_t i = 0; i < NSCEN; i++)
+		fprintf(stderr, " %s %s;", scenarios[i].name, scenarios[i].usage);
+	fprintf(stderr, "\n");
+	exit(2);
+}
+
+static int parse_nodes(opts *o, const char *list)
+{
+	unsigned n = 0;
+	for (const char *p = list; *p && n < 64;) {
+		char *end;
+		long v = strtol(p, &end, 10);
+		if (end == p || v < 0)
+			return -1;
+		o->nodes[n++] = (int)v;
+		p = *end == ',' ? end + 1 : end;
+		if (*end && *end != ',')
+			return -1;
+	}
+	o->cfg.nodes = o->nodes;
+	o->cfg.nnodes = n;
+	return n ? 0 : -1;
+}
+
+static int parse_opts(opts *o, int argc, char **argv)
+{
+	int i = 1;
+	nu_config_init(&o->cfg);
+	o->reps = 5;
+	for (; i < argc && !strncmp(argv[i], "--", 2); i++) {
+		if (!strcmp(argv[i], "--json"))
+			o->json = 1;
+		else if (!strcmp(argv[i], "--schedulers") && i + 1 < argc)
+			o->cfg.schedulers = (unsigned)atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
+			o->reps = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--nodes") && i + 1 < argc) {
+			if (parse_nodes(o, argv[++i]))
+				usage();
+		} else
+			usage();
+	}
+	if (o->reps < 1 || o->reps > 64)
+		usage();
+	return i;
+}
+
+int main(int argc, char **argv)
+{
+	static opts o;
+	int i = parse_opts(&o, argc, argv);
+	if (!o.json)
+		printf("%-28s %12s %12s %12s  %-9s %s\n", "name", "median", "min",
+		       "max", "unit", "runs");
+	if (i == argc) { /* the default suite */
+		int failed = 0;
+		for (size_t k = 0; k < NSCEN; k++)
+			failed |= run_scenario(&o, &scenarios[k],
+					       scenarios[k].dflt);
+		return failed;
+	}
+	for (size_t k = 0; k < NSCEN; k++) {
+		const scenario *sc = &scenarios[k];
+		if (strcmp(argv[i], sc->name))
+			continue;
+		long args[MAX_ARGS];
+		memcpy(args, sc->dflt, sizeof(args));
+		for (int j = 0; j < sc->nargs && i + 1 + j < argc; j++)
+			args[j] = atol(argv[i + 1 + j]);
+		if (args[0] <= 0)
+			usage();
+		return run_scenario(&o, sc, args);
+	}
+	usage();
+}
