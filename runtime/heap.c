@@ -248,7 +248,7 @@ static inline void *small_pop(nu__heap *h, unsigned c)
 	h->small[c] = x.next;
 	h->smallmap &= ~((uint32_t)(x.next == 0) << c);
 	x.size |= F_USED;
-	hd_store(b, x);
+	hd_store(b, x); /* whole: a narrower store stalls a quick free's load */
 	h->used += u;
 	UNPOISON(b + HD, u);
 	return (void *)(b + HD);
@@ -317,10 +317,12 @@ static uintptr_t bin_scan(nu__heap *h, unsigned i, uint32_t min,
 	return 0;
 }
 
-/* Unlink and return a free large block of at least min bytes, or 0: a
- * bounded first fit in min's bin, the head of the next non-empty bin (any
- * block there fits), and only then a full scan of min's bin. */
-static uintptr_t large_find(nu__heap *h, uint32_t min)
+/* Unlink and return a free large block of at least min bytes, or 0: first
+ * fit among `looks` blocks of min's bin, else the head of the next
+ * non-empty bin (any block there fits), else — when full is set — first
+ * fit over all of min's bin. */
+static uintptr_t large_find(nu__heap *h, uint32_t min, unsigned looks,
+			    bool full)
 {
 	unsigned i = bin_of(min);
 	uintptr_t b;
@@ -328,7 +330,7 @@ static uintptr_t large_find(nu__heap *h, uint32_t min)
 
 	if (i >= NU__HEAP_NLARGE)
 		return 0;
-	if ((b = bin_scan(h, i, min, SCAN_LIMIT)))
+	if ((b = bin_scan(h, i, min, looks)))
 		return b;
 	up = h->bigmap & ~((2u << i) - 1);
 	if (up) {
@@ -336,7 +338,7 @@ static uintptr_t large_find(nu__heap *h, uint32_t min)
 		bin_unlink(h, hd_load(b));
 		return b;
 	}
-	return bin_scan(h, i, min, ~0u);
+	return full ? bin_scan(h, i, min, ~0u) : 0;
 }
 
 /* ------------------------------------------------------ bump and top */
@@ -457,11 +459,11 @@ static void *small_get(nu__heap *h, unsigned c)
 	uintptr_t b;
 	void *p;
 
-	if (h->bigmap && (b = large_find(h, t + LARGE_MIN)))
+	if (h->bigmap && (b = large_find(h, t + LARGE_MIN, 4, false)))
 		return large_use(h, b, t, 0);
 	if ((p = carve(h, t, 0)))
 		return p;
-	if (h->bigmap && (b = large_find(h, t)))
+	if (h->bigmap && (b = large_find(h, t, SCAN_LIMIT, true)))
 		return large_use(h, b, t, 0);
 	up = h->smallmap & ~((2u << c) - 1);
 	if (up)
@@ -474,7 +476,7 @@ static void *large_get(nu__heap *h, uint32_t t)
 {
 	uintptr_t b;
 
-	if (h->bigmap && (b = large_find(h, t)))
+	if (h->bigmap && (b = large_find(h, t, SCAN_LIMIT, true)))
 		return large_use(h, b, t, F_LARGE);
 	return carve(h, t, F_LARGE);
 }
@@ -658,23 +660,33 @@ void nu__heap_init(nu__heap *h, void *base, size_t size)
 #endif
 }
 
-void *nu__heap_alloc(nu__heap *h, size_t n)
+/* Everything but a pop from a non-empty class list: kept out of line so
+ * that the fast path in nu__heap_alloc needs no stack frame. */
+__attribute__((noinline)) static void *alloc_slow(nu__heap *h, size_t n)
 {
 	void *p;
 
-	if (likely(n - 1 < NU__HEAP_SMALL_MAX)) {
+	if (n - 1 < NU__HEAP_SMALL_MAX) {
 		unsigned c = class_of16[(n + 15) >> 4];
-		if (likely(h->smallmap & (1u << c)))
-			return small_pop(h, c);
-		p = small_get(h, c);
+		p = (h->smallmap >> c & 1) ? small_pop(h, c) : small_get(h, c);
 	} else {
 		if (n == 0 || n > NU__HEAP_MAX)
 			return NULL;
 		p = large_get(h, large_total(n));
 	}
 	if (unlikely(!p) && sweep(h))
-		return nu__heap_alloc(h, n); /* sweeps at most once */
+		return alloc_slow(h, n); /* sweeps at most once */
 	return p;
+}
+
+void *nu__heap_alloc(nu__heap *h, size_t n)
+{
+	if (likely(n - 1 < NU__HEAP_SMALL_MAX)) {
+		unsigned c = class_of16[(n + 15) >> 4];
+		if (likely(h->smallmap & (1u << c)))
+			return small_pop(h, c);
+	}
+	return alloc_slow(h, n);
 }
 
 void *nu__heap_calloc(nu__heap *h, size_t n, size_t m)

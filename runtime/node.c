@@ -311,7 +311,7 @@ int nu_node_info(nu_node_stats *st)
 	if (!n)
 		return -ESRCH;
 	memset(st, 0, sizeof(*st));
-	st->processes = (uint64_t)atomic_load(&n->nprocs);
+	st->processes = (uint64_t)nu__count_live(n);
 	st->schedulers = n->nsched;
 	st->nodes = n->ngroups;
 	for (unsigned i = 0; i < n->mem.nregions; i++) {
@@ -335,5 +335,5 @@ int nu_node_info(nu_node_stats *st)
 int64_t nu_process_count(void)
 {
 	nu__node *n = nu__node_get();
-	return n ? atomic_load(&n->nprocs) : -ESRCH;
+	return n ? nu__count_live(n) : -ESRCH;
 }

@@ -21,8 +21,9 @@ typedef struct nu__node {
 	int ring_mode;            /* NU__RING_* chosen at start */
 	nu_fn main_fn;
 	void *main_arg;
-	_Alignas(64) _Atomic int64_t nprocs; /* live processes */
-	_Atomic int stopping;     /* the main process has exited */
+	_Alignas(64) _Atomic int64_t reserved; /* live + credits (proc.c) */
+	_Atomic int tight;        /* near max_procs: no credits kept */
+	_Alignas(64) _Atomic int stopping; /* the main process has exited */
 	_Atomic int status;       /* nu_start's result */
 	_Atomic int failed;       /* a scheduler failed to start: -errno */
 	pthread_mutex_t lock;     /* start-up rendezvous */
@@ -46,6 +47,9 @@ int nu__node_sched_ready(nu__node *n, int rc);
 
 /* Spawn the main process (scheduler 0's loop context, at start). */
 void nu__node_spawn_main(nu__sched *s);
+
+/* Live processes: reserved minus the credits schedulers hold. */
+int64_t nu__count_live(nu__node *n);
 
 /* Record the main process's exit and start stopping the node. */
 void nu__node_main_exited(nu__sched *s, nu_term reason);

@@ -101,6 +101,24 @@ void nu__proc_reap(struct nu__sched *s, nu__proc *p);
 _Noreturn void nu__proc_exit(struct nu__sched *s, nu__proc *p,
 			     nu_term reason);
 
+/* Exit now if p was killed or the node is stopping: every resume point
+ * calls this. The fast check is two loads. */
+_Noreturn void nu__proc_check_kill_slow(struct nu__sched *s, nu__proc *p);
+#define nu__proc_check_kill(s, p)                                            \
+	do {                                                                 \
+		if (__builtin_expect(                                        \
+			    atomic_load_explicit(&(p)->killed,               \
+						 memory_order_relaxed) |     \
+				    atomic_load_explicit((s)->stopping,      \
+							 memory_order_relaxed), \
+			    0))                                              \
+			nu__proc_check_kill_slow((s), (p));                  \
+	} while (0)
+
+/* The live-process count (proc.c): give back a scheduler's spare credits;
+ * the exact count (sum over schedulers, not one snapshot). */
+void nu__count_drain(struct nu__sched *s);
+
 /* Kill every live process of the node (shutdown). */
 void nu__proc_kill_all(nu_term reason);
 

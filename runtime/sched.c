@@ -40,7 +40,9 @@
  * its group's run queues and the stop condition before sleeping in one
  * io_uring_enter. A producer publishes work, then (seq_cst fence) reads
  * nparked/nspinning. Either the producer sees the parker, or the parker's
- * re-check sees the work (Dekker). Doorbells go only to a scheduler whose
+ * re-check sees the work (Dekker); for work left in a running scheduler's
+ * own queue the producer skips the fence (wake_idle). Doorbells go only to
+ * a scheduler whose
  * `parked` flag the waker exchanged from 1 to 0, so one sleep costs at most
  * one MSG_RING. A scheduler woken to look for work counts as spinning until
  * it finds some or parks again; producers do not wake a second one while
@@ -75,6 +77,7 @@ __attribute__((noinline)) nu__sched *nu__sched_self(void)
 	__asm__ volatile("" : "+r"(s));
 	return s;
 }
+
 
 /* ------------------------------------------------------------ run queue */
 
@@ -286,11 +289,15 @@ static int wake_one(nu__sched *from, nu__group *g)
 }
 
 /* Work was published in s's run queue: wake an idle scheduler to steal
- * it unless one is already looking. */
+ * it unless one is already looking. This is a parallelism hint, not a
+ * correctness one: the work sits in the queue of a running scheduler that
+ * will run it anyway, so there is no fence here (a full fence on every
+ * requeue costs more than the yield it serves); a parker that races with
+ * it is woken by the next push. Wake-ups that carry correctness (inbox
+ * pushes, to a possibly sleeping scheduler) use the seq_cst handshake. */
 static void wake_idle(nu__sched *s)
 {
 	nu__group *g = s->grp;
-	atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(&g->nspinning, memory_order_relaxed))
 		return;
 	if (atomic_load_explicit(&g->nparked, memory_order_relaxed)) {
@@ -479,14 +486,15 @@ static nu__proc *pick_runnext(nu__sched *s)
 	return p;
 }
 
-/* The next process to run on s, or NULL. Steals only when allowed. */
-static nu__proc *sched_pick(nu__sched *s, int may_steal)
+/* The full pick: inbox, due global-queue check, bound processes, runnext,
+ * run queue, global queue, then stealing when allowed. */
+static __attribute__((noinline)) nu__proc *
+sched_pick_slow(nu__sched *s, int may_steal, int gq_due)
 {
 	nu__proc *p;
-	s->tick++;
 	if (atomic_load_explicit(&s->inbox, memory_order_relaxed))
 		inbox_drain(s);
-	if (s->tick % GQ_CHECK_TICKS == 0 && (p = gq_get(s, s->grp)))
+	if (gq_due && (p = gq_get(s, s->grp)))
 		return p;
 	if (s->pinned_head && (s->tick & 1))
 		return pinned_get(s);
@@ -504,6 +512,45 @@ static nu__proc *sched_pick(nu__sched *s, int may_steal)
 	return may_steal ? steal(s) : NULL;
 }
 
+/* The next process to run on s, or NULL. The common case (no inbox, no
+ * bound processes, no global-queue check due) is inline; everything else
+ * goes through sched_pick_slow. */
+static inline __attribute__((always_inline)) nu__proc *
+sched_pick(nu__sched *s, int may_steal)
+{
+	s->tick++;
+	int gq_due = --s->gq_countdown == 0;
+	if (__builtin_expect(gq_due, 0))
+		s->gq_countdown = GQ_CHECK_TICKS;
+	if (__builtin_expect(gq_due || atomic_load_explicit(
+					       &s->inbox, memory_order_relaxed),
+			     0))
+		return sched_pick_slow(s, may_steal, gq_due);
+	if (s->pinned_head && (s->tick & 1))
+		return pinned_get(s);
+	nu__proc *p = s->runnext;
+	if (p && s->runnext_streak < RUNNEXT_CAP) {
+		s->runnext = NULL;
+		s->runnext_streak++;
+		return p;
+	}
+	uint32_t h = atomic_load_explicit(&s->rq_head, memory_order_acquire);
+	uint32_t t = atomic_load_explicit(&s->rq_tail, memory_order_relaxed);
+	if (t != h) {
+		p = atomic_load_explicit(&s->rq[h % NU__RUNQ_SIZE],
+					 memory_order_relaxed);
+		if (atomic_compare_exchange_strong_explicit(
+			    &s->rq_head, &h, h + 1, memory_order_release,
+			    memory_order_relaxed)) {
+			s->runnext_streak = 0;
+			return p;
+		}
+	}
+	if (s->pinned_head)
+		return pinned_get(s);
+	return sched_pick_slow(s, may_steal, 0);
+}
+
 /* ---------------------------------------------------------- hand-off */
 
 static void requeue(nu__sched *s, nu__proc *p)
@@ -512,11 +559,9 @@ static void requeue(nu__sched *s, nu__proc *p)
 }
 
 /* Perform what the context that just switched out asked for. */
-void nu__sched_after(nu__sched *s)
+void nu__sched_after_slow(nu__sched *s)
 {
 	int a = s->after;
-	if (!a)
-		return;
 	nu__proc *p = s->after_proc;
 	s->after = NU__AFTER_NONE;
 	if (a == NU__AFTER_YIELD) {
@@ -528,10 +573,48 @@ void nu__sched_after(nu__sched *s)
 			/* woken while parking */
 			atomic_store(&p->wstate, NU__WS_RUNNING);
 			requeue(s, p);
+		} else if (atomic_load(s->stopping)) {
+			/* Shutdown's walk may have passed p before the CAS
+			 * (seq_cst on both sides: one of us sees the other). */
+			nu__proc_wake(p);
 		}
 	} else {
 		nu__proc_reap(s, p);
 	}
+}
+
+/* nu__sched_after with the yield of an unbound process inline: append to
+ * the ring when it has room and nothing overflowed, wake a thief only when
+ * the group has parked schedulers and no spinning one. */
+static inline __attribute__((always_inline)) void after_fast(nu__sched *s)
+{
+	if (!s->after)
+		return;
+	nu__proc *p = s->after_proc;
+	if (s->after == NU__AFTER_YIELD && p->bind_sched == s->id) {
+		s->after = NU__AFTER_NONE;
+		pinned_put(s, p);
+		return;
+	}
+	if (s->after != NU__AFTER_YIELD || p->bind_sched >= 0 ||
+	    p->bind_group >= 0 || s->ovf_head) {
+		nu__sched_after_slow(s);
+		return;
+	}
+	uint32_t h = atomic_load_explicit(&s->rq_head, memory_order_acquire);
+	uint32_t t = atomic_load_explicit(&s->rq_tail, memory_order_relaxed);
+	if (t - h >= NU__RUNQ_SIZE) {
+		nu__sched_after_slow(s);
+		return;
+	}
+	s->after = NU__AFTER_NONE;
+	atomic_store_explicit(&s->rq[t % NU__RUNQ_SIZE], p,
+			      memory_order_relaxed);
+	atomic_store_explicit(&s->rq_tail, t + 1, memory_order_release);
+	if (__builtin_expect(atomic_load_explicit(&s->grp->nparked,
+						  memory_order_relaxed),
+			     0))
+		wake_idle(s);
 }
 
 /* Switch from the loop context into p. */
@@ -539,14 +622,14 @@ static void sched_run(nu__sched *s, nu__proc *p)
 {
 	s->current = p;
 	p->sched = s;
-	s->reds = (int32_t)nu__node_get()->cfg.reductions;
+	s->reds = s->budget;
 	nu__fiber_leave(&s->asan_fake, p->stack_lo,
 			(size_t)(p->stack_hi - p->stack_lo));
 	nu__fiber_tsan_switch(p->tsan_fiber);
-	nu__ctx_switch(&s->sp, p->sp, s);
+	nu__ctx_swap(&s->sp, p->sp, s);
 	nu__fiber_arrive(s->asan_fake);
 	s->current = NULL;
-	nu__sched_after(s);
+	after_fast(s);
 }
 
 nu__sched *nu__sched_switch_out(nu__sched *s, nu__proc *p, int after)
@@ -557,14 +640,14 @@ nu__sched *nu__sched_switch_out(nu__sched *s, nu__proc *p, int after)
 		/* Nothing else here: keep running, but let the loop context
 		 * look around (steal, flush) now and then. */
 		if (!q && (s->tick & 63)) {
-			s->reds = (int32_t)nu__node_get()->cfg.reductions;
+			s->reds = s->budget;
 			return s;
 		}
 	}
 	uintptr_t here = (uintptr_t)__builtin_frame_address(0);
 	if (here < p->sp_low)
 		p->sp_low = here;
-	p->saved_errno = errno;
+	p->saved_errno = *s->errno_at;
 	s->after = after;
 	s->after_proc = p;
 	void **fake = after == NU__AFTER_EXIT ? NULL : &p->asan_fake;
@@ -572,22 +655,21 @@ nu__sched *nu__sched_switch_out(nu__sched *s, nu__proc *p, int after)
 	if (q) {
 		s->current = q;
 		q->sched = s;
-		s->reds = (int32_t)nu__node_get()->cfg.reductions;
+		s->reds = s->budget;
 		nu__fiber_leave(fake, q->stack_lo,
 				(size_t)(q->stack_hi - q->stack_lo));
 		nu__fiber_tsan_switch(q->tsan_fiber);
-		r = nu__ctx_switch(&p->sp, q->sp, s);
+		r = nu__ctx_swap(&p->sp, q->sp, s);
 	} else {
 		nu__fiber_leave(fake, s->loop_stack_lo, s->loop_stack_size);
 		nu__fiber_tsan_switch(s->tsan_fiber);
-		r = nu__ctx_switch(&p->sp, s->sp, s);
+		r = nu__ctx_swap(&p->sp, s->sp, s);
 	}
 	/* Resumed, perhaps on another thread: r is the scheduler now. */
 	nu__fiber_arrive(p->asan_fake);
-	nu__sched_after(r);
-	errno = p->saved_errno;
-	if (atomic_load_explicit(&p->killed, memory_order_acquire))
-		nu__proc_exit(r, p, p->kill_reason);
+	after_fast(r);
+	*r->errno_at = p->saved_errno;
+	nu__proc_check_kill(r, p);
 	return r;
 }
 
@@ -612,7 +694,7 @@ static int sched_has_work(nu__sched *s)
 	for (int i = 0; i < g->count; i++)
 		if (runq_len(n->sched[g->first + i]))
 			return 1;
-	return atomic_load(&n->stopping) && atomic_load(&n->nprocs) == 0;
+	return atomic_load(&n->stopping) && atomic_load(&n->reserved) == 0;
 }
 
 static void sched_park(nu__sched *s)
@@ -658,8 +740,13 @@ static void sched_loop(nu__sched *s)
 			nu__slot_flush(&n->mem, &s->slots);
 			continue;
 		}
-		if (atomic_load(&n->stopping) && atomic_load(&n->nprocs) == 0)
-			break;
+		if (atomic_load(&n->stopping)) {
+			nu__count_drain(s);
+			if (atomic_load(&n->reserved) == 0) {
+				nu__sched_kick_all(s);
+				break;
+			}
+		}
 		sched_park(s);
 	}
 	sched_found_work(s);
@@ -682,6 +769,10 @@ static void loop_stack_bounds(nu__sched *s)
 static int sched_setup(nu__sched *s, nu__node *n)
 {
 	tls_sched = s;
+	s->errno_at = &errno;
+	s->stopping = &n->stopping;
+	s->budget = (int32_t)n->cfg.reductions;
+	s->gq_countdown = GQ_CHECK_TICKS;
 	loop_stack_bounds(s);
 	s->tsan_fiber = nu__fiber_tsan_current();
 	int rc = nu__thread_pin(s->cpu);

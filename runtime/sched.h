@@ -34,7 +34,17 @@ typedef struct nu__sched {
 	int after;              /* NU__AFTER_* for the resumed context */
 	nu__proc *after_proc;
 	int32_t reds;           /* reductions left in this slice */
+	int32_t budget;         /* reductions per slice (config) */
+	const _Atomic int *stopping; /* the node's stopping flag */
+	int64_t credits;        /* spare table entries (proc.c, the count) */
+	int *errno_at;          /* this thread's errno: processes carry their
+				 * own across switches (glibc declares
+				 * __errno_location const, so a compiler may
+				 * keep its result across a switch to another
+				 * thread; the scheduler's copy is always
+				 * the resuming thread's) */
 	uint32_t tick;
+	uint32_t gq_countdown;  /* picks until the global queue goes first */
 	nu__proc *ovf_head;     /* run queue overflow, behind the ring */
 	nu__proc *ovf_tail;
 	uint32_t ovf_len;
@@ -88,7 +98,12 @@ void *nu__sched_main(void *arg);
 
 /* Perform what the context that switched out asked for (s->after); the
  * first thing every resumed context does. */
-void nu__sched_after(nu__sched *s);
+void nu__sched_after_slow(nu__sched *s);
+static inline void nu__sched_after(nu__sched *s)
+{
+	if (s->after)
+		nu__sched_after_slow(s);
+}
 
 /* Make p runnable from scheduler s (s may be NULL on a foreign thread). */
 void nu__sched_ready(nu__sched *s, nu__proc *p, int as_next);

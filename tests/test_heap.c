@@ -504,6 +504,96 @@ static void test_double_free_aborts(void)
 #endif
 }
 
+/* ------------------------------------------------- AddressSanitizer */
+
+#ifdef NU__HEAP_ASAN
+/* Run fn(h) in a child on a fresh heap; true when the child died (ASan
+ * reports and exits non-zero) rather than returning. */
+static bool dies(void (*fn)(nu__heap *))
+{
+	win w = win_open(4 * MiB);
+	nu__heap h;
+	pid_t pid;
+	int st = 0;
+
+	nu__heap_init(&h, w.base, w.size);
+	fflush(NULL);
+	pid = fork();
+	CU_ASSERT_FATAL(pid >= 0);
+	if (pid == 0) {
+		close(2); /* keep the expected reports out of the test log */
+		fn(&h);
+		_exit(0);
+	}
+	CU_ASSERT_EQUAL(waitpid(pid, &st, 0), pid);
+	win_close(&w);
+	return !(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+static void in_bounds(nu__heap *h)
+{
+	uint8_t *p = nu__heap_alloc(h, 100);
+	memset(p, 1, nu__heap_usable_size(h, p));
+	nu__heap_free(h, p);
+	nu__heap_init(h, (void *)h->base, h->end - h->base); /* next process */
+	p = nu__heap_alloc(h, 100000);
+	memset(p, 1, 100000);
+}
+static void into_next_header(nu__heap *h)
+{
+	uint8_t *p = nu__heap_alloc(h, 64);
+	nu__heap_alloc(h, 64);
+	((volatile uint8_t *)p)[64] = 1;
+}
+static void above_top(nu__heap *h)
+{
+	uint8_t *p = nu__heap_alloc(h, 100);
+	((volatile uint8_t *)p)[nu__heap_usable_size(h, p) + 40] = 1;
+}
+static void after_free_small(nu__heap *h)
+{
+	uint8_t *p = nu__heap_alloc(h, 64);
+	nu__heap_alloc(h, 16);
+	nu__heap_free(h, p);
+	((volatile uint8_t *)p)[8] = 1;
+}
+static void after_free_large(nu__heap *h)
+{
+	uint8_t *p = nu__heap_alloc(h, 100000);
+	nu__heap_alloc(h, 16);
+	nu__heap_free(h, p);
+	((volatile uint8_t *)p)[50000] = 1;
+}
+static void after_give_back(nu__heap *h)
+{
+	uint8_t *p = nu__heap_alloc(h, 100000);
+	nu__heap_free(h, p);
+	((volatile uint8_t *)p)[10] = 1;
+}
+static void after_shrink(nu__heap *h)
+{
+	uint8_t *p = nu__heap_alloc(h, 100000);
+	nu__heap_alloc(h, 16);
+	p = nu__heap_realloc(h, p, 5000);
+	((volatile uint8_t *)p)[6000] = 1;
+}
+#endif
+
+/* ASan builds: stray accesses around blocks are caught, in-bounds ones
+ * (also on a re-initialised window) are not. */
+static void test_asan_poisoning(void)
+{
+#ifdef NU__HEAP_ASAN
+	CU_ASSERT_FALSE(dies(in_bounds));
+	CU_ASSERT_TRUE(dies(into_next_header));
+	CU_ASSERT_TRUE(dies(above_top));
+	CU_ASSERT_TRUE(dies(after_free_small));
+	CU_ASSERT_TRUE(dies(after_free_large));
+	CU_ASSERT_TRUE(dies(after_give_back));
+	CU_ASSERT_TRUE(dies(after_shrink));
+#endif
+}
+
 /* ------------------------------------------------------ the random test */
 
 #define NSLOT 1024
@@ -523,6 +613,7 @@ typedef struct model {
 	long bad;	/* failed checks */
 	long op;
 	size_t max;	/* largest request */
+	size_t peak;	/* highest sum of usable sizes */
 } model;
 
 #define EXPECT(m, c)							\
@@ -592,6 +683,8 @@ static void op_alloc(model *m, size_t k)
 		EXPECT(m, all_zero(p, n));
 	m->slot[k] = (live){ p, n, (uint64_t)m->op };
 	m->usable += nu__heap_usable_size(&m->h, p);
+	if (m->usable > m->peak)
+		m->peak = m->usable;
 	fill(p, 0, n, m->slot[k].id);
 }
 
@@ -627,6 +720,8 @@ static void op_change(model *m, size_t k)
 	if (n > s->n)
 		fill(q, s->n, n, s->id);
 	m->usable += nu__heap_usable_size(&m->h, q) - u;
+	if (m->usable > m->peak)
+		m->peak = m->usable;
 	s->p = q;
 	s->n = n;
 }
@@ -672,6 +767,8 @@ static size_t run_model(size_t len, size_t max, long ops, uint64_t seed)
 	}
 	check_all(m, true);
 	CU_ASSERT_EQUAL(m->bad, 0);
+	fprintf(stderr, " [%zu NULLs; peak live %zu KiB, top %zu KiB] ", m->nfail,
+		m->peak >> 10, (size_t)(nu__heap_top(&m->h) - (uintptr_t)m->w.base) >> 10);
 	/* free everything: the heap is empty and top gives back to base */
 	for (size_t i = 0; i < NSLOT; i++)
 		nu__heap_free(&m->h, m->slot[i].p);
@@ -693,9 +790,7 @@ static void test_random_roomy(void)
 /* 200,000 operations in a 1 MiB window: many fail, all cleanly. */
 static void test_random_cramped(void)
 {
-	size_t nfail = run_model(1 * MiB, 64 * KiB, 200000, 42);
-	CU_ASSERT(nfail > 0);
-	fprintf(stderr, " [%zu NULLs] ", nfail);
+	CU_ASSERT(run_model(1 * MiB, 64 * KiB, 200000, 42) > 0);
 }
 
 static CU_TestInfo tests[] = {
@@ -711,6 +806,7 @@ static CU_TestInfo tests[] = {
 	{ "calloc over dirty memory", test_calloc_dirty },
 	{ "re-init is an empty heap", test_reinit },
 	{ "double free aborts (debug)", test_double_free_aborts },
+	{ "ASan poisoning (ASan builds)", test_asan_poisoning },
 	{ "random ops, roomy window", test_random_roomy },
 	{ "random ops, cramped window", test_random_cramped },
 	CU_TEST_INFO_NULL,

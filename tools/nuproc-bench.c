@@ -160,11 +160,16 @@ static void run_idle(const long *a)
 	emit(name, (double)rss1 / 1048576.0, "MiB");
 }
 
+static _Atomic long yielders_left;
+static nu__proc *yield_waiter;
+
 static void yielder(void *arg)
 {
 	long n = *(long *)arg;
 	for (long i = 0; i < n; i++)
 		nu_yield();
+	if (atomic_fetch_sub(&yielders_left, 1) == 1)
+		nu__proc_wake(yield_waiter);
 }
 
 /* The bare switch: two raw contexts bouncing, no scheduler. */
@@ -197,12 +202,16 @@ static void run_switch(const long *a)
 	nu_spawn_opts_init(&o);
 	o.scheduler = nu_scheduler_id();
 	double bare = bare_switch_ns(n);
-	int64_t base = nu_process_count();
+	/* The main process parks until both are done, so only the two
+	 * yielders take turns. */
+	yield_waiter = nu__sched_self()->current;
+	atomic_store(&yielders_left, 2);
 	uint64_t t0 = now_ns();
 	if (nu_spawn_opt(yielder, &n, &o) < 0 ||
 	    nu_spawn_opt(yielder, &n, &o) < 0)
 		_exit(4);
-	wait_count(base);
+	while (atomic_load(&yielders_left))
+		nu__proc_park(nu__sched_self());
 	double per = (double)(now_ns() - t0) / (2.0 * n);
 	emit("switch", per, "ns/yield");
 	emit("switch_bare", bare, "ns/switch");
