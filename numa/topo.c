@@ -55,7 +55,9 @@
  * Overriding its weak numa_warn/numa_error would silently take the hook
  * away from the application linking us, so we leave them alone.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include "topo.h"
 
 #include <errno.h>

@@ -13,10 +13,10 @@
  *           two free-list links. Every address is 16-aligned because the
  *           base, the header and every size are.
  *   small   a block whose payload is exactly one of 24 class sizes, 16 ..
- *           2048 (16-steps to 128, then four steps per power of two, so the
- *           waste inside a block is under 20% above 128 bytes). A free small
- *           block sits on its class's LIFO list; it is never split or
- *           merged on the fast paths.
+ *           2048 (16-steps to 128, then four steps per power of two: a
+ *           request wastes at most 15 bytes up to 128, under 20% of its
+ *           block above). A free small block sits on its class's LIFO list;
+ *           it is never split or merged but by the sweep.
  *   large   a block of at least LARGE_MIN (2080) bytes, 16-byte granular.
  *           A free large block sits on the bin of its power of two (a
  *           doubly linked list, so it can be unlinked when a neighbour
@@ -26,7 +26,10 @@
  *   sweep   the last resort before an allocation fails: one pass over the
  *           blocks that merges runs of adjacent free blocks (small ones
  *           included) into large free blocks and gives a free tail back to
- *           the bump pointer.
+ *           the bump pointer. It runs only if something was freed since the
+ *           last sweep (the frag flag): failing again on a full heap is O(1).
+ *   ref     a free-list link: the payload's offset from base, 32 bits (the
+ *           window is at most 1 GiB), never 0.
  *
  * Invariants (nu__heap_check() verifies them)
  *   I1  base <= bump <= top <= end; blocks tile [base, bump) exactly, each
@@ -80,6 +83,10 @@
  *   - Coalescing small blocks eagerly: costs a neighbour check on every
  *     small free; the sweep recovers that memory only when it is needed.
  *   - Locks or atomics: only the owner allocates in its window.
+ *
+ * Concurrency: none. One process, hence one thread at a time, uses a heap;
+ * a process that migrates between schedulers does so through the
+ * scheduler's own synchronisation, which orders these plain accesses.
  *
  * AddressSanitizer builds
  *   Free payloads, headers and the unused window are poisoned; hand-outs
@@ -162,7 +169,11 @@ __attribute__((noreturn, cold)) static void corrupt(const nu__heap *h,
 		(void *)h->end);
 	abort();
 }
-#define CHECK(h, c, b, what) do { if (unlikely(!(c))) corrupt(h, b, what); } while (0)
+#define CHECK(h, c, b, what)					\
+	do {							\
+		if (unlikely(!(c)))				\
+			corrupt(h, b, what);			\
+	} while (0)
 #else
 #define CHECK(h, c, b, what) ((void)0)
 #endif
@@ -324,10 +335,13 @@ static uintptr_t bin_scan(nu__heap *h, unsigned i, uint32_t min,
 static uintptr_t large_find(nu__heap *h, uint32_t min, unsigned looks,
 			    bool full)
 {
-	unsigned i = bin_of(min);
+	unsigned i;
 	uintptr_t b;
 	uint32_t up;
 
+	if (min < LARGE_MIN)
+		min = LARGE_MIN; /* for a small block: any large block fits */
+	i = bin_of(min);
 	if (i >= NU__HEAP_NLARGE)
 		return 0;
 	if ((b = bin_scan(h, i, min, looks)))
@@ -348,7 +362,7 @@ static void raise_top(nu__heap *h)
 {
 	h->top = h->bump;
 #ifdef NU__HEAP_ASAN
-	if (h->poisoned - h->top < ASAN_AHEAD / 2 && h->poisoned < h->end) {
+	if (h->top + ASAN_AHEAD / 2 > h->poisoned && h->poisoned < h->end) {
 		uintptr_t lo = h->poisoned > h->top ? h->poisoned : h->top;
 		uintptr_t hi = h->end - h->top > ASAN_AHEAD ? h->top + ASAN_AHEAD
 							    : h->end;
@@ -639,6 +653,8 @@ static bool resize(nu__heap *h, uintptr_t b, hd x, size_t n)
 
 /* ------------------------------------------------------------ public API */
 
+/* See heap.h. Stores to *h only, never reads it: the previous owner's
+ * state, and the window behind it, are abandoned as they are. */
 void nu__heap_init(nu__heap *h, void *base, size_t size)
 {
 	uintptr_t b = ((uintptr_t)base + 15) & ~(uintptr_t)15;
@@ -679,6 +695,7 @@ __attribute__((noinline)) static void *alloc_slow(nu__heap *h, size_t n)
 	return p;
 }
 
+/* See heap.h. The fast path pops a class list: no loop, no frame. */
 void *nu__heap_alloc(nu__heap *h, size_t n)
 {
 	if (likely(n - 1 < NU__HEAP_SMALL_MAX)) {
@@ -689,6 +706,8 @@ void *nu__heap_alloc(nu__heap *h, size_t n)
 	return alloc_slow(h, n);
 }
 
+/* See heap.h. Always clears: memory above top may hold a previous
+ * process's data, so nothing in the window is known to be zero. */
 void *nu__heap_calloc(nu__heap *h, size_t n, size_t m)
 {
 	size_t t;
@@ -702,6 +721,8 @@ void *nu__heap_calloc(nu__heap *h, size_t n, size_t m)
 	return p;
 }
 
+/* See heap.h. In place when p's class still fits, when p ends at bump,
+ * when a large p shrinks, or grows into a free large block above it. */
 void *nu__heap_realloc(nu__heap *h, void *p, size_t n)
 {
 	uintptr_t b = (uintptr_t)p - HD;
@@ -731,6 +752,8 @@ void *nu__heap_realloc(nu__heap *h, void *p, size_t n)
 	return q;
 }
 
+/* See heap.h. Small blocks: a push on the class list. Large ones merge
+ * and may lower bump. Debug builds check the header first. */
 void nu__heap_free(nu__heap *h, void *p)
 {
 	uintptr_t b = (uintptr_t)p - HD;
@@ -758,6 +781,7 @@ void nu__heap_free(nu__heap *h, void *p)
 	large_release(h, b, x);
 }
 
+/* See heap.h. Reads p's header only. */
 size_t nu__heap_usable_size(const nu__heap *h, const void *p)
 {
 	(void)h;
@@ -766,10 +790,13 @@ size_t nu__heap_usable_size(const nu__heap *h, const void *p)
 	return hd_bytes(hd_load((uintptr_t)p - HD)) - HD;
 }
 
+/* See heap.h. */
 size_t nu__heap_used(const nu__heap *h) { return h->used; }
 
+/* See heap.h. bump can fall below top (give-backs); top only rises. */
 uintptr_t nu__heap_top(const nu__heap *h) { return h->top; }
 
+/* See heap.h. */
 int nu__heap_owns(const nu__heap *h, const void *p)
 {
 	return (uintptr_t)p >= h->base && (uintptr_t)p < h->end;
@@ -854,6 +881,7 @@ static int check_lists(const nu__heap *h, size_t nfs, size_t nfl)
 	return 0;
 }
 
+/* See heap.h. */
 int nu__heap_check(const nu__heap *h)
 {
 	size_t nfs = 0, nfl = 0;

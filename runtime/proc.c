@@ -78,28 +78,56 @@ static void credits_set(nu__sched *s, int64_t c)
 	__atomic_store_n(&s->credits, c, __ATOMIC_RELAXED);
 }
 
-/* Take one table entry for a spawn: 0, or -EAGAIN when the table is full. */
-static int count_take(nu__node *n, nu__sched *s)
+/* Take up to a batch of entries from the global count; how many. */
+static int64_t count_reserve(nu__node *n)
 {
+	int64_t max = (int64_t)n->cfg.max_procs;
+	int64_t want = atomic_load(&n->tight) ? 1 : CREDIT_BATCH;
+	int64_t old = atomic_fetch_add(&n->reserved, want);
+	if (old + want <= max)
+		return want;
+	int64_t got = old < max ? max - old : 0;
+	atomic_fetch_sub(&n->reserved, want - got);
+	atomic_store(&n->tight, 1);
+	return got;
+}
+
+/* The table looks full: ask the schedulers holding spare credits to give
+ * them back (they do when tight at their next spawn, exit or scheduling
+ * round). 1 if some are held elsewhere, so a retry may succeed. */
+static int count_reclaim(nu__node *n, nu__sched *s)
+{
+	int held = 0;
+	for (unsigned i = 0; i < n->nsched; i++) {
+		nu__sched *o = n->sched[i];
+		if (o != s && __atomic_load_n(&o->credits, __ATOMIC_RELAXED)) {
+			held = 1;
+			nu__sched_kick(s, o);
+		}
+	}
+	return held;
+}
+
+/* Take one table entry for a spawn: 0, or -EAGAIN when the table is full.
+ * Exact: entries held by other schedulers are reclaimed first (the spawner
+ * yields while they give them back, a bounded number of times). */
+static int count_take(nu__node *n, nu__sched **sp)
+{
+	nu__sched *s = *sp;
 	if (s->credits > 0) {
 		credits_set(s, s->credits - 1);
 		return 0;
 	}
-	int64_t max = (int64_t)n->cfg.max_procs;
-	int64_t want = atomic_load_explicit(&n->tight, memory_order_relaxed)
-			       ? 1
-			       : CREDIT_BATCH;
-	int64_t old = atomic_fetch_add(&n->reserved, want);
-	if (old + want > max) {
-		int64_t got = old < max ? max - old : 0;
-		atomic_fetch_sub(&n->reserved, want - got);
-		atomic_store_explicit(&n->tight, 1, memory_order_relaxed);
-		if (!got)
+	for (int tries = 0;; tries++) {
+		int64_t got = count_reserve(n);
+		if (got) {
+			credits_set(s, s->credits + got - 1);
+			return 0;
+		}
+		if (tries == 1000 || !s->current || !count_reclaim(n, s))
 			return -EAGAIN;
-		want = got;
+		*sp = s = nu__sched_switch_out(s, s->current, NU__AFTER_YIELD);
 	}
-	credits_set(s, s->credits + want - 1);
-	return 0;
 }
 
 /* Give back the entry of a process that exited on s. */
@@ -205,18 +233,21 @@ static void proc_guard_stack(nu__node *n, nu__proc *p, size_t stack)
 	}
 }
 
-static nu_pid spawn_in(nu__sched *s, nu_fn fn, void *arg,
+static nu_pid spawn_in(nu__sched **sp, nu_fn fn, void *arg,
 		       const nu_spawn_opts *o, uint32_t flags)
 {
 	nu__node *n = nu__node_get();
 	int rc = spawn_check(n, fn, o);
 	if (rc)
 		return rc;
-	int g = spawn_group(n, s, o);
-	if (g < 0)
-		return g;
-	if (count_take(n, s))
+	if (count_take(n, sp))
 		return -EAGAIN;
+	nu__sched *s = *sp;
+	int g = spawn_group(n, s, o);
+	if (g < 0) {
+		count_give(n, s);
+		return g;
+	}
 	int64_t idx = nu__slot_get(&n->mem, &s->slots, g);
 	if (idx < 0) {
 		count_give(n, s);
@@ -247,7 +278,7 @@ void nu__node_spawn_main(nu__sched *s)
 	nu__node *n = nu__node_get();
 	nu_spawn_opts o;
 	nu_spawn_opts_init(&o);
-	nu_pid pid = spawn_in(s, n->main_fn, n->main_arg, &o, NU__PF_MAIN);
+	nu_pid pid = spawn_in(&s, n->main_fn, n->main_arg, &o, NU__PF_MAIN);
 	if (pid < 0) {
 		atomic_store(&n->status, (int)pid);
 		atomic_store(&n->stopping, 1);
@@ -268,7 +299,7 @@ nu_pid nu_spawn_opt(nu_fn fn, void *arg, const nu_spawn_opts *opts)
 	nu__sched *s = nu__sched_self();
 	if (!s || !s->current)
 		return -EPERM;
-	nu_pid pid = spawn_in(s, fn, arg, opts, 0);
+	nu_pid pid = spawn_in(&s, fn, arg, opts, 0);
 	if (pid > 0)
 		nu__sched_charge(s, SPAWN_REDUCTIONS);
 	return pid;

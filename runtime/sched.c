@@ -494,6 +494,9 @@ sched_pick_slow(nu__sched *s, int may_steal, int gq_due)
 	nu__proc *p;
 	if (atomic_load_explicit(&s->inbox, memory_order_relaxed))
 		inbox_drain(s);
+	if (s->credits && atomic_load_explicit(&nu__node_get()->tight,
+					       memory_order_relaxed))
+		nu__count_drain(s); /* a spawner elsewhere needs them */
 	if (gq_due && (p = gq_get(s, s->grp)))
 		return p;
 	if (s->pinned_head && (s->tick & 1))
@@ -740,8 +743,10 @@ static void sched_loop(nu__sched *s)
 			nu__slot_flush(&n->mem, &s->slots);
 			continue;
 		}
-		if (atomic_load(&n->stopping)) {
+		if (atomic_load(&n->stopping) || atomic_load(&n->tight)) {
 			nu__count_drain(s);
+		}
+		if (atomic_load(&n->stopping)) {
 			if (atomic_load(&n->reserved) == 0) {
 				nu__sched_kick_all(s);
 				break;

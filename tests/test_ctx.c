@@ -17,7 +17,9 @@
  * __sanitizer_start/finish_switch_fiber, and stacks are unpoisoned before
  * they are unmapped, so ASan follows the stack changes.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include "ctx.h"
 #include "nutest.h"
 

@@ -4,8 +4,10 @@
  * bytes into the first page and its end on a page boundary, as in a real
  * process slot (the first page is shared with the control block).
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
-#include "heap.h"
+#endif
+#include "../runtime/heap.h" /* builds with -I. (meson) or -Iruntime */
 #include "nutest.h"
 
 #include <signal.h>
@@ -410,6 +412,59 @@ static void test_exhaustion(void)
 	win_close(&w);
 }
 
+/* With the bump pointer at the end, a small request takes a whole free
+ * large block, or a free block of a bigger class, before failing. */
+static void test_small_fallbacks(void)
+{
+	win w = win_open(64 * KiB);
+	nu__heap h;
+	void *ptr[4096];
+	size_t n = 0;
+
+	nu__heap_init(&h, w.base, w.size);
+	void *big = nu__heap_alloc(&h, 2060);	/* smallest large block */
+	void *mid = nu__heap_alloc(&h, 128);
+	nu__heap_alloc(&h, 16);			/* keeps mid and big apart */
+	while ((ptr[n] = nu__heap_alloc(&h, 16)) != NULL)
+		CU_ASSERT_FATAL(++n < 4096);
+	nu__heap_free(&h, big);
+	nu__heap_free(&h, mid);
+	void *p = nu__heap_alloc(&h, 64);	/* no 64s, bump full */
+	CU_ASSERT_PTR_EQUAL(p, big);
+	CU_ASSERT_EQUAL(nu__heap_usable_size(&h, p), 2064);
+	void *q = nu__heap_alloc(&h, 40);	/* no 48s, no large block */
+	CU_ASSERT_PTR_EQUAL(q, mid);
+	CU_ASSERT_EQUAL(nu__heap_usable_size(&h, q), 128);
+	CU_ASSERT_PTR_NULL(nu__heap_alloc(&h, 40));
+	CU_ASSERT_EQUAL(nu__heap_check(&h), 0);
+	nu__heap_free(&h, p);
+	nu__heap_free(&h, q);
+	CU_ASSERT_EQUAL(nu__heap_check(&h), 0);
+	win_close(&w);
+}
+
+/* A window above NU__HEAP_MAX is used up to its first NU__HEAP_MAX bytes. */
+static void test_window_clamp(void)
+{
+	size_t len = NU__HEAP_MAX + 1 * MiB;
+	char *m = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	nu__heap h;
+
+	CU_ASSERT_FATAL(m != MAP_FAILED);
+	nu__heap_init(&h, m + BASE_OFF, len - BASE_OFF);
+	CU_ASSERT_TRUE(nu__heap_owns(&h, m + BASE_OFF + NU__HEAP_MAX - 1));
+	CU_ASSERT_FALSE(nu__heap_owns(&h, m + BASE_OFF + NU__HEAP_MAX));
+	void *p = nu__heap_alloc(&h, 100);
+	CU_ASSERT_PTR_EQUAL(p, m + BASE_OFF + 16);
+	nu__heap_free(&h, p);
+	CU_ASSERT_EQUAL(nu__heap_check(&h), 0);
+#ifdef NU__HEAP_ASAN
+	ASAN_UNPOISON_MEMORY_REGION(m, 1 * MiB); /* all init and alloc poisoned */
+#endif
+	munmap(m, len);
+}
+
 /* calloc zeroes memory that earlier blocks dirtied, small and large. */
 static void test_calloc_dirty(void)
 {
@@ -550,6 +605,11 @@ static void above_top(nu__heap *h)
 	uint8_t *p = nu__heap_alloc(h, 100);
 	((volatile uint8_t *)p)[nu__heap_usable_size(h, p) + 40] = 1;
 }
+static void above_big_top(nu__heap *h)
+{
+	uint8_t *p = nu__heap_alloc(h, 1 * MiB);
+	((volatile uint8_t *)p)[nu__heap_usable_size(h, p) + 100] = 1;
+}
 static void after_free_small(nu__heap *h)
 {
 	uint8_t *p = nu__heap_alloc(h, 64);
@@ -587,6 +647,7 @@ static void test_asan_poisoning(void)
 	CU_ASSERT_FALSE(dies(in_bounds));
 	CU_ASSERT_TRUE(dies(into_next_header));
 	CU_ASSERT_TRUE(dies(above_top));
+	CU_ASSERT_TRUE(dies(above_big_top));
 	CU_ASSERT_TRUE(dies(after_free_small));
 	CU_ASSERT_TRUE(dies(after_free_large));
 	CU_ASSERT_TRUE(dies(after_give_back));
@@ -595,6 +656,16 @@ static void test_asan_poisoning(void)
 }
 
 /* ------------------------------------------------------ the random test */
+
+/*
+ * A model checks the heap against a shadow table of live blocks, each
+ * filled with a pattern derived from its id. After every operation: the
+ * block touched is checked whole, every other live block at both ends
+ * (where a header write or a misplaced copy from a neighbour would land),
+ * the new block against every live block for overlap, alignment and the
+ * window, and used() against the sum of usable sizes. Every 4096
+ * operations and at the end: every live block whole, and nu__heap_check().
+ */
 
 #define NSLOT 1024
 
@@ -697,7 +768,7 @@ static void op_change(model *m, size_t k)
 	uint8_t *q;
 
 	EXPECT(m, holds(s->p, 0, s->n, s->id));
-	if (r < 4 || (r == 4 && s->n > 1)) {
+	if (r < 5) {
 		if (r < 4)
 			nu__heap_free(&m->h, s->p);
 		else
@@ -726,8 +797,8 @@ static void op_change(model *m, size_t k)
 	s->n = n;
 }
 
-/* Every live block intact: its first and last 16 bytes (where a stray
- * header or link write would land), or all of it when full is set. */
+/* Every live block intact: its first and last 16 bytes, or all of it when
+ * full is set; used() right; with full, the heap's own invariants. */
 static void check_all(model *m, bool full)
 {
 	for (size_t i = 0; i < NSLOT; i++) {
@@ -767,9 +838,10 @@ static size_t run_model(size_t len, size_t max, long ops, uint64_t seed)
 	}
 	check_all(m, true);
 	CU_ASSERT_EQUAL(m->bad, 0);
-	fprintf(stderr, " [%zu NULLs; peak live %zu KiB, top %zu KiB] ", m->nfail,
-		m->peak >> 10, (size_t)(nu__heap_top(&m->h) - (uintptr_t)m->w.base) >> 10);
-	/* free everything: the heap is empty and top gives back to base */
+	fprintf(stderr, " [%zu NULLs; peak live %zu KiB, top %zu KiB] ",
+		m->nfail, m->peak >> 10,
+		(size_t)(nu__heap_top(&m->h) - (uintptr_t)m->w.base) >> 10);
+	/* free everything: the heap is empty, the whole window usable again */
 	for (size_t i = 0; i < NSLOT; i++)
 		nu__heap_free(&m->h, m->slot[i].p);
 	CU_ASSERT_EQUAL(nu__heap_used(&m->h), 0);
@@ -784,7 +856,8 @@ static size_t run_model(size_t len, size_t max, long ops, uint64_t seed)
 /* 250,000 operations in a 64 MiB window: nothing may fail. */
 static void test_random_roomy(void)
 {
-	CU_ASSERT_EQUAL(run_model(64 * MiB, 1 * MiB, 250000, 0x9E3779B97F4A7C15ULL), 0);
+	CU_ASSERT_EQUAL(run_model(64 * MiB, 1 * MiB, 250000, 0x9E3779B97F4A7C15ULL),
+			0);
 }
 
 /* 200,000 operations in a 1 MiB window: many fail, all cleanly. */
@@ -803,6 +876,8 @@ static CU_TestInfo tests[] = {
 	{ "realloc in place", test_realloc_in_place },
 	{ "realloc failure keeps block", test_realloc_failure },
 	{ "exhaustion and recovery", test_exhaustion },
+	{ "small fallbacks at exhaustion", test_small_fallbacks },
+	{ "window clamped to NU__HEAP_MAX", test_window_clamp },
 	{ "calloc over dirty memory", test_calloc_dirty },
 	{ "re-init is an empty heap", test_reinit },
 	{ "double free aborts (debug)", test_double_free_aborts },

@@ -6,7 +6,9 @@
  * Pinning runs on a thread of its own so the suite's main thread keeps its
  * affinity whatever happens.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include "topo.h"
 #include "nutest.h"
 
