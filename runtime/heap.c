@@ -1,17 +1,34 @@
 /*
  * heap.c — the per-process heap allocator (nu_alloc and friends).
  *
+ * Why two windows
+ *   Process slots sit one after another in one big reservation: [guard]
+ *   [stack window][page P: stack top | control block | heap start][heap
+ *   window]. An idle process costs its page P plus its share of a
+ *   page-table page (4 KiB of PTEs per 2 MiB of address space). With a
+ *   16 MiB heap window in the slot, every idle process would own a whole
+ *   page-table page: page tables would double the memory of a million idle
+ *   processes. So the heap window in the slot is small — the "near" window:
+ *   the rest of P plus a few pages (~57 KiB by default), letting ~6 slots
+ *   share a page-table page — and a heap that outgrows it continues in a
+ *   "far" window (16 MiB by default), one per slot in another reservation,
+ *   touched only by the processes that need it. Most processes never get
+ *   there; for those that do, the far window's page tables are the price.
+ *
  * Entities
- *   window  [base, end) of one process slot, 64 KiB .. 1 GiB, 16-aligned,
- *           lazily backed: an untouched page costs nothing, and a touched
- *           one is charged to the process (userfaultfd) — so the allocator
+ *   window  near or far: [base, end), 16-aligned, up to 1 GiB, lazily
+ *           backed: an untouched page costs nothing, and a touched one is
+ *           charged to the process (userfaultfd) — so the allocator
  *           touches nothing but what it hands out and its own headers.
- *   block   a 16-byte header followed by its payload; blocks tile
- *           [base, bump) with no gaps. The header holds the block's total
- *           size (a multiple of 16; low bits are flags USED and LARGE), the
- *           total size of the block just below it (0 for the first), and
- *           two free-list links. Every address is 16-aligned because the
- *           base, the header and every size are.
+ *           Either may be empty (base == end); the far one is optional.
+ *   block   a 16-byte header followed by its payload; in each window the
+ *           blocks tile [base, bump) with no gaps. The header holds the
+ *           block's total size (a multiple of 16; low bits are flags USED
+ *           and LARGE), the total size of the block just below it in its
+ *           window (0 for the first), and two free-list links. Every
+ *           address is 16-aligned because the bases, the header and every
+ *           size are. No block spans two windows, and only boundary tags
+ *           (prev, size) find neighbours: merging never crosses windows.
  *   small   a block whose payload is exactly one of 24 class sizes, 16 ..
  *           2048 (16-steps to 128, then four steps per power of two: a
  *           request wastes at most 15 bytes up to 128, under 20% of its
@@ -21,49 +38,81 @@
  *           A free large block sits on the bin of its power of two (a
  *           doubly linked list, so it can be unlinked when a neighbour
  *           merges with it).
- *   bump    the end of the tiled region; fresh blocks are cut there. The
- *           high-water mark top is the highest bump since init.
- *   sweep   the last resort before an allocation fails: one pass over the
- *           blocks that merges runs of adjacent free blocks (small ones
+ *   bump    per window, the end of its tiled region; fresh blocks are cut
+ *           there. The window's high-water mark top is its highest bump
+ *           since init.
+ *   big     a large request above a quarter of the near window: it goes to
+ *           the far window first, so that one buffer cannot eat the room
+ *           the near window keeps for a process's many small blocks.
+ *   sweep   the last resort before an allocation fails, and before the far
+ *           window is first touched: one pass over the blocks of both
+ *           windows that merges runs of adjacent free blocks (small ones
  *           included) into large free blocks and gives a free tail back to
- *           the bump pointer. It runs only if something was freed since the
- *           last sweep (the frag flag): failing again on a full heap is O(1).
- *   ref     a free-list link: the payload's offset from base, 32 bits (the
- *           window is at most 1 GiB), never 0.
+ *           its bump pointer. It runs only if something was freed since the
+ *           last sweep (the frag flag): failing again on a full heap is
+ *           O(1), and so is spilling again once the sweep did not help.
+ *           Before a first spill it also "retiles" runs too short for a
+ *           large block: cuts each into as few small blocks as it holds,
+ *           biggest class first, so that the bigger-class fallback finds
+ *           them. That is what keeps a churning small heap in its near
+ *           window (ad hoc, 40 seeds of 200,000 random operations of up to
+ *           512 bytes in 57 KiB: none spilled up to 36 KiB live; without
+ *           retiling, 8 spilled at 24 KiB, 25 at 28). It is not done
+ *           otherwise: handing out big retiled
+ *           blocks whole to small requests costs room for large ones (in a
+ *           cramped 256 KiB single window, 84% more failed allocations).
+ *   ref     a free-list link, 32 bits: the payload's offset in its window
+ *           (a multiple of 16, at most 1 GiB, never 0), plus 1 for the far
+ *           window. The lists and bins mix blocks of both windows; decoding
+ *           is a predicted branch on the low bit and one add, as before:
+ *           block = near base + ref - 16, or far base + ref - 17.
  *
- * Invariants (nu__heap_check() verifies them)
+ * Invariants (nu__heap_check() verifies them), for each window
  *   I1  base <= bump <= top <= end; blocks tile [base, bump) exactly, each
- *       header's prev is the size of the block below, last is the size of
- *       the block ending at bump.
- *   I2  used is the sum of (size - 16) over blocks with USED set.
+ *       header's prev is the size of the block below, the window's last is
+ *       the size of the block ending at bump.
+ *   I2  used is the sum of (size - 16) over blocks with USED set (in both
+ *       windows).
  *   I3  A free small block is on exactly the list of its class; a free
  *       large block on exactly the bin of its size; a list head is
- *       meaningful only while its bit in smallmap/bigmap is set.
+ *       meaningful only while its bit in smallmap/bigmap is set; a ref's
+ *       low bit names the window holding its block.
  *   I4  No free large block ends at bump, and no two free large blocks are
  *       adjacent: a freed large block merges with free large neighbours
  *       and, reaching bump, gives its space back to the bump pointer. So a
  *       process that allocates and frees a big buffer does not grow top.
  *   I5  The allocator reads and writes only below bump (headers and, for
  *       calloc/realloc, payloads it hands out), so nothing at or above top
- *       was touched since init and init need not look at the window.
+ *       was touched since init and init need not look at the windows. A
+ *       heap whose far top is still the far base has not touched the far
+ *       window.
  *
  * Paths
  *   alloc(n <= 2048): class from a table; pop its list (a handful of
  *     instructions), else split a free large block that leaves a large
- *     remainder (the memory is resident already), else cut at bump, else
- *     take a whole free large block, else a bigger class; else sweep once
- *     and retry.
+ *     remainder (the memory is resident already), else cut at the near
+ *     bump, else take a whole free large block, else a block of a bigger
+ *     class; else sweep once and retry. Cutting at the far bump comes
+ *     right after the near bump once the far window is in use, else after
+ *     everything the near window can still give (see "spill").
  *   alloc(n > 2048): first fit in the bin of n (at most SCAN_LIMIT looks),
  *     else the head of the next non-empty bin (fits by construction), else
- *     a full scan of n's bin, else bump; else sweep once and retry. The
- *     rest of a split block stays free when it can make a large block.
+ *     a full scan of n's bin, else bump (near then far; far then near for
+ *     a big request); else sweep once and retry. The rest of a split block
+ *     stays free when it can make a large block.
+ *   spill: while the far window is untouched and something was freed,
+ *     an allocation that would cut at the far bump sweeps first instead
+ *     (then retries, far allowed): fragmentation alone should not push a
+ *     small heap out of its near window. A big request does not wait.
  *   free: small blocks are pushed on their list; large ones merge with
  *     free large neighbours (boundary tags: the header's prev) and return
- *     to the bump pointer when they end there.
+ *     to their window's bump pointer when they end there.
  *   realloc: a small block that still fits stays; a block ending at bump
  *     grows or shrinks by moving bump; a large block shrinks by splitting
  *     off its tail, grows into a free large block just above it; anything
- *     else is alloc + copy + free.
+ *     else is alloc + copy + free, which may move the block to the other
+ *     window. A near block growing big moves (once) to the far window
+ *     when that has room at its bump, as a fresh block that size would.
  *
  * Alternatives rejected
  *   - Header-free size-class pages (slabs found by aligning the pointer
@@ -82,21 +131,34 @@
  *     the bitmaps make an all-zero pair of words mean "all lists empty".
  *   - Coalescing small blocks eagerly: costs a neighbour check on every
  *     small free; the sweep recovers that memory only when it is needed.
- *   - Locks or atomics: only the owner allocates in its window.
+ *   - Per-window lists and bins: 176 more bytes in the control block (over
+ *     its 320-byte budget) and two list heads to try on every miss. 64-bit
+ *     links: the header would grow to 32 bytes. The window bit in the ref
+ *     costs a predicted branch on a pop and a compare on a push.
+ *   - A window flag in the header: free would get the window for free, but
+ *     every header write would have to carry it; the address tells it with
+ *     one compare against the near window.
+ *   - One window in the slot, as big as the far one: see "Why two
+ *     windows". One window of ~57 KiB per process and nothing else: no
+ *     process could hold a big buffer.
+ *   - Locks or atomics: only the owner allocates in its windows.
  *
  * Concurrency: none. One process, hence one thread at a time, uses a heap;
  * a process that migrates between schedulers does so through the
  * scheduler's own synchronisation, which orders these plain accesses.
  *
  * AddressSanitizer builds
- *   Free payloads, headers and the unused window are poisoned; hand-outs
+ *   Free payloads, headers and the unused windows are poisoned; hand-outs
  *   unpoison exactly the usable bytes. The allocator never relies on the
- *   state a previous owner of the window left: it unpoisons what it hands
+ *   state a previous owner of a window left: it unpoisons what it hands
  *   out and opens a header around each access (hd_load/hd_store). Init
- *   poisons the first 64 KiB of the window and, as top rises, the next
- *   64 KiB ahead of it: stray accesses near the heap are caught, while init
- *   stays cheap whatever the window size. A wild access far above top into
- *   memory an earlier process left unpoisoned goes unseen.
+ *   poisons the first 64 KiB of the near window (all of it, by default);
+ *   as a window's top rises, the next 64 KiB ahead of it get poisoned too,
+ *   so the far window is poisoned lazily from its first use on: stray
+ *   accesses near the heap are caught, while init stays cheap whatever the
+ *   windows' sizes. A wild access far above a top, or into a far window
+ *   this process has not used, that hits memory an earlier process left
+ *   unpoisoned goes unseen.
  */
 #include "heap.h"
 
@@ -126,13 +188,13 @@
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
-_Static_assert(sizeof(nu__heap) <= 256, "nu__heap must fit the control block");
+_Static_assert(sizeof(nu__heap) <= 320, "nu__heap must fit the control block");
 _Static_assert(NU__HEAP_NLARGE == 30 - BIN_SHIFT + 1, "bins cover 2^11..2^30");
 
 /* A block header, as stored in the window just below the payload. */
 typedef struct hd {
 	uint32_t size;	/* total bytes of the block, header included | flags */
-	uint32_t prev;	/* total bytes of the block just below; 0 at base */
+	uint32_t prev;	/* total bytes of the block just below; 0 at a base */
 	uint32_t next;	/* free list: ref of the next free block, 0 = end */
 	uint32_t back;	/* bin: ref of the previous free block, 0 = head */
 } hd;
@@ -164,9 +226,10 @@ static const uint8_t class_of16[129] = {
 __attribute__((noreturn, cold)) static void corrupt(const nu__heap *h,
 						    uintptr_t b, const char *what)
 {
-	fprintf(stderr, "nuproc: heap %p: %s (block %p, window %p..%p)\n",
-		(const void *)h, what, (void *)b, (void *)h->base,
-		(void *)h->end);
+	fprintf(stderr, "nuproc: heap %p: %s (block %p, windows %p..%p, "
+		"%p..%p)\n", (const void *)h, what, (void *)b,
+		(void *)h->win[0].base, (void *)h->win[0].end,
+		(void *)h->win[1].base, (void *)h->win[1].end);
 	abort();
 }
 #define CHECK(h, c, b, what)					\
@@ -204,14 +267,61 @@ static inline bool hd_free_large(hd x)
 	return (x.size & (F_USED | F_LARGE)) == F_LARGE;
 }
 
-/* The ref (payload offset) of the block at b, and back. */
+/* 0 when address b lies in the near window, else 1 (b is then taken to be
+ * in the far window). */
+static inline unsigned win_idx(const nu__heap *h, uintptr_t b)
+{
+	return b - h->win[0].base >= h->nspan;
+}
+
+/* The window holding the block at b. */
+static inline nu__heap_win *win_of(nu__heap *h, uintptr_t b)
+{
+	return &h->win[win_idx(h, b)];
+}
+
+/* For the debug checks: the bytes from b to the bump of the window b lies
+ * in, when b could be a block header there (16-aligned, in [base, bump));
+ * else 0. Pure: without the checks, the compiler drops it. */
+static inline uintptr_t room_at(const nu__heap *h, uintptr_t b)
+{
+	const nu__heap_win *w = &h->win[0];
+
+	if (unlikely(b - w->base >= h->nspan))
+		w = &h->win[1];
+	return !(b & 15) && b >= w->base && b < w->bump ? w->bump - b : 0;
+}
+
+/* The ref of the block at b (its payload offset in its window, plus 1 in
+ * the far window), and back. Branches, not selects: predicted, they keep
+ * the window out of the data path (base + offset, as with one window),
+ * which runs through a free and the next alloc of the same class. */
 static inline uint32_t ref_of(const nu__heap *h, uintptr_t b)
 {
-	return (uint32_t)(b + HD - h->base);
+	uintptr_t d = b - h->win[0].base;
+
+	if (likely(d < h->nspan))
+		return (uint32_t)d + HD;
+	return (uint32_t)(b + HD + 1 - h->win[1].base);
 }
 static inline uintptr_t blk_of(const nu__heap *h, uint32_t r)
 {
-	return h->base + r - HD;
+	if (likely(!(r & 1)))
+		return h->win[0].base + r - HD;
+	return h->win[1].base + r - (HD + 1);
+}
+
+/* The size of the block ending at the bump of window w, 0 if none. */
+static inline uint32_t *last_of(nu__heap *h, const nu__heap_win *w)
+{
+	return &h->last[w - h->win];
+}
+
+/* True when a request whose block is t bytes is big: it goes to the far
+ * window first (see "big"). */
+static inline bool is_big(const nu__heap *h, uint32_t t)
+{
+	return t > h->nspan / 4;
 }
 
 /* Set the prev field of the block at b to s. */
@@ -271,6 +381,7 @@ static void bin_insert(nu__heap *h, uintptr_t b, hd x)
 {
 	unsigned i = bin_of(hd_bytes(x));
 	uint32_t head = (h->bigmap >> i & 1) ? h->large[i] : 0;
+	uint32_t r = ref_of(h, b);
 
 	x.size = hd_bytes(x) | F_LARGE;
 	x.next = head;
@@ -279,10 +390,10 @@ static void bin_insert(nu__heap *h, uintptr_t b, hd x)
 	if (head) {
 		uintptr_t n = blk_of(h, head);
 		hd y = hd_load(n);
-		y.back = ref_of(h, b);
+		y.back = r;
 		hd_store(n, y);
 	}
-	h->large[i] = ref_of(h, b);
+	h->large[i] = r;
 	h->bigmap |= 1u << i;
 }
 
@@ -357,42 +468,45 @@ static uintptr_t large_find(nu__heap *h, uint32_t min, unsigned looks,
 
 /* ------------------------------------------------------ bump and top */
 
-/* Move top up to bump; under ASan keep the window ahead of it poisoned. */
-static void raise_top(nu__heap *h)
+/* Move w's top up to its bump; under ASan keep the window ahead of it
+ * poisoned. */
+static void raise_top(nu__heap_win *w)
 {
-	h->top = h->bump;
+	w->top = w->bump;
 #ifdef NU__HEAP_ASAN
-	if (h->top + ASAN_AHEAD / 2 > h->poisoned && h->poisoned < h->end) {
-		uintptr_t lo = h->poisoned > h->top ? h->poisoned : h->top;
-		uintptr_t hi = h->end - h->top > ASAN_AHEAD ? h->top + ASAN_AHEAD
-							    : h->end;
+	if (w->top + ASAN_AHEAD / 2 > w->poisoned && w->poisoned < w->end) {
+		uintptr_t lo = w->poisoned > w->top ? w->poisoned : w->top;
+		uintptr_t hi = w->end - w->top > ASAN_AHEAD ? w->top + ASAN_AHEAD
+							    : w->end;
 		POISON(lo, hi - lo);
-		h->poisoned = hi;
+		w->poisoned = hi;
 	}
 #endif
 }
 
-/* Cut a block of t bytes with flags fl at bump and hand it out; NULL when
- * the window has no room. */
-static void *carve(nu__heap *h, uint32_t t, uint32_t fl)
+/* Cut a block of t bytes with flags fl at the bump of window w and hand it
+ * out; NULL when w has no room. */
+static void *carve(nu__heap *h, nu__heap_win *w, uint32_t t, uint32_t fl)
 {
-	uintptr_t b = h->bump;
+	uintptr_t b = w->bump;
 
-	if (t > h->end - b)
+	if (t > w->end - b)
 		return NULL;
-	hd_store(b, (hd){ t | fl | F_USED, h->last, 0, 0 });
-	h->bump = b + t;
-	h->last = t;
-	if (h->bump > h->top)
-		raise_top(h);
+	hd_store(b, (hd){ t | fl | F_USED, *last_of(h, w), 0, 0 });
+	w->bump = b + t;
+	*last_of(h, w) = t;
+	if (w->bump > w->top)
+		raise_top(w);
 	h->used += t - HD;
 	UNPOISON(b + HD, t - HD);
 	return (void *)(b + HD);
 }
 
-/* The free block at b, whose header's prev is prev, ends at bump: give it
- * back to the bump pointer, with a free large block just below it. */
-static void release_to_bump(nu__heap *h, uintptr_t b, uint32_t prev)
+/* The free block at b, whose header's prev is prev, ends at the bump of
+ * its window w: give it back to that bump pointer, with a free large block
+ * just below it. */
+static void release_to_bump(nu__heap *h, nu__heap_win *w, uintptr_t b,
+			    uint32_t prev)
 {
 	if (prev) {
 		hd y = hd_load(b - prev);
@@ -402,9 +516,9 @@ static void release_to_bump(nu__heap *h, uintptr_t b, uint32_t prev)
 			prev = y.prev;
 		}
 	}
-	POISON(b, h->bump - b);
-	h->bump = b;
-	h->last = prev;
+	POISON(b, w->bump - b);
+	w->bump = b;
+	*last_of(h, w) = prev;
 }
 
 /* ---------------------------------------------------------- large blocks */
@@ -433,15 +547,16 @@ static void *large_use(nu__heap *h, uintptr_t b, uint32_t t, uint32_t fl)
 
 /* The large block at b (header x; out of use, already off `used`) is free:
  * merge it with free large neighbours and file it on its bin, or give it
- * back to the bump pointer when it ends there. */
+ * back to its window's bump pointer when it ends there. */
 static void large_release(nu__heap *h, uintptr_t b, hd x)
 {
+	nu__heap_win *w = win_of(h, b);
 	uint32_t s = hd_bytes(x);
 	hd y;
 
 	h->frag = 1;
-	if (b + s == h->bump) {
-		release_to_bump(h, b, x.prev);
+	if (b + s == w->bump) {
+		release_to_bump(h, w, b, x.prev);
 		return;
 	}
 	y = hd_load(b + s);
@@ -463,36 +578,55 @@ static void large_release(nu__heap *h, uintptr_t b, hd x)
 	bin_insert(h, b, x);
 }
 
+/* True once the far window has been touched since init. */
+static inline bool far_used(const nu__heap *h)
+{
+	return h->win[1].top != h->win[1].base;
+}
+
 /* A small block of class c when its list is empty: split a free large
- * block that leaves a large rest, else cut at bump, else take a whole free
- * large block, else a block of a bigger class; NULL when none works. */
-static void *small_get(nu__heap *h, unsigned c)
+ * block that leaves a large rest, else cut at the near bump, else take a
+ * whole free large block, else a block of a bigger class; NULL when none
+ * works. When far is set, cutting at the far bump comes in too: right
+ * after the near bump once the far window is in use (it is the bump then),
+ * else last (resident memory, even wasted, before a first far touch). */
+static void *small_get(nu__heap *h, unsigned c, bool far)
 {
 	uint32_t t = class_size[c] + HD;
+	bool far_now = far && far_used(h);
 	uint32_t up;
 	uintptr_t b;
 	void *p;
 
 	if (h->bigmap && (b = large_find(h, t + LARGE_MIN, 4, false)))
 		return large_use(h, b, t, 0);
-	if ((p = carve(h, t, 0)))
+	if ((p = carve(h, &h->win[0], t, 0)))
+		return p;
+	if (far_now && (p = carve(h, &h->win[1], t, 0)))
 		return p;
 	if (h->bigmap && (b = large_find(h, t, SCAN_LIMIT, true)))
 		return large_use(h, b, t, 0);
 	up = h->smallmap & ~((2u << c) - 1);
 	if (up)
 		return small_pop(h, (unsigned)__builtin_ctz(up));
-	return NULL;
+	return far && !far_now ? carve(h, &h->win[1], t, 0) : NULL;
 }
 
-/* A large block of t bytes: from the bins, else at bump; NULL if none. */
-static void *large_get(nu__heap *h, uint32_t t)
+/* A large block of t bytes: from the bins, else at a bump — near then far
+ * (only if far is set), or for a big block far then near; NULL if none. */
+static void *large_get(nu__heap *h, uint32_t t, bool far)
 {
 	uintptr_t b;
+	void *p;
 
 	if (h->bigmap && (b = large_find(h, t, SCAN_LIMIT, true)))
 		return large_use(h, b, t, F_LARGE);
-	return carve(h, t, F_LARGE);
+	if (is_big(h, t)) {
+		p = carve(h, &h->win[1], t, F_LARGE);
+		return p ? p : carve(h, &h->win[0], t, F_LARGE);
+	}
+	p = carve(h, &h->win[0], t, F_LARGE);
+	return p || !far ? p : carve(h, &h->win[1], t, F_LARGE);
 }
 
 /* ----------------------------------------------------------------- sweep */
@@ -506,22 +640,48 @@ static void refile(nu__heap *h, uintptr_t b, hd x)
 		small_push(h, b, x, class_of16[(hd_bytes(x) - HD) >> 4]);
 }
 
-/* [rs, re) is a maximal run of n free blocks, the first of them with prev
- * field prev, and the lists are being rebuilt: give the run back to bump
- * if it ends there, else merge it into one large block if it is big
- * enough, else file its blocks as they are. */
-static void sweep_run(nu__heap *h, uintptr_t rs, uintptr_t re, uint32_t prev,
-		      unsigned n)
+/* The free run [rs, re), shorter than LARGE_MIN, its first block's prev
+ * field prev, not ending at bump: cut it afresh into free small blocks,
+ * each of the biggest class that fits (leaving no 16-byte scrap), and file
+ * them. A few big blocks serve more requests (exactly or through the
+ * bigger-class fallback) than the many scattered ones the run was made of;
+ * this is what keeps a fragmented near window from spilling early. */
+static void retile(nu__heap *h, uintptr_t rs, uintptr_t re, uint32_t prev)
+{
+	while (rs < re) {
+		uint32_t r = (uint32_t)(re - rs);
+		unsigned c = class_of16[(r - HD) >> 4];
+		if (class_size[c] + HD > r)
+			c--;	/* the biggest class not above r - HD */
+		if (r - (class_size[c] + HD) == HD)
+			c--;	/* a 16-byte rest could not be a block */
+		uint32_t t = class_size[c] + HD;
+		small_push(h, rs, (hd){ t, prev, 0, 0 }, c);
+		prev = t;
+		rs += t;
+	}
+	set_prev(re, prev);
+}
+
+/* [rs, re) is a maximal run of n free blocks of window w, the first of
+ * them with prev field prev, and the lists are being rebuilt: give the run
+ * back to w's bump if it ends there, else merge it into one large block if
+ * it is big enough, else — when cut is set — cut it into as few small
+ * blocks as it holds (retile), else file its blocks as they are. */
+static void sweep_run(nu__heap *h, nu__heap_win *w, uintptr_t rs,
+		      uintptr_t re, uint32_t prev, unsigned n, bool cut)
 {
 	uint32_t s = (uint32_t)(re - rs);
 
-	if (re == h->bump) {
+	if (re == w->bump) {
 		POISON(rs, s);
-		h->bump = rs;
-		h->last = prev;
+		w->bump = rs;
+		*last_of(h, w) = prev;
 	} else if (n > 1 && s >= LARGE_MIN) {
 		bin_insert(h, rs, (hd){ s, prev, 0, 0 });
 		set_prev(re, s);
+	} else if (n > 1 && cut) {
+		retile(h, rs, re, prev);
 	} else {
 		for (uintptr_t b = rs; b < re;) {
 			hd x = hd_load(b);
@@ -531,24 +691,15 @@ static void sweep_run(nu__heap *h, uintptr_t rs, uintptr_t re, uint32_t prev,
 	}
 }
 
-/*
- * Merge every run of adjacent free blocks (small ones included) and
- * rebuild the lists: the last resort before an allocation fails. O(blocks
- * below bump), all of them resident already. Returns false, doing nothing,
- * when no block was freed since the last sweep.
- */
-static bool sweep(nu__heap *h)
+/* Walk the blocks of window w, merging runs of free ones and filing them
+ * again (the lists were emptied by sweep()); cut: see sweep_run(). */
+static void sweep_win(nu__heap *h, nu__heap_win *w, bool cut)
 {
-	uintptr_t b = h->base, rs = 0;
+	uintptr_t b = w->base, rs = 0;
 	uint32_t prev = 0;
 	unsigned n = 0;
 
-	if (!h->frag)
-		return false;
-	h->frag = 0;
-	h->smallmap = 0;
-	h->bigmap = 0;
-	while (b < h->bump) {
+	while (b < w->bump) {
 		hd x = hd_load(b);
 		if (!(x.size & F_USED)) {
 			if (!n++) {
@@ -556,13 +707,34 @@ static bool sweep(nu__heap *h)
 				prev = x.prev;
 			}
 		} else if (n) {
-			sweep_run(h, rs, b, prev, n);
+			sweep_run(h, w, rs, b, prev, n, cut);
 			n = 0;
 		}
 		b += hd_bytes(x);
 	}
 	if (n)
-		sweep_run(h, rs, b, prev, n);
+		sweep_run(h, w, rs, b, prev, n, cut);
+}
+
+/*
+ * Merge every run of adjacent free blocks (small ones included) in both
+ * windows and rebuild the lists: the last resort before an allocation
+ * fails or first spills into the far window. Before a first spill, short
+ * runs are retiled too (see "sweep"). O(blocks below the bumps), all of
+ * them resident already. Returns false, doing nothing, when no block was
+ * freed since the last sweep.
+ */
+static bool sweep(nu__heap *h)
+{
+	bool cut = h->win[1].end != h->win[1].base && !far_used(h);
+
+	if (!h->frag)
+		return false;
+	h->frag = 0;
+	h->smallmap = 0;
+	h->bigmap = 0;
+	sweep_win(h, &h->win[0], cut);
+	sweep_win(h, &h->win[1], cut);
 	return true;
 }
 
@@ -583,22 +755,23 @@ static void shrink(nu__heap *h, uintptr_t b, hd x, uint32_t t)
 	large_release(h, b + t, (hd){ s - t, t, 0, 0 });
 }
 
-/* Resize the block at b (header x), which ends at bump, to t bytes with
- * flags fl by moving bump; false when the window has no room. */
-static bool resize_top(nu__heap *h, uintptr_t b, hd x, uint32_t t,
-		       uint32_t fl)
+/* Resize the block at b (header x), which ends at the bump of its window
+ * w, to t bytes with flags fl by moving that bump; false when w has no
+ * room. */
+static bool resize_top(nu__heap *h, nu__heap_win *w, uintptr_t b, hd x,
+		       uint32_t t, uint32_t fl)
 {
 	uint32_t s = hd_bytes(x);
 
-	if (t > s && t - s > h->end - h->bump)
+	if (t > s && t - s > w->end - w->bump)
 		return false;
 	x.size = t | fl | F_USED;
 	hd_store(b, x);
 	h->used = h->used - s + t;
-	h->bump = b + t;
-	h->last = t;
-	if (h->bump > h->top)
-		raise_top(h);
+	w->bump = b + t;
+	*last_of(h, w) = t;
+	if (w->bump > w->top)
+		raise_top(w);
 	if (t > s)
 		UNPOISON(b + s, t - s);
 	else
@@ -628,9 +801,12 @@ static bool grow_into_next(nu__heap *h, uintptr_t b, hd x, uint32_t t)
 }
 
 /* Resize the block at b (header x) in place to hold n bytes
- * (0 < n <= NU__HEAP_MAX); false, changing nothing, when it cannot. */
+ * (0 < n <= NU__HEAP_MAX); false, changing nothing, when it cannot — or
+ * should not: a near block growing big moves to the far window when that
+ * has room at its bump (so the move cannot fail for want of room). */
 static bool resize(nu__heap *h, uintptr_t b, hd x, size_t n)
 {
+	nu__heap_win *w = win_of(h, b);
 	uint32_t s = hd_bytes(x), t, fl;
 
 	if (!(x.size & F_LARGE) && n <= NU__HEAP_SMALL_MAX) {
@@ -640,8 +816,11 @@ static bool resize(nu__heap *h, uintptr_t b, hd x, size_t n)
 		t = large_total(n);
 		fl = F_LARGE;
 	}
-	if (b + s == h->bump)
-		return resize_top(h, b, x, t, fl);
+	if (t > s && w == &h->win[0] && is_big(h, t) &&
+	    t <= h->win[1].end - h->win[1].bump)
+		return false;
+	if (b + s == w->bump)
+		return resize_top(h, w, b, x, t, fl);
 	if (!(x.size & F_LARGE))
 		return false;
 	if (t <= s) {
@@ -653,8 +832,45 @@ static bool resize(nu__heap *h, uintptr_t b, hd x, size_t n)
 
 /* ------------------------------------------------------------ public API */
 
+/* Take [base, base + size) (16-aligned, size at most NU__HEAP_MAX) as the
+ * empty window w: stores to *w only. */
+static inline void win_init(nu__heap_win *w, void *base, size_t size)
+{
+	w->base = w->bump = w->top = (uintptr_t)base;
+	w->end = (uintptr_t)base + size;
+}
+
 /* See heap.h. Stores to *h only, never reads it: the previous owner's
- * state, and the window behind it, are abandoned as they are. */
+ * state, and the windows behind it, are abandoned as they are. No
+ * rounding (init does it): this runs on every spawn. */
+void nu__heap_init2(nu__heap *h, void *near, size_t near_size, void *far,
+		    size_t far_size)
+{
+	if (near_size > NU__HEAP_MAX)
+		near_size = NU__HEAP_MAX;
+	if (far_size > NU__HEAP_MAX || !far)
+		far_size = far ? NU__HEAP_MAX : 0;
+	win_init(&h->win[0], near, near_size);
+	win_init(&h->win[1], far, far_size);
+	h->nspan = near_size;
+	h->used = 0;
+	h->smallmap = 0;
+	h->bigmap = 0;
+	h->frag = 0;
+	h->last[0] = 0;
+	h->last[1] = 0;
+#ifdef NU__HEAP_ASAN
+	{
+		nu__heap_win *w = &h->win[0];
+		w->poisoned = w->end - w->base > ASAN_AHEAD ?
+			w->base + ASAN_AHEAD : w->end;
+		POISON(w->base, w->poisoned - w->base);
+		h->win[1].poisoned = h->win[1].base; /* lazily: raise_top */
+	}
+#endif
+}
+
+/* See heap.h. Rounds the window in to 16 bytes, as init2 expects. */
 void nu__heap_init(nu__heap *h, void *base, size_t size)
 {
 	uintptr_t b = ((uintptr_t)base + 15) & ~(uintptr_t)15;
@@ -663,35 +879,29 @@ void nu__heap_init(nu__heap *h, void *base, size_t size)
 	if (size > NU__HEAP_MAX)
 		size = NU__HEAP_MAX;
 	e = ((uintptr_t)base + size) & ~(uintptr_t)15;
-	h->base = h->bump = h->top = b;
-	h->end = e > b ? e : b;
-	h->used = 0;
-	h->smallmap = 0;
-	h->bigmap = 0;
-	h->last = 0;
-	h->frag = 0;
-#ifdef NU__HEAP_ASAN
-	h->poisoned = h->end - b > ASAN_AHEAD ? b + ASAN_AHEAD : h->end;
-	POISON(b, h->poisoned - b);
-#endif
+	nu__heap_init2(h, (void *)b, e > b ? e - b : 0, NULL, 0);
 }
 
 /* Everything but a pop from a non-empty class list: kept out of line so
- * that the fast path in nu__heap_alloc needs no stack frame. */
+ * that the fast path in nu__heap_alloc needs no stack frame. Cutting at
+ * the far bump is allowed once the far window is in use, or when a sweep
+ * could not help (see "spill"). */
 __attribute__((noinline)) static void *alloc_slow(nu__heap *h, size_t n)
 {
+	bool far = !h->frag || far_used(h);
 	void *p;
 
 	if (n - 1 < NU__HEAP_SMALL_MAX) {
 		unsigned c = class_of16[(n + 15) >> 4];
-		p = (h->smallmap >> c & 1) ? small_pop(h, c) : small_get(h, c);
+		p = (h->smallmap >> c & 1) ? small_pop(h, c)
+					   : small_get(h, c, far);
 	} else {
 		if (n == 0 || n > NU__HEAP_MAX)
 			return NULL;
-		p = large_get(h, large_total(n));
+		p = large_get(h, large_total(n), far);
 	}
 	if (unlikely(!p) && sweep(h))
-		return alloc_slow(h, n); /* sweeps at most once */
+		return alloc_slow(h, n); /* sweeps at most once: far is set */
 	return p;
 }
 
@@ -738,7 +948,7 @@ void *nu__heap_realloc(nu__heap *h, void *p, size_t n)
 	}
 	if (n > NU__HEAP_MAX)
 		return NULL;
-	CHECK(h, b >= h->base && b < h->bump, b, "realloc of a foreign pointer");
+	CHECK(h, room_at(h, b), b, "realloc of a foreign pointer");
 	x = hd_load(b);
 	CHECK(h, x.size & F_USED, b, "realloc of a block not in use");
 	u = hd_bytes(x) - HD;
@@ -756,17 +966,18 @@ void *nu__heap_realloc(nu__heap *h, void *p, size_t n)
  * and may lower bump. Debug builds check the header first. */
 void nu__heap_free(nu__heap *h, void *p)
 {
-	uintptr_t b = (uintptr_t)p - HD;
+	uintptr_t b = (uintptr_t)p - HD, room;
 	uint32_t s;
 	hd x;
 
 	if (!p)
 		return;
-	CHECK(h, b >= h->base && b < h->bump && !(b & 15), b,
-	      "free of a foreign pointer");
+	room = room_at(h, b);
+	(void)room; /* only the checks use it */
+	CHECK(h, room, b, "free of a foreign pointer");
 	x = hd_load(b);
 	s = hd_bytes(x);
-	CHECK(h, (x.size & F_USED) && s >= 2 * HD && s <= h->bump - b, b,
+	CHECK(h, (x.size & F_USED) && s >= 2 * HD && s <= room, b,
 	      "free of a block not in use (double free?)");
 	h->used -= s - HD;
 	POISON(p, s - HD);
@@ -794,40 +1005,51 @@ size_t nu__heap_usable_size(const nu__heap *h, const void *p)
 size_t nu__heap_used(const nu__heap *h) { return h->used; }
 
 /* See heap.h. bump can fall below top (give-backs); top only rises. */
-uintptr_t nu__heap_top(const nu__heap *h) { return h->top; }
+uintptr_t nu__heap_top(const nu__heap *h) { return h->win[0].top; }
+
+/* See heap.h. */
+uintptr_t nu__heap_far_top(const nu__heap *h) { return h->win[1].top; }
 
 /* See heap.h. */
 int nu__heap_owns(const nu__heap *h, const void *p)
 {
-	return (uintptr_t)p >= h->base && (uintptr_t)p < h->end;
+	uintptr_t a = (uintptr_t)p;
+
+	for (int i = 0; i < 2; i++)
+		if (a >= h->win[i].base && a < h->win[i].end)
+			return 1;
+	return 0;
 }
 
 /* ------------------------------------------------------------ self-check */
 
 #define FAIL_IF(c) do { if (c) return -__LINE__; } while (0)
 
-/* Walk the blocks of [base, bump): I1, I2, I4 and block sanity; count the
- * free small and free large blocks into *nfs and *nfl. */
-static int check_blocks(const nu__heap *h, size_t *nfs, size_t *nfl)
+/* Walk the blocks of window w, the size of whose block ending at bump is
+ * last: I1, I4 and block sanity; add the usable bytes of the blocks in use
+ * to *used, count the free small and free large blocks into *nfs and
+ * *nfl. */
+static int check_blocks(const nu__heap_win *w, uint32_t last, size_t *used,
+			size_t *nfs, size_t *nfl)
 {
-	uintptr_t b = h->base;
+	uintptr_t b = w->base;
 	uint32_t prev = 0;
 	bool below_free_large = false;
-	size_t used = 0;
 
-	FAIL_IF(!(h->base <= h->bump && h->bump <= h->top && h->top <= h->end));
-	FAIL_IF((h->base | h->bump | h->end) & 15);
-	while (b < h->bump) {
+	FAIL_IF(!(w->base <= w->bump && w->bump <= w->top && w->top <= w->end));
+	FAIL_IF((w->base | w->bump | w->end) & 15);
+	FAIL_IF(w->end - w->base > NU__HEAP_MAX);
+	while (b < w->bump) {
 		hd x = hd_load(b);
 		uint32_t s = hd_bytes(x);
-		FAIL_IF(s < 2 * HD || s > h->bump - b || x.prev != prev);
+		FAIL_IF(s < 2 * HD || s > w->bump - b || x.prev != prev);
 		if (x.size & F_LARGE)
 			FAIL_IF(s < LARGE_MIN);
 		else
 			FAIL_IF(s - HD > NU__HEAP_SMALL_MAX ||
 				class_size[class_of16[(s - HD) >> 4]] != s - HD);
 		if (x.size & F_USED)
-			used += s - HD;
+			*used += s - HD;
 		else if (x.size & F_LARGE)
 			++*nfl;
 		else
@@ -837,14 +1059,18 @@ static int check_blocks(const nu__heap *h, size_t *nfs, size_t *nfl)
 		prev = s;
 		b += s;
 	}
-	FAIL_IF(h->last != prev || below_free_large || used != h->used);
+	FAIL_IF(last != prev || below_free_large);
 	return 0;
 }
 
-/* Check that ref r names a block boundary-aligned inside [base, bump). */
+/* Check that ref r names a block boundary inside [base, bump) of the
+ * window its low bit picks. */
 static bool bad_ref(const nu__heap *h, uint32_t r)
 {
-	return r < HD || (r & 15) || blk_of(h, r) >= h->bump;
+	const nu__heap_win *w = &h->win[r & 1];
+	uintptr_t b = blk_of(h, r);
+
+	return (r & 14) || b < w->base || b >= w->bump;
 }
 
 /* Walk the small lists and the bins: I3, no cycles, the counts match. */
@@ -884,8 +1110,16 @@ static int check_lists(const nu__heap *h, size_t nfs, size_t nfl)
 /* See heap.h. */
 int nu__heap_check(const nu__heap *h)
 {
-	size_t nfs = 0, nfl = 0;
-	int e = check_blocks(h, &nfs, &nfl);
+	size_t used = 0, nfs = 0, nfl = 0;
+	const nu__heap_win *n = &h->win[0], *f = &h->win[1];
+	int e;
 
-	return e ? e : check_lists(h, nfs, nfl);
+	FAIL_IF(h->nspan != n->end - n->base);
+	FAIL_IF(n->base < n->end && f->base < f->end && n->base < f->end &&
+		f->base < n->end); /* the windows overlap */
+	if ((e = check_blocks(n, h->last[0], &used, &nfs, &nfl)) ||
+	    (e = check_blocks(f, h->last[1], &used, &nfs, &nfl)))
+		return e;
+	FAIL_IF(used != h->used);
+	return check_lists(h, nfs, nfl);
 }

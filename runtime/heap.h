@@ -1,14 +1,18 @@
 /* heap.h — private to nuproc: the per-process heap allocator (see heap.c).
  *
- * A nu__heap manages one process's heap window [base, base + size): blocks
- * of 16-byte aligned memory, carved by a bump pointer and recycled through
- * size-class free lists (small blocks) and coalescing bins (large blocks).
- * Only the owning process calls into its heap: no locks, no atomics.
+ * A nu__heap manages one process's heap: a "near" window inside the
+ * process slot and, optionally, a "far" window elsewhere that the process
+ * spills into once the near one is full. It hands out 16-byte aligned
+ * blocks carved by a bump pointer per window and recycled through
+ * size-class free lists (small blocks) and coalescing bins (large blocks),
+ * shared by both windows. Only the owning process calls into its heap: no
+ * locks, no atomics.
  *
  * The state is this struct alone (it lives in the process control block);
- * block headers live in the window, just below each block. nu__heap_init()
- * writes only the struct, so re-initialising a window abandons everything
- * in it at once: that is how a process's memory goes at exit.
+ * block headers live in the windows, just below each block.
+ * nu__heap_init2() writes only the struct, so re-initialising abandons
+ * everything in both windows at once: that is how a process's memory goes
+ * at exit.
  */
 #ifndef NU_HEAP_H
 #define NU_HEAP_H
@@ -30,41 +34,67 @@
 #define NU__HEAP_NLARGE 20		/* large bins: block sizes 2^11 .. 2^30 */
 #define NU__HEAP_MAX ((size_t)1 << 30)	/* largest window (and request) */
 
-/*
- * Allocator state of one heap window. Addresses are full pointers; free
- * lists hold 32-bit "refs" (a block's payload offset from base, never 0).
- * A list head is meaningful only while its bit in smallmap/bigmap is set,
- * which is what lets init skip clearing the heads.
- */
-typedef struct nu__heap {
-	uintptr_t bump;		/* next unused byte; blocks tile [base, bump) */
-	uintptr_t end;		/* end of the window (16-aligned) */
-	size_t used;		/* usable bytes of the blocks in use */
-	uint32_t smallmap;	/* bit c: small[c] holds a free block */
-	uint32_t bigmap;	/* bit i: large[i] holds a free block */
-	uint32_t small[NU__HEAP_NSMALL]; /* LIFO free list heads, per class */
-	uintptr_t base;		/* start of the window (16-aligned) */
+/* One window: blocks tile [base, bump); nothing at or above top has been
+ * touched since init. (The size of the block ending at bump is in the
+ * heap's last[], with the other fields init zeroes.) */
+typedef struct nu__heap_win {
+	uintptr_t base;		/* start (16-aligned) */
+	uintptr_t end;		/* end (16-aligned); base == end: no window */
+	uintptr_t bump;		/* next unused byte */
 	uintptr_t top;		/* high-water mark of bump since init */
-	uint32_t last;		/* size of the block ending at bump, 0 if none */
-	uint32_t frag;		/* a small block was freed since the last sweep */
-	uint32_t large[NU__HEAP_NLARGE]; /* free large blocks, per power of 2 */
 #ifdef NU__HEAP_ASAN
 	uintptr_t poisoned;	/* [top, poisoned) is known to be poisoned */
 #endif
+} nu__heap_win;
+
+/*
+ * Allocator state of one process heap. Addresses are full pointers; free
+ * lists hold 32-bit "refs" that name a block in either window (see heap.c:
+ * the low bit picks the window, the rest is an offset in it, never 0). A
+ * list head is meaningful only while its bit in smallmap/bigmap is set,
+ * which is what lets init skip clearing the heads.
+ */
+typedef struct nu__heap {
+	uintptr_t nspan;	/* near end - near base: b is near iff
+				   b - near base < nspan (one compare) */
+	size_t used;		/* usable bytes of the blocks in use */
+	uint32_t smallmap;	/* bit c: small[c] holds a free block */
+	uint32_t bigmap;	/* bit i: large[i] holds a free block */
+	uint32_t frag;		/* a block was freed since the last sweep */
+	uint32_t last[2];	/* per window: size of the block ending at its
+				   bump, 0 if none */
+	uint32_t small[NU__HEAP_NSMALL]; /* LIFO free list heads, per class */
+	uint32_t large[NU__HEAP_NLARGE]; /* free large blocks, per power of 2 */
+	nu__heap_win win[2];	/* [0] the near window, [1] the far one */
 } nu__heap;
 
 /*
- * Take the window [base, base + size) as an empty heap. base is rounded up
- * to 16 bytes, the end down to 16 bytes; a window above NU__HEAP_MAX is
- * used up to its first NU__HEAP_MAX bytes. O(1): writes only *h (and, in
- * AddressSanitizer builds, the shadow of the first 64 KiB of the window);
- * never reads or writes the window itself, whatever a previous owner left.
+ * Take near = [near, near + near_size) and far = [far, far + far_size) as
+ * an empty heap. far may be NULL (or far_size 0): no far window. Both
+ * starts and sizes must be multiples of 16 (the slot layout gives a
+ * 16-aligned near start, a page-aligned near end and a page-aligned far
+ * window), and the windows must not overlap; a window above NU__HEAP_MAX
+ * is used up to its first NU__HEAP_MAX bytes. Meant for a small near
+ * window (the rest of the page the heap shares with the control block,
+ * plus a few pages: well under 1 MiB) and a big far one, but any sizes
+ * work.
+ * O(1): writes only *h (and, in AddressSanitizer builds, the shadow of the
+ * first 64 KiB of the near window); never reads or writes either window,
+ * whatever a previous owner left there.
  */
+void nu__heap_init2(nu__heap *h, void *near, size_t near_size, void *far,
+		    size_t far_size);
+
+/* nu__heap_init2(h, base, size, NULL, 0), except that base is rounded up
+ * to 16 bytes and base + size down: one window, no far spill. */
 void nu__heap_init(nu__heap *h, void *base, size_t size);
 
 /*
  * A block of at least n usable bytes, 16-byte aligned, or NULL when n is 0,
- * above NU__HEAP_MAX, or the window has no room left.
+ * above NU__HEAP_MAX, or neither window has room left. Small blocks come
+ * from the near window while it has room (a heap that fits there never
+ * touches the far window); a request above a quarter of the near window
+ * goes to the far window first.
  */
 void *nu__heap_alloc(nu__heap *h, size_t n);
 
@@ -75,7 +105,9 @@ void *nu__heap_calloc(nu__heap *h, size_t n, size_t m);
 /*
  * C realloc: (NULL, n) allocates; (p, 0) frees p and returns NULL; else a
  * block of at least n bytes holding p's first min(n, old size) bytes —
- * p itself when it can be resized in place. On failure returns NULL and
+ * p itself when it can be resized in place. The block may move between
+ * windows (a near block grown past a quarter of the near window moves to
+ * the far window when that has room). On failure returns NULL and
  * leaves p, its contents and its size untouched.
  */
 void *nu__heap_realloc(nu__heap *h, void *p, size_t n);
@@ -92,13 +124,18 @@ size_t nu__heap_usable_size(const nu__heap *h, const void *p);
 size_t nu__heap_used(const nu__heap *h);
 
 /*
- * The high-water mark: one past the highest byte of the window the
- * allocator has handed out or written since init. Pages wholly above it
- * hold nothing of this heap and may be dropped (MADV_DONTNEED) at will.
+ * The high-water mark of the near window: one past the highest byte of it
+ * the allocator has handed out or written since init (its start when
+ * none). Pages wholly above it hold nothing of this heap and may be
+ * dropped (MADV_DONTNEED) at will.
  */
 uintptr_t nu__heap_top(const nu__heap *h);
 
-/* 1 when p lies inside this heap's window, else 0. */
+/* The same for the far window: its (rounded) start while the far window
+ * has not been touched since init; 0 when there is none. */
+uintptr_t nu__heap_far_top(const nu__heap *h);
+
+/* 1 when p lies inside one of this heap's windows, else 0. */
 int nu__heap_owns(const nu__heap *h, const void *p);
 
 /*

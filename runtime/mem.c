@@ -10,12 +10,19 @@
  *     base  guard page                    (MADV_GUARD_INSTALL, when carved)
  *           stack pages ...               (grow down)
  *     P     [ stack top | control block | heap start ]   shared page
- *           heap pages ...                (grow up)
+ *           near heap pages (14)          (grow up)
  *     next slot's guard page
  *
  *            The top of the stack, the control block and the first bytes of
  *            the heap share page P, so an idle process costs one resident
- *            page. A heap overflow runs into the next slot's guard.
+ *            page. The slot is small (320 KiB with the default stack) so
+ *            that ~6 slots share one page-table page: with a 16 MiB heap
+ *            inside each slot, every idle process also cost a 4 KiB page of
+ *            PTEs, doubling the memory of a million idle processes.
+ *   far      per slot, a heap window (default 16 MiB) in a second
+ *            reservation of the region, where a heap that outgrows the near
+ *            window continues (heap.c). Only processes with large heaps
+ *            touch it, and pay its page tables.
  *   table    one 32-bit generation per slot (proc.c explains pids), in its
  *            own NORESERVE mapping: it stays readable after the slot's pages
  *            go back, so a stale pid is always recognised.
@@ -92,14 +99,19 @@ static int region_init(nu__mem *m, nu__region *r, int node_id,
 	r->first = first;
 	r->nslots = m->per_region;
 	r->len = (size_t)r->nslots * m->slot_size;
+	r->far_len = (size_t)r->nslots * m->far_size;
 	atomic_init(&r->carved, 0);
 	r->ncold = 0;
 	r->base = reserve(r->len);
+	r->far = reserve(r->far_len);
 	r->cold = reserve((size_t)r->nslots * sizeof(uint32_t));
-	if (!r->base || !r->cold || !r->depot)
+	if (!r->base || !r->far || !r->cold || !r->depot)
 		return -ENOMEM;
 	madvise(r->base, r->len, MADV_NOHUGEPAGE);
+	madvise(r->far, r->far_len, MADV_NOHUGEPAGE);
 	int rc = nu__mem_bind(r->base, r->len, node_id, numa_fallback);
+	if (!rc)
+		rc = nu__mem_bind(r->far, r->far_len, node_id, numa_fallback);
 	if (rc)
 		return rc;
 	pthread_mutex_init(&r->lock, NULL);
@@ -115,8 +127,9 @@ static int mem_geometry(nu__mem *m, const nu_config *cfg, unsigned nnodes,
 	 * so a spawn under max_procs always finds a slot. */
 	m->page = (size_t)sysconf(_SC_PAGESIZE);
 	m->stack_size = round_up(cfg->stack_size, m->page);
-	m->heap_size = round_up(cfg->heap_size, m->page);
-	m->slot_size = m->page + m->stack_size + m->page + m->heap_size;
+	m->near_size = (size_t)NU__NEAR_PAGES * m->page;
+	m->far_size = round_up(cfg->heap_size, m->page);
+	m->slot_size = m->page + m->stack_size + m->page + m->near_size;
 	uint64_t margin = (uint64_t)nsched * (2 * cfg->warm_slots + PEND_CAP);
 	uint64_t total = cfg->max_procs + margin;
 	uint64_t per = (total + nnodes - 1) / nnodes;
@@ -168,9 +181,11 @@ void nu__mem_fini(nu__mem *m)
 		nu__region *r = &m->regions[i];
 		if (r->base)
 			munmap(r->base, r->len);
+		if (r->far)
+			munmap(r->far, r->far_len);
 		if (r->cold)
 			munmap(r->cold, (size_t)r->nslots * sizeof(uint32_t));
-		if (r->base && r->cold && r->depot)
+		if (r->base && r->far && r->cold && r->depot)
 			pthread_mutex_destroy(&r->lock);
 		free(r->depot);
 	}
@@ -302,14 +317,15 @@ int64_t nu__slot_get(nu__mem *m, nu__slot_cache *c, int group)
 /* ---------------------------------------------------------- putting */
 
 void nu__slot_put(nu__mem *m, nu__slot_cache *c, uint32_t index,
-		  uintptr_t sp_low, uintptr_t heap_top)
+		  uintptr_t sp_low, uintptr_t heap_top, uintptr_t far_top)
 {
 	uintptr_t page = (uintptr_t)nu__slot_page(m, index);
+	uintptr_t far = (uintptr_t)nu__slot_far(m, index);
 	int home = index / m->per_region == (uint32_t)c->group;
 	/* Within 1 KiB of P's start at a switch: assume deeper leaf calls
 	 * touched the stack pages below P. */
 	int stack_dirty = sp_low < page + 1024;
-	int heap_dirty = heap_top > page + m->page;
+	int heap_dirty = heap_top > page + m->page || far_top > far;
 	if (!stack_dirty && !heap_dirty && home && c->nwarm == c->warm_cap)
 		depot_give(&m->regions[c->group], c);
 	if (!stack_dirty && !heap_dirty && home && c->nwarm < c->warm_cap) {
@@ -325,7 +341,8 @@ void nu__slot_put(nu__mem *m, nu__slot_cache *c, uint32_t index,
 	e->stack_from = stack_dirty ? (uintptr_t)nu__slot_base(m, index) +
 					      m->page
 				    : 0;
-	e->heap_to = heap_dirty ? round_up(heap_top, m->page) : 0;
+	e->heap_to = heap_top > page + m->page ? round_up(heap_top, m->page) : 0;
+	e->far_to = far_top > far ? round_up(far_top, m->page) : 0;
 	__atomic_store_n(&c->npend, c->npend + 1, __ATOMIC_RELAXED);
 }
 
@@ -335,11 +352,22 @@ static int pend_cmp(const void *a, const void *b)
 	return (x->index > y->index) - (x->index < y->index);
 }
 
-/* Release pend[i..j) (all full, consecutive indices) in one call. */
+static void release_far(nu__mem *m, const nu__pending *e)
+{
+	if (e->far_to) {
+		char *far = nu__slot_far(m, e->index);
+		madvise(far, e->far_to - (uintptr_t)far, MADV_DONTNEED);
+	}
+}
+
+/* Release pend[i..j) (all full, consecutive indices): one call for the
+ * slots, one per far window that was used. */
 static void release_run(nu__mem *m, const nu__pending *e, unsigned n)
 {
 	char *base = nu__slot_base(m, e->index);
 	madvise(base, (size_t)n * m->slot_size, MADV_DONTNEED);
+	for (unsigned i = 0; i < n; i++)
+		release_far(m, &e[i]);
 }
 
 static void release_part(nu__mem *m, const nu__pending *e)
@@ -351,6 +379,7 @@ static void release_part(nu__mem *m, const nu__pending *e)
 	if (e->heap_to)
 		madvise((void *)(page + m->page), e->heap_to - page - m->page,
 			MADV_DONTNEED);
+	release_far(m, e);
 }
 
 static void cold_push(nu__mem *m, const nu__pending *e, unsigned n)

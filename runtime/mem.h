@@ -17,11 +17,16 @@ struct nu__proc;
 #define NU__P_CB_MAX 768u     /* control block at P + NU__P_STACK_TOP */
 #define NU__P_HEAP (NU__P_STACK_TOP + NU__P_CB_MAX)
 #define NU__MIN_STACK (16u << 10)
+/* Heap pages after P inside the slot (the near window). With the default
+ * 256 KiB stack a slot is 320 KiB, so ~6 slots share a page-table page. */
+#define NU__NEAR_PAGES 14u
 
-/* One NUMA node's reservation. */
+/* One NUMA node's reservations: the slots, and the far heap windows. */
 typedef struct nu__region {
 	char *base;
 	size_t len;
+	char *far;                /* far heap windows, one per slot */
+	size_t far_len;
 	int node_id;
 	uint32_t first;           /* global index of its first slot */
 	uint32_t nslots;
@@ -40,6 +45,7 @@ typedef struct nu__pending {
 	uint32_t full;            /* release the whole slot (it goes cold) */
 	uintptr_t stack_from;     /* release [stack_from, P) (0 = none) */
 	uintptr_t heap_to;        /* release [P + page, heap_to) (0 = none) */
+	uintptr_t far_to;         /* release [far window, far_to) (0 = none) */
 } nu__pending;
 
 typedef struct nu__slot_cache {
@@ -53,7 +59,8 @@ typedef struct nu__slot_cache {
 typedef struct nu__mem {
 	size_t page;
 	size_t stack_size;        /* stack pages below P */
-	size_t heap_size;         /* heap pages above P */
+	size_t near_size;         /* heap pages above P, inside the slot */
+	size_t far_size;          /* the far heap window of each slot */
 	size_t slot_size;
 	uint32_t nslots;          /* all regions */
 	uint32_t per_region;
@@ -77,10 +84,11 @@ void nu__slot_cache_fini(nu__slot_cache *c);
  * -EAGAIN when every region is exhausted. */
 int64_t nu__slot_get(nu__mem *m, nu__slot_cache *c, int group);
 
-/* Give back the slot of a dead process. sp_low and heap_top tell how far
- * it used its stack and heap windows. Never makes a system call. */
+/* Give back the slot of a dead process. sp_low, heap_top and far_top tell
+ * how far it used its stack, near and far heap windows. Never makes a
+ * system call. */
 void nu__slot_put(nu__mem *m, nu__slot_cache *c, uint32_t index,
-		  uintptr_t sp_low, uintptr_t heap_top);
+		  uintptr_t sp_low, uintptr_t heap_top, uintptr_t far_top);
 
 /* Release the pending slots' pages (batched madvise). */
 void nu__slot_flush(nu__mem *m, nu__slot_cache *c);
@@ -105,9 +113,16 @@ static inline struct nu__proc *nu__slot_proc(const nu__mem *m, uint32_t index)
 {
 	return (struct nu__proc *)(nu__slot_page(m, index) + NU__P_STACK_TOP);
 }
+/* The near heap window: the rest of P and the pages after it. */
 static inline size_t nu__slot_heap_size(const nu__mem *m)
 {
-	return m->page - NU__P_HEAP + m->heap_size;
+	return m->page - NU__P_HEAP + m->near_size;
+}
+/* The far heap window of a slot. */
+static inline char *nu__slot_far(const nu__mem *m, uint32_t index)
+{
+	const nu__region *r = &m->regions[index / m->per_region];
+	return r->far + (size_t)(index - r->first) * m->far_size;
 }
 /* Largest usable stack. */
 static inline size_t nu__slot_stack_max(const nu__mem *m)

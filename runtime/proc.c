@@ -216,7 +216,8 @@ static void proc_init(nu__node *n, nu__proc *p, uint32_t index, nu_fn fn,
 	p->sp_low = (uintptr_t)p->stack_hi;
 	p->saved_errno = 0;
 	p->asan_fake = NULL;
-	nu__heap_init(&p->heap, page + NU__P_HEAP, nu__slot_heap_size(m));
+	nu__heap_init2(&p->heap, page + NU__P_HEAP, nu__slot_heap_size(m),
+		       nu__slot_far(m, index), m->far_size);
 	p->sp = nu__ctx_make(p->stack_hi, nu__proc_entry, p);
 }
 
@@ -347,10 +348,10 @@ void nu__proc_reap(nu__sched *s, nu__proc *p)
 	int main = p->flags & NU__PF_MAIN;
 	nu_term reason = p->reason;
 	nu__slot_put(&n->mem, &s->slots, idx, p->sp_low,
-		     nu__heap_top(&p->heap));
-	count_give(n, s);
-	if (main)
+		     nu__heap_top(&p->heap), nu__heap_far_top(&p->heap));
+	if (main) /* first: stopping makes count_give return every credit */
 		nu__node_main_exited(s, reason);
+	count_give(n, s);
 	if (atomic_load(&n->stopping) && atomic_load(&n->reserved) == 0)
 		nu__sched_kick_all(s);
 }

@@ -59,6 +59,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ctx.h"
 #include "fiber.h"
@@ -68,6 +69,13 @@
 #define RUNNEXT_CAP 32
 #define STEAL_REMOTE_MIN 8
 #define GQ_CHECK_TICKS 61
+#define SPIN_NS 50000 /* idle spin before sleeping in the ring */
+
+#if defined(__x86_64__)
+#define cpu_relax() __builtin_ia32_pause()
+#else
+#define cpu_relax() __asm__ volatile("yield")
+#endif
 
 static __thread nu__sched *tls_sched;
 
@@ -88,17 +96,23 @@ static uint32_t runq_len(nu__sched *s)
 	return t - h;
 }
 
-static void gq_put_list(nu__group *g, nu__proc *head, nu__proc *tail,
-			uint32_t n)
+/* Append p to an intrusive FIFO (owner-only lists: overflow, bound). */
+static inline void fifo_put(nu__proc **head, nu__proc **tail, nu__proc *p)
 {
-	tail->next = NULL;
-	pthread_mutex_lock(&g->gq_lock);
-	if (g->gq_tail)
-		g->gq_tail->next = head;
+	p->next = NULL;
+	if (*tail)
+		(*tail)->next = p;
 	else
-		g->gq_head = head;
-	g->gq_tail = tail;
-	atomic_fetch_add_explicit(&g->gq_len, n, memory_order_release);
+		*head = p;
+	*tail = p;
+}
+
+/* Append p to group g's global queue (node-bound work from elsewhere). */
+static void gq_put(nu__group *g, nu__proc *p)
+{
+	pthread_mutex_lock(&g->gq_lock);
+	fifo_put(&g->gq_head, &g->gq_tail, p);
+	atomic_fetch_add_explicit(&g->gq_len, 1, memory_order_release);
 	pthread_mutex_unlock(&g->gq_lock);
 }
 
@@ -106,12 +120,7 @@ static void gq_put_list(nu__group *g, nu__proc *head, nu__proc *tail,
  * already holds older processes: either way FIFO order is kept). */
 static void ovf_put(nu__sched *s, nu__proc *p)
 {
-	p->next = NULL;
-	if (s->ovf_tail)
-		s->ovf_tail->next = p;
-	else
-		s->ovf_head = p;
-	s->ovf_tail = p;
+	fifo_put(&s->ovf_head, &s->ovf_tail, p);
 	s->ovf_len++;
 }
 
@@ -357,12 +366,7 @@ static void inbox_drain(nu__sched *s)
 
 static void pinned_put(nu__sched *s, nu__proc *p)
 {
-	p->next = NULL;
-	if (s->pinned_tail)
-		s->pinned_tail->next = p;
-	else
-		s->pinned_head = p;
-	s->pinned_tail = p;
+	fifo_put(&s->pinned_head, &s->pinned_tail, p);
 }
 
 static nu__proc *pinned_get(nu__sched *s)
@@ -393,7 +397,7 @@ void nu__sched_ready(nu__sched *s, nu__proc *p, int as_next)
 	}
 	if (p->bind_group >= 0 && &n->groups[p->bind_group] != s->grp) {
 		nu__group *g = &n->groups[p->bind_group];
-		gq_put_list(g, p, p, 1);
+		gq_put(g, p);
 		atomic_thread_fence(memory_order_seq_cst);
 		if (!wake_one(s, g))
 			nu__sched_kick(s, n->sched[g->first]);
@@ -697,7 +701,39 @@ static int sched_has_work(nu__sched *s)
 	for (int i = 0; i < g->count; i++)
 		if (runq_len(n->sched[g->first + i]))
 			return 1;
+	/* Spare credits must go back before sleeping when the node stops or
+	 * the table is tight (someone waits for them); a doorbell sent while
+	 * we were spinning was not rung. */
+	if (s->credits && (atomic_load(&n->stopping) || atomic_load(&n->tight)))
+		return 1;
 	return atomic_load(&n->stopping) && atomic_load(&n->reserved) == 0;
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Before sleeping, look for work for up to SPIN_NS while counted as
+ * spinning, so producers do not pay a doorbell (a system call) for every
+ * burst of work: a sleep/wake round trip costs far more than the spin.
+ * Returns 1 when work showed up. */
+static int sched_spin(nu__sched *s)
+{
+	if (!s->spinning) {
+		s->spinning = 1;
+		atomic_fetch_add(&s->grp->nspinning, 1);
+	}
+	uint64_t end = mono_ns() + SPIN_NS;
+	do {
+		for (int i = 0; i < 64; i++)
+			cpu_relax();
+		if (sched_has_work(s))
+			return 1;
+	} while (mono_ns() < end);
+	return 0;
 }
 
 static void sched_park(nu__sched *s)
@@ -743,16 +779,15 @@ static void sched_loop(nu__sched *s)
 			nu__slot_flush(&n->mem, &s->slots);
 			continue;
 		}
-		if (atomic_load(&n->stopping) || atomic_load(&n->tight)) {
+		if (atomic_load(&n->stopping) || atomic_load(&n->tight))
 			nu__count_drain(s);
+		if (atomic_load(&n->stopping) &&
+		    atomic_load(&n->reserved) == 0) {
+			nu__sched_kick_all(s);
+			break;
 		}
-		if (atomic_load(&n->stopping)) {
-			if (atomic_load(&n->reserved) == 0) {
-				nu__sched_kick_all(s);
-				break;
-			}
-		}
-		sched_park(s);
+		if (!sched_spin(s))
+			sched_park(s);
 	}
 	sched_found_work(s);
 }

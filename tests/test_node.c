@@ -10,18 +10,14 @@
 
 #include "nutest.h"
 #include "nuproc.h"
+#include "nutest_node.h"
 #include "runtime/proc.h"
 #include "runtime/sched.h"
 
-static int ncpus(void) { return (int)sysconf(_SC_NPROCESSORS_ONLN); }
 
 static void cfg_small(nu_config *c, unsigned scheds)
 {
-	nu_config_init(c);
-	c->schedulers = scheds;
-	c->max_procs = 100000;
-	c->stack_size = 64 << 10;
-	c->heap_size = 1 << 20;
+	nt_config(c, scheds, 100000, 1 << 20);
 }
 
 /* ---------------------------------------------------------- status */
@@ -52,7 +48,7 @@ static void test_bad_config(void)
 	cfg_small(&c, 1);
 	c.heap_size = (size_t)1 << 40;
 	CU_ASSERT_EQUAL(nu_start(&c, exit_normal, NULL), -EINVAL);
-	cfg_small(&c, (unsigned)ncpus() + 1);
+	cfg_small(&c, (unsigned)nt_ncpus() + 1);
 	CU_ASSERT_EQUAL(nu_start(&c, exit_normal, NULL), -EINVAL);
 	cfg_small(&c, 1);
 	c.max_procs = (size_t)1 << 30;
@@ -142,7 +138,7 @@ static void shutdown_main(void *a)
 
 static void test_shutdown_stops_all(void)
 {
-	for (unsigned k = 1; k <= 2 && k <= (unsigned)ncpus(); k++) {
+	for (unsigned k = 1; k <= 2 && k <= (unsigned)nt_ncpus(); k++) {
 		nu_config c;
 		cfg_small(&c, k);
 		atomic_store(&parked_count, 0);
@@ -182,7 +178,7 @@ static void spread_main(void *a)
 
 static void test_spread(void)
 {
-	if (ncpus() < 2) {
+	if (nt_ncpus() < 2) {
 		CU_PASS("one CPU: nothing to spread over");
 		return;
 	}
@@ -235,7 +231,7 @@ static void affinity_main(void *a)
 
 static void test_affinity(void)
 {
-	if (ncpus() < 2) {
+	if (nt_ncpus() < 2) {
 		CU_PASS("one CPU");
 		return;
 	}
@@ -281,7 +277,7 @@ static void fp_main(void *a)
 static void test_fp_state(void)
 {
 	nu_config c;
-	cfg_small(&c, ncpus() >= 2 ? 2 : 1);
+	cfg_small(&c, nt_ncpus() >= 2 ? 2 : 1);
 	atomic_store(&fp_bad, 0);
 	CU_ASSERT_EQUAL(nu_start(&c, fp_main, NULL), 0);
 	CU_ASSERT_EQUAL(atomic_load(&fp_bad), 0);
@@ -350,7 +346,7 @@ static void pp_main(void *a)
 	nu_spawn_opts o;
 	nu_spawn_opts_init(&o);
 	for (int i = 0; i < 2; i++) {
-		o.scheduler = ncpus() >= 2 ? i : 0;
+		o.scheduler = nt_ncpus() >= 2 ? i : 0;
 		CU_ASSERT(nu_spawn_opt(pp_worker, (void *)(long)i, &o) > 0);
 	}
 	while (nu_process_count() > 1)
@@ -361,11 +357,38 @@ static void pp_main(void *a)
 static void test_cross_wake(void)
 {
 	nu_config c;
-	cfg_small(&c, ncpus() >= 2 ? 2 : 1);
+	cfg_small(&c, nt_ncpus() >= 2 ? 2 : 1);
 	atomic_store(&pp_turn, 0);
 	atomic_store(&pp_proc[0], NULL);
 	atomic_store(&pp_proc[1], NULL);
 	CU_ASSERT_EQUAL(nu_start(&c, pp_main, NULL), 0);
+}
+
+/* -------------------------------------------------- start/stop churn */
+
+static void churn_child(void *a) { (void)a; }
+
+/* The main process spawns, waits a little, exits: on two schedulers the
+ * other one is often spinning or parking just then, holding spare count
+ * credits. A lost doorbell or an undrained credit hangs nu_start (meson's
+ * timeout fails the test). */
+static void churn_main(void *a)
+{
+	long k = (long)a;
+	for (long i = 0; i < 50 + k % 50; i++) {
+		nu_pid p = nu_spawn(churn_child, NULL);
+		CU_ASSERT_FATAL(p > 0);
+		while (nu_is_alive(p) == 1)
+			nu_yield();
+	}
+}
+
+static void test_start_stop_churn(void)
+{
+	nu_config c;
+	cfg_small(&c, nt_two());
+	for (long k = 0; k < 300; k++)
+		CU_ASSERT_EQUAL_FATAL(nu_start(&c, churn_main, (void *)k), 0);
 }
 
 static CU_TestInfo tests[] = {
@@ -379,6 +402,7 @@ static CU_TestInfo tests[] = {
 	{ "floating point survives switches", test_fp_state },
 	{ "spawn charges reductions", test_reductions },
 	{ "park/wake across threads loses nothing", test_cross_wake },
+	{ "300 node starts and stops never hang", test_start_stop_churn },
 	CU_TEST_INFO_NULL,
 };
 

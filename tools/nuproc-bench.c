@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -131,12 +132,32 @@ static void idler(void *arg)
 	nu__proc_park(nu__sched_self()); /* until the node stops */
 }
 
+/* First touch of fresh anonymous pages, ns per page: what every page a
+ * benchmark makes resident costs on this machine, in this run (the VM's
+ * page faults are slow and vary run to run; anchors: pagefault). */
+static double first_touch_ns(long pages)
+{
+	size_t len = (size_t)pages * 4096;
+	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return 0;
+	madvise(p, len, MADV_NOHUGEPAGE);
+	uint64_t t0 = now_ns();
+	for (long i = 0; i < pages; i++)
+		p[(size_t)i * 4096] = 1;
+	double ns = (double)(now_ns() - t0) / pages;
+	munmap(p, len);
+	return ns;
+}
+
 /* idle N: N processes parked; time until all have run and parked, and
  * resident bytes per process from the OS (anchors: idleNk_*). */
 static void run_idle(const long *a)
 {
 	long n = a[0], rss0, pte0, rss1, pte1;
 	char tag[32];
+	emit("first_touch", first_touch_ns(20000), "ns/page");
 	mem_now(&rss0, &pte0);
 	uint64_t t0 = now_ns();
 	for (long i = 0; i < n; i++)
@@ -221,7 +242,7 @@ static void run_switch(const long *a)
 static const scenario scenarios[] = {
 	{ "spawn_exit", run_spawn_exit, 1, { 1000000 }, "N" },
 	{ "spawn_wait_seq", run_spawn_wait_seq, 1, { 1000000 }, "N" },
-	{ "idle", run_idle, 1, { 1000000 }, "N" },
+	{ "idle", run_idle, 1, { 100000 }, "N" },
 	{ "switch", run_switch, 1, { 10000000 }, "N" },
 };
 #define NSCEN (sizeof(scenarios) / sizeof(scenarios[0]))

@@ -94,8 +94,10 @@ typedef struct nu_config {
 	 * default 256 KiB, from 16 KiB to 64 MiB. A spawn may ask for any
 	 * stack size up to this. */
 	size_t stack_size;
-	/* Heap window of every process slot (bytes, rounded up to a page);
-	 * default 16 MiB, from 64 KiB to 1 GiB. */
+	/* Heap a process may grow to beyond the ~57 KiB inside its slot
+	 * (its far heap window; bytes, rounded up to a page); default
+	 * 16 MiB, from 64 KiB to 1 GiB. Address space only: pages are
+	 * used as the heap grows and go back when the process exits. */
 	size_t heap_size;
 	/* Reductions a process may spend before it is made to yield;
 	 * default 4000. */

@@ -1,0 +1,53 @@
+/* nutest_node.h — private to the test suites that run nodes: a small node
+ * config and the common waits. Include after nuproc.h. */
+#ifndef NUTEST_NODE_H
+#define NUTEST_NODE_H
+
+#include <stdio.h>
+#include <unistd.h>
+
+#include "nuproc.h"
+
+static inline int nt_ncpus(void)
+{
+	return (int)sysconf(_SC_NPROCESSORS_ONLN);
+}
+
+/* Two schedulers where the machine has two CPUs, else one. */
+static inline unsigned nt_two(void)
+{
+	return nt_ncpus() >= 2 ? 2 : 1;
+}
+
+/* A node small enough for tests (and for ASan): 64 KiB stacks. */
+static inline void nt_config(nu_config *c, unsigned scheds, size_t max_procs,
+			     size_t heap)
+{
+	nu_config_init(c);
+	c->schedulers = scheds;
+	c->max_procs = max_procs;
+	c->stack_size = 64 << 10;
+	c->heap_size = heap;
+}
+
+/* Yield until the caller is the only process left. */
+static inline void nt_wait_alone(void)
+{
+	while (nu_process_count() > 1)
+		nu_yield();
+}
+
+/* This OS process's resident bytes. */
+static inline long nt_rss(void)
+{
+	long pages = 0, rss = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+	if (f) {
+		if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+			rss = 0;
+		fclose(f);
+	}
+	return rss * sysconf(_SC_PAGESIZE);
+}
+
+#endif
