@@ -92,9 +92,12 @@ void nu__heap_init(nu__heap *h, void *base, size_t size);
 /*
  * A block of at least n usable bytes, 16-byte aligned, or NULL when n is 0,
  * above NU__HEAP_MAX, or neither window has room left. Small blocks come
- * from the near window while it has room (a heap that fits there never
- * touches the far window); a request above a quarter of the near window
- * goes to the far window first.
+ * from the near window while it has room: before touching the far window
+ * for the first time, the allocator reuses and merges what was freed in
+ * the near one (so a heap whose live data stays well under the near
+ * window's size does not spill through fragmentation alone — a heuristic,
+ * not a promise). A request above a quarter of the near window goes to
+ * the far window first.
  */
 void *nu__heap_alloc(nu__heap *h, size_t n);
 
