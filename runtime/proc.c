@@ -428,7 +428,7 @@ nu_pid nu_self(void)
 
 int nu_yield(void)
 {
-	nu__sched *s = nu__sched_self();
+	nu__sched *s = nu__sched_here(); /* read once, before the switch */
 	if (!s || !s->current)
 		return -EPERM;
 	nu__sched_switch_out(s, s->current, NU__AFTER_YIELD);

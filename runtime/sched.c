@@ -81,7 +81,8 @@
 #define cpu_relax() __asm__ volatile("yield")
 #endif
 
-static __thread nu__sched *tls_sched;
+__thread nu__sched *nu__tls_sched;
+#define tls_sched nu__tls_sched
 
 __attribute__((noinline)) nu__sched *nu__sched_self(void)
 {

@@ -88,10 +88,18 @@ struct nu__group {
 	_Atomic uint64_t idle_mask[4]; /* parked schedulers (bit = id - first) */
 };
 
-/* Hot-path accessor for the calling thread's scheduler (NULL elsewhere).
- * Not inlined on purpose: a process may resume on another thread, and a
- * compiler may otherwise keep a TLS address across a switch. */
+/* The calling thread's scheduler (NULL elsewhere). Not inlined on purpose:
+ * a process may resume on another thread, and a compiler may keep the
+ * thread pointer (hence a TLS address) across a call that switches. */
 nu__sched *nu__sched_self(void);
+
+/* The same, inline, for a function that reads it once, before any call
+ * that can switch (nu_yield): nothing is left to cache. */
+extern __thread nu__sched *nu__tls_sched __attribute__((visibility("hidden")));
+static inline nu__sched *nu__sched_here(void)
+{
+	return nu__tls_sched;
+}
 
 /* The scheduler thread body. */
 void *nu__sched_main(void *arg);
