@@ -299,6 +299,8 @@ void nu__node_main_exited(nu__sched *s, nu_term reason)
 	nu__node *n = nu__node_get();
 	atomic_store(&n->status, status_of(reason));
 	atomic_store(&n->stopping, 1);
+	for (unsigned i = 0; i < n->nsched; i++)
+		atomic_store(&n->sched[i]->stop, 1);
 	nu__proc_kill_all(NU_ATOM_SHUTDOWN);
 	nu__sched_kick_all(s);
 }

@@ -30,10 +30,14 @@
  * of the two sides.
  *
  * Killing. nu__proc_kill stores the reason, sets `killed` (release) and
- * wakes the process; every resume point checks `killed` (acquire) and
- * exits. Shutdown kills every live process; spawn checks `stopping` after
- * publishing the new pid, so a process spawned while the walk runs is
- * killed by one side or the other (seq_cst store/load pairs).
+ * wakes the process; every resume point checks `killed` and its
+ * scheduler's `stop` flag and exits (a kill's reason is read after seeing
+ * `killed`, in the slow path, with acquire). Shutdown sets `stopping` and
+ * every scheduler's `stop`, then wakes every parked process it finds; a
+ * process that parks after the walk passed it re-checks `stopping` right
+ * after its park is committed (seq_cst CAS, then seq_cst load, against the
+ * walker's seq_cst store then load), so one side or the other wakes it. A
+ * process spawned during the walk exits at its first resume.
  */
 #include "proc.h"
 
@@ -424,15 +428,6 @@ nu_pid nu_self(void)
 {
 	nu__sched *s = nu__sched_self();
 	return s && s->current ? s->current->pid : -EPERM;
-}
-
-int nu_yield(void)
-{
-	nu__sched *s = nu__sched_here(); /* read once, before the switch */
-	if (!s || !s->current)
-		return -EPERM;
-	nu__sched_switch_out(s, s->current, NU__AFTER_YIELD);
-	return 0;
 }
 
 int nu_is_alive(nu_pid pid)

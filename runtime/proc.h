@@ -109,7 +109,7 @@ _Noreturn void nu__proc_check_kill_slow(struct nu__sched *s, nu__proc *p);
 		if (__builtin_expect(                                        \
 			    atomic_load_explicit(&(p)->killed,               \
 						 memory_order_relaxed) |     \
-				    atomic_load_explicit((s)->stopping,      \
+				    atomic_load_explicit(&(s)->stop,         \
 							 memory_order_relaxed), \
 			    0))                                              \
 			nu__proc_check_kill_slow((s), (p));                  \

@@ -585,7 +585,7 @@ void nu__sched_after_slow(nu__sched *s)
 			/* woken while parking */
 			atomic_store(&p->wstate, NU__WS_RUNNING);
 			requeue(s, p);
-		} else if (atomic_load(s->stopping)) {
+		} else if (atomic_load(&nu__node_get()->stopping)) {
 			/* Shutdown's walk may have passed p before the CAS
 			 * (seq_cst on both sides: one of us sees the other). */
 			nu__proc_wake(p);
@@ -644,7 +644,8 @@ static void sched_run(nu__sched *s, nu__proc *p)
 	after_fast(s);
 }
 
-nu__sched *nu__sched_switch_out(nu__sched *s, nu__proc *p, int after)
+static inline __attribute__((always_inline)) nu__sched *
+switch_out(nu__sched *s, nu__proc *p, int after)
 {
 	nu__proc *q = NULL;
 	if (after == NU__AFTER_YIELD) {
@@ -683,6 +684,21 @@ nu__sched *nu__sched_switch_out(nu__sched *s, nu__proc *p, int after)
 	*r->errno_at = p->saved_errno;
 	nu__proc_check_kill(r, p);
 	return r;
+}
+
+nu__sched *nu__sched_switch_out(nu__sched *s, nu__proc *p, int after)
+{
+	return switch_out(s, p, after);
+}
+
+/* nu_yield lives here so that the whole yield path is one function. */
+int nu_yield(void)
+{
+	nu__sched *s = nu__sched_here(); /* read once, before the switch */
+	if (__builtin_expect(!s || !s->current, 0))
+		return -EPERM;
+	switch_out(s, s->current, NU__AFTER_YIELD);
+	return 0;
 }
 
 nu__sched *nu__sched_charge(nu__sched *s, int n)
@@ -815,7 +831,6 @@ static int sched_setup(nu__sched *s, nu__node *n)
 {
 	tls_sched = s;
 	s->errno_at = &errno;
-	s->stopping = &n->stopping;
 	s->budget = (int32_t)n->cfg.reductions;
 	s->gq_countdown = GQ_CHECK_TICKS;
 	loop_stack_bounds(s);

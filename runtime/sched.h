@@ -35,7 +35,8 @@ typedef struct nu__sched {
 	nu__proc *after_proc;
 	int32_t reds;           /* reductions left in this slice */
 	int32_t budget;         /* reductions per slice (config) */
-	const _Atomic int *stopping; /* the node's stopping flag */
+	_Atomic int stop;       /* the node is stopping (a copy of the node's
+				 * flag on a line the owner reads anyway) */
 	int64_t credits;        /* spare table entries (proc.c, the count) */
 	int *errno_at;          /* this thread's errno: processes carry their
 				 * own across switches (glibc declares
