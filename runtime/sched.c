@@ -501,6 +501,7 @@ static __attribute__((noinline)) nu__proc *
 sched_pick_slow(nu__sched *s, int may_steal, int gq_due)
 {
 	nu__proc *p;
+	s->tick++;
 	if (atomic_load_explicit(&s->inbox, memory_order_relaxed))
 		inbox_drain(s);
 	if (s->credits && atomic_load_explicit(&nu__node_get()->tight,
@@ -530,7 +531,6 @@ sched_pick_slow(nu__sched *s, int may_steal, int gq_due)
 static inline __attribute__((always_inline)) nu__proc *
 sched_pick(nu__sched *s, int may_steal)
 {
-	s->tick++;
 	int gq_due = --s->gq_countdown == 0;
 	if (__builtin_expect(gq_due, 0))
 		s->gq_countdown = GQ_CHECK_TICKS;
@@ -538,7 +538,7 @@ sched_pick(nu__sched *s, int may_steal)
 					       &s->inbox, memory_order_relaxed),
 			     0))
 		return sched_pick_slow(s, may_steal, gq_due);
-	if (s->pinned_head && (s->tick & 1))
+	if (s->pinned_head && (s->gq_countdown & 1))
 		return pinned_get(s);
 	nu__proc *p = s->runnext;
 	if (p && s->runnext_streak < RUNNEXT_CAP) {
@@ -652,7 +652,7 @@ switch_out(nu__sched *s, nu__proc *p, int after)
 		q = sched_pick(s, 0);
 		/* Nothing else here: keep running, but let the loop context
 		 * look around (steal, flush) now and then. */
-		if (!q && (s->tick & 63)) {
+		if (!q && (++s->tick & 63)) {
 			s->reds = s->budget;
 			return s;
 		}
@@ -661,8 +661,14 @@ switch_out(nu__sched *s, nu__proc *p, int after)
 	if (here < p->sp_low)
 		p->sp_low = here;
 	p->saved_errno = *s->errno_at;
-	s->after = after;
-	s->after_proc = p;
+	if (after == NU__AFTER_YIELD && q && p->bind_sched == s->id) {
+		/* Bound here: no thief can take it, so it may be queued
+		 * before its registers are saved. */
+		pinned_put(s, p);
+	} else {
+		s->after = after;
+		s->after_proc = p;
+	}
 	void **fake = after == NU__AFTER_EXIT ? NULL : &p->asan_fake;
 	nu__sched *r;
 	if (q) {
