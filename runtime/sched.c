@@ -652,8 +652,9 @@ switch_out(nu__sched *s, nu__proc *p, int after)
 		q = sched_pick(s, 0);
 		/* Nothing else here: keep running, but let the loop context
 		 * look around (steal, flush) now and then. */
-		if (!q && (++s->tick & 63)) {
+		if (!q && (++s->lone_yields & 63)) {
 			s->reds = s->budget;
+			nu__proc_check_kill(s, p);
 			return s;
 		}
 	}

@@ -45,6 +45,7 @@ typedef struct nu__sched {
 				 * thread; the scheduler's copy is always
 				 * the resuming thread's) */
 	uint32_t tick;
+	uint32_t lone_yields;   /* yields that found nothing else to run */
 	uint32_t gq_countdown;  /* picks until the global queue goes first */
 	nu__proc *ovf_head;     /* run queue overflow, behind the ring */
 	nu__proc *ovf_tail;
