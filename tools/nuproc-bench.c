@@ -213,30 +213,39 @@ static double bare_switch_ns(long n)
 	return (double)(now_ns() - t0) / (2.0 * n);
 }
 
-/* switch N: two processes on one scheduler yield to each other N times
- * each; ns per yield (one switch each), against the bare switch measured
- * in the same run. */
+/* Time n yields by each of two processes spawned with options o; ns per
+ * yield. The main process parks until both are done, so only the two
+ * yielders take turns. */
+static double yield_pair(long n, const nu_spawn_opts *o)
+{
+	yield_waiter = nu__sched_self()->current;
+	atomic_store(&yielders_left, 2);
+	uint64_t t0 = now_ns();
+	if (nu_spawn_opt(yielder, &n, o) < 0 || nu_spawn_opt(yielder, &n, o) < 0)
+		_exit(4);
+	while (atomic_load(&yielders_left))
+		nu__proc_park(nu__sched_self());
+	return (double)(now_ns() - t0) / (2.0 * n);
+}
+
+/* switch N: two processes bound to one scheduler yield to each other N
+ * times each; ns per yield (one switch each), against the bare switch
+ * measured in the same run. switch_unbound: the same pair without
+ * affinity (they go through the stealable run queue, and with several
+ * schedulers may be stolen apart). */
 static void run_switch(const long *a)
 {
 	long n = a[0];
 	nu_spawn_opts o;
 	nu_spawn_opts_init(&o);
-	o.scheduler = nu_scheduler_id();
 	double bare = bare_switch_ns(n);
-	/* The main process parks until both are done, so only the two
-	 * yielders take turns. */
-	yield_waiter = nu__sched_self()->current;
-	atomic_store(&yielders_left, 2);
-	uint64_t t0 = now_ns();
-	if (nu_spawn_opt(yielder, &n, &o) < 0 ||
-	    nu_spawn_opt(yielder, &n, &o) < 0)
-		_exit(4);
-	while (atomic_load(&yielders_left))
-		nu__proc_park(nu__sched_self());
-	double per = (double)(now_ns() - t0) / (2.0 * n);
+	double unbound = yield_pair(n, &o);
+	o.scheduler = nu_scheduler_id();
+	double per = yield_pair(n, &o);
 	emit("switch", per, "ns/yield");
 	emit("switch_bare", bare, "ns/switch");
 	emit("switch_ratio", per / bare, "x");
+	emit("switch_unbound", unbound, "ns/yield");
 }
 
 static const scenario scenarios[] = {
