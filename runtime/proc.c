@@ -212,6 +212,8 @@ static void proc_init(nu__node *n, nu__proc *p, uint32_t index, nu_fn fn,
 	p->bind_group = -1;
 	atomic_store_explicit(&p->wstate, NU__WS_RUNNING, memory_order_relaxed);
 	atomic_store_explicit(&p->killed, 0, memory_order_relaxed);
+	atomic_store_explicit(&p->timed_out, 0, memory_order_relaxed);
+	atomic_store_explicit(&p->wait_token, 0, memory_order_relaxed);
 	p->reason = NU_ATOM_NORMAL;
 	p->fn = fn;
 	p->arg = arg;
@@ -332,6 +334,7 @@ void nu__proc_entry(void *sched, void *proc)
 _Noreturn void nu__proc_exit(nu__sched *s, nu__proc *p, nu_term reason)
 {
 	p->reason = reason;
+	atomic_store(&p->wait_token, 0); /* a pending timer finds nothing */
 	if (p->flags & NU__PF_GUARDED) {
 		nu__node *n = nu__node_get();
 		uintptr_t lo = (uintptr_t)p->stack_lo - n->mem.page;

@@ -40,6 +40,8 @@ struct nu__proc {
 	int32_t bind_group;       /* node-group affinity, -1 = none */
 	_Atomic int wstate;       /* NU__WS_* (see proc.c: parking) */
 	_Atomic int killed;       /* set by others: exit at the next resume */
+	_Atomic int timed_out;    /* the armed timeout fired (timer.c) */
+	_Atomic uint64_t wait_token; /* the wait a timer may end, 0 = none */
 	nu_term kill_reason;      /* written before killed is set */
 	nu_term reason;           /* exit reason */
 	nu_fn fn;

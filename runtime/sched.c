@@ -502,6 +502,8 @@ sched_pick_slow(nu__sched *s, int may_steal, int gq_due)
 {
 	nu__proc *p;
 	s->tick++;
+	if (nu__timers_pending(&s->timers))
+		nu__timers_run(s, nu__now_ns());
 	if (atomic_load_explicit(&s->inbox, memory_order_relaxed))
 		inbox_drain(s);
 	if (s->credits && atomic_load_explicit(&nu__node_get()->tight,
@@ -723,6 +725,9 @@ static int sched_has_work(nu__sched *s)
 {
 	nu__node *n = nu__node_get();
 	nu__group *g = s->grp;
+	if (nu__timers_pending(&s->timers) &&
+	    nu__timers_wait_ns(&s->timers, nu__now_ns()) == 0)
+		return 1;
 	if (atomic_load(&s->inbox) || atomic_load(&g->gq_len) || s->runnext ||
 	    s->pinned_head || s->ovf_head || runq_len(s))
 		return 1;
@@ -775,7 +780,8 @@ static void sched_park(nu__sched *s)
 	idle_bit(g, s->id, 1);
 	atomic_fetch_add(&g->nparked, 1);
 	if (!sched_has_work(s))
-		nu__ring_wait(&s->ring, -1);
+		nu__ring_wait(&s->ring,
+			      nu__timers_wait_ns(&s->timers, nu__now_ns()));
 	atomic_store(&s->parked, 0);
 	if (idle_unclaim(g, s->id))
 		atomic_fetch_sub(&g->nparked, 1);
@@ -795,6 +801,8 @@ static void sched_loop(nu__sched *s)
 {
 	nu__node *n = nu__node_get();
 	for (;;) {
+		if (nu__timers_pending(&s->timers))
+			nu__timers_run(s, nu__now_ns());
 		nu__proc *p = sched_pick(s, 1);
 		if (p) {
 			sched_found_work(s);
@@ -843,6 +851,8 @@ static int sched_setup(nu__sched *s, nu__node *n)
 	loop_stack_bounds(s);
 	s->tsan_fiber = nu__fiber_tsan_current();
 	int rc = nu__thread_pin(s->cpu);
+	if (!rc)
+		rc = nu__timers_init(&s->timers, s->id);
 	if (rc)
 		return rc;
 	return nu__ring_init(&s->ring, n->ring_mode);
@@ -854,6 +864,7 @@ void *nu__sched_main(void *arg)
 	nu__node *n = nu__node_get();
 	int rc = sched_setup(s, n);
 	if (!nu__node_sched_ready(n, rc) || rc) {
+		nu__timers_fini(&s->timers);
 		nu__ring_fini(&s->ring);
 		tls_sched = NULL;
 		return NULL;
@@ -862,6 +873,7 @@ void *nu__sched_main(void *arg)
 		nu__node_spawn_main(s);
 	sched_loop(s);
 	nu__slot_flush(&n->mem, &s->slots);
+	nu__timers_fini(&s->timers);
 	nu__ring_fini(&s->ring);
 	tls_sched = NULL;
 	return NULL;

@@ -9,6 +9,7 @@
 #include "io/ring.h"
 #include "mem.h"
 #include "proc.h"
+#include "timer.h"
 
 #define NU__RUNQ_SIZE 256u /* power of two */
 #define NU__CACHELINE 64
@@ -57,6 +58,7 @@ typedef struct nu__sched {
 	nu__group *grp;
 	nu__ring ring;
 	nu__slot_cache slots;
+	nu__timers timers;
 	void *asan_fake;        /* ASan fake stack of the loop context */
 	void *tsan_fiber;       /* TSan fiber of the loop context */
 	int spinning;           /* woken to look for work (group nspinning) */

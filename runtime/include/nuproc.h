@@ -28,22 +28,52 @@ extern "C" {
 /* ------------------------------------------------------------------ terms */
 
 /*
- * A term is one tagged 64-bit word (Erlang's data model). This release has
- * the immediates an exit reason needs: small integers and atoms. The low
- * three bits are the tag; the rest of the data model keeps this encoding.
+ * A term is one tagged 64-bit word (Erlang's data model; see term.c for
+ * the representation). The low three bits are the tag:
+ *   0 boxed (a pointer to a header word and its payload: bignum, float,
+ *     binary, tuple, map, reference), 1 list cell (a pointer to two
+ *     words), 2 small integer (61 bits, two's complement), 3 atom (an
+ *     index into the node-wide atom table), 4 local pid, 7 special
+ *     immediates (NU_NIL, NU_NONE).
+ * Boxed terms and list cells live in the heap of the process that built
+ * them (nu_alloc's heap) and are valid only there: send a copy to share.
+ * Nothing is ever mutated after construction.
+ *
+ * Constructors return NU_NONE on failure: heap window exhausted, bad input,
+ * or (for those that allocate) called outside a process. NU_NONE is never
+ * a valid term: every constructor given NU_NONE returns NU_NONE, and every
+ * other function taking a term rejects it (-EINVAL or the documented
+ * "not this type" answer).
  */
 typedef uint64_t nu_term;
+/* (A process identifier, declared again under "processes".) */
+typedef int64_t nu_pid;
 
 #define NU__TAG_BITS 3
 #define NU__TAG_MASK ((nu_term)7)
+#define NU__TAG_BOXED ((nu_term)0)
+#define NU__TAG_CONS ((nu_term)1)
 #define NU__TAG_INT ((nu_term)2)
 #define NU__TAG_ATOM ((nu_term)3)
+#define NU__TAG_PID ((nu_term)4)
+#define NU__TAG_SPECIAL ((nu_term)7)
 
-/* A small integer term; n must fit in 61 bits (two's complement). */
+/* The empty list [] (an immediate). */
+#define NU_NIL ((nu_term)((0 << NU__TAG_BITS) | 7))
+/* "No term": the failure value of constructors; never a valid term. */
+#define NU_NONE ((nu_term)((1 << NU__TAG_BITS) | 7))
+
+/* Smallest and largest small integer (61-bit immediate). */
+#define NU_INT_MIN (-((int64_t)1 << 60))
+#define NU_INT_MAX (((int64_t)1 << 60) - 1)
+
+/* A small integer term; n must lie in NU_INT_MIN..NU_INT_MAX (use
+ * nu_int64() for any int64_t). */
 static inline nu_term nu_int(int64_t n)
 {
 	return ((nu_term)n << NU__TAG_BITS) | NU__TAG_INT;
 }
+/* 1 when t is a small integer (a bignum is not: see nu_term_type()). */
 static inline int nu_is_int(nu_term t) { return (t & NU__TAG_MASK) == NU__TAG_INT; }
 /* The value of a small integer term (undefined for other terms). */
 static inline int64_t nu_int_value(nu_term t)
@@ -64,10 +94,150 @@ static inline int nu_is_atom(nu_term t) { return (t & NU__TAG_MASK) == NU__TAG_A
 #define NU_ATOM_UNDEFINED NU__ATOM(7) /* 'undefined' */
 
 /*
- * The printable name of an atom term, or NULL when t is not an atom this
- * node knows.
+ * The printable name of an atom term (NUL-terminated UTF-8, valid for the
+ * life of the OS process), or NULL when t is not an atom this node knows.
+ * Lock-free.
  */
 const char *nu_atom_name(nu_term t);
+
+/* Term types, numbered in Erlang term order (NU_T_INT and NU_T_FLOAT are
+ * both "number" and compare by value). */
+typedef enum nu_term_type_t {
+	NU_T_NONE = 0,	/* NU_NONE or a word that is no term */
+	NU_T_INT,	/* small or big integer */
+	NU_T_FLOAT,
+	NU_T_ATOM,
+	NU_T_REF,
+	NU_T_PID,
+	NU_T_TUPLE,
+	NU_T_MAP,
+	NU_T_NIL,
+	NU_T_LIST,	/* a list cell (non-empty list, proper or not) */
+	NU_T_BINARY,
+} nu_term_type_t;
+
+/* The type of t; NU_T_NONE for NU_NONE. */
+nu_term_type_t nu_term_type(nu_term t);
+
+/*
+ * Constructors. Those that allocate build in the calling process's heap
+ * and return NU_NONE outside a process, when the heap is exhausted, or
+ * when an argument is NU_NONE or invalid.
+ */
+
+/* The atom named by the NUL-terminated UTF-8 name (interned node-wide;
+ * the same name always gives the same term, from any thread, in or out
+ * of a process). NU_NONE for NULL, longer than 255 bytes, invalid UTF-8,
+ * or a full atom table (1,048,576 atoms). */
+nu_term nu_atom(const char *name);
+/* The same for name[0..len) (no NUL byte allowed inside). */
+nu_term nu_atom_len(const char *name, size_t len);
+
+/* An integer term: a small integer when n fits 61 bits, else a bignum in
+ * the caller's heap (so an integer value has exactly one representation
+ * and equality is structural). */
+nu_term nu_int64(int64_t n);
+nu_term nu_uint64(uint64_t n);
+/* A float term; NU_NONE for NaN or an infinity (Erlang has neither). */
+nu_term nu_float(double d);
+/* A binary holding a copy of p[0..n) (p may be NULL when n is 0). */
+nu_term nu_binary(const void *p, size_t n);
+/* A tuple of the n terms following n (each of type nu_term: cast integer
+ * literals with nu_int()). */
+nu_term nu_tuple(size_t n, ...);
+/* A tuple of elems[0..n) (elems may be NULL when n is 0). */
+nu_term nu_tuplev(size_t n, const nu_term *elems);
+/* A list cell [head | tail]; tail need not be a list (improper list). */
+nu_term nu_cons(nu_term head, nu_term tail);
+/* The proper list [elems[0], ..., elems[n-1]]; NU_NIL when n is 0. */
+nu_term nu_list(size_t n, const nu_term *elems);
+/* A map of the n pairs keys[i] => vals[i]. Keys are unique by exact
+ * equality (nu_term_equal): for a repeated key the last pair wins. */
+nu_term nu_map(size_t n, const nu_term *keys, const nu_term *vals);
+/* A new map: map with key => val added or replaced (map is unchanged). */
+nu_term nu_map_put(nu_term map, nu_term key, nu_term val);
+/* The pid term for a local pid (immediate: no allocation, works outside
+ * a process); NU_NONE for a pid that is not positive or not local. */
+nu_term nu_pid_term(nu_pid pid);
+/* A fresh reference, unique on this node for the life of the OS process. */
+nu_term nu_make_ref(void);
+
+/*
+ * Accessors. Each answers "not this type" as documented, never crashes on
+ * a valid term of another type.
+ */
+
+/* Arity of a tuple; 0 when t is not a tuple. */
+size_t nu_tuple_size(nu_term t);
+/* Element i (0-based) of a tuple; NU_NONE when t is not a tuple or i is
+ * out of range. */
+nu_term nu_tuple_elem(nu_term t, size_t i);
+/* Head and tail of a list cell; NU_NONE when t is not a list cell. */
+nu_term nu_list_head(nu_term t);
+nu_term nu_list_tail(nu_term t);
+/* The bytes of a binary (valid as long as the term); NULL when t is not a
+ * binary. */
+const void *nu_binary_data(nu_term t);
+/* Size in bytes of a binary; 0 when t is not a binary. */
+size_t nu_binary_size(nu_term t);
+/* The value of a float term; NaN when t is not a float. */
+double nu_float_value(nu_term t);
+/* The value of an integer (small or big) in *out: 0, -ERANGE for a
+ * bignum outside int64_t, -EINVAL when t is not an integer or out NULL. */
+int nu_int64_value(nu_term t, int64_t *out);
+/* Number of pairs of a map; 0 when t is not a map. */
+size_t nu_map_size(nu_term t);
+/* Look key up in map (exact equality): 0 and *val set (val may be NULL),
+ * -ENOENT when absent, -EINVAL when map is not a map or key is NU_NONE. */
+int nu_map_get(nu_term map, nu_term key, nu_term *val);
+/* The pid of a pid term, -EINVAL when t is not a pid. */
+nu_pid nu_pid_value(nu_term t);
+
+/*
+ * Erlang term order: number < atom < reference < fun < port < pid <
+ * tuple < map < nil < list < binary. Numbers compare by value (1 == 1.0,
+ * 0.0 == -0.0), atoms by name (bytes), references by creation order, pids
+ * by (index, generation), tuples by size then elements, maps by size then
+ * keys (ascending, integers before equal floats) then values, lists
+ * element-wise (a shorter prefix first), binaries bytewise then by size.
+ * Returns <0, 0 or >0. NU_NONE sorts before everything (it is not a term:
+ * do not pass it). Recursion depth is the nesting of tuples, maps and
+ * list heads (list tails are iterated).
+ */
+int nu_term_compare(nu_term a, nu_term b);
+/* 1 when a and b are exactly equal (Erlang =:=: 1 =/= 1.0, 0.0 =/= -0.0),
+ * else 0 (also when either is NU_NONE). */
+int nu_term_equal(nu_term a, nu_term b);
+
+/*
+ * Print t in Erlang syntax into buf (snprintf-like: at most len bytes
+ * including the NUL, which is always written when len > 0). Returns the
+ * length the full text needs (excluding the NUL), or -EINVAL for NU_NONE
+ * or a NULL buf with a nonzero len. Atoms are quoted when needed, lists of
+ * integers print as lists (never as strings), floats with the fewest
+ * digits that read back to the same double, always with a ".", binaries
+ * as <<"text">> when printable ASCII else <<1,2,3>>, pids as
+ * <0.INDEX.GENERATION>, references as #Ref<0.0.HI.LO> (the 64-bit id in
+ * two 32-bit halves).
+ */
+int nu_term_print(nu_term t, char *buf, size_t len);
+
+/*
+ * Parse one term in Erlang syntax from the NUL-terminated text (white
+ * space and % comments allowed around and between tokens), building it in
+ * the calling process's heap. Literal forms: atoms (bare, quoted with
+ * escapes), integers of any size (up to 8192 bits) with an optional
+ * leading -, floats (1.5, -2.0e-3), "strings" (lists of code points),
+ * <<1,2,"text">> binaries (bytes 0..255), tuples, lists incl. [a|b], maps
+ * #{k => v}, pids <0.I.G> and references #Ref<0.0.HI.LO> as printed.
+ * Returns 0 with *out set, -EINVAL for malformed text with *err_pos (when
+ * err_pos is not NULL) the byte offset of the first offending character
+ * (the text's length when it ends too early; the opening quote of an
+ * unterminated quoted atom or string), -ENOMEM when the heap is exhausted,
+ * -EPERM outside a process. On error the heap may hold unreachable pieces
+ * (they go when the process exits).
+ */
+int nu_term_parse(const char *text, nu_term *out, size_t *err_pos);
 
 /* ------------------------------------------------------------------ errors */
 
@@ -199,6 +369,15 @@ int nu_yield(void);
  * exit). Does not return. Outside a process it does nothing but return.
  */
 void nu_exit(nu_term reason);
+
+/*
+ * Suspend the calling process for at least ms milliseconds; other
+ * processes run meanwhile. Never returns early (accuracy: the deadline plus
+ * scheduling delay). ms == 0 is nu_yield(). 0, -EPERM outside a process,
+ * -ENOMEM when no timer could be armed. A process killed while sleeping
+ * exits at once.
+ */
+int nu_sleep(uint64_t ms);
 
 /* 1 if pid names a live process, 0 if not, -EINVAL for a pid that could
  * never name one here, -ESRCH when no node runs. */

@@ -1,0 +1,174 @@
+/* timer.c — each scheduler's timers: sleeps and (later) receive timeouts.
+ *
+ * Entities
+ *   timer heap  per scheduler, owner-only: a binary min-heap of entries
+ *               {deadline, token, process, pid}. Its nearest deadline is the
+ *               timeout of the scheduler's ring wait (sched.c), and the
+ *               scheduler fires due entries in its loop, in its idle spin and
+ *               every 61 picks, so a chain of direct yields cannot starve
+ *               them. Accuracy: the deadline plus scheduling delay; the ring
+ *               wait takes nanoseconds (the eventfd fallback rounds up to the
+ *               next millisecond), so a timer never fires early.
+ *   token       a wait with a timeout is named by a token unique in the node
+ *               (scheduler id in the high bits, a counter below), stored in
+ *               the process's wait_token. Whoever clears it by CAS owns the
+ *               end of the wait: the timer (then it sets timed_out and wakes
+ *               the process) or the waiter ending early (nu__timer_disarm).
+ *               So a wait ends exactly once, and an entry left behind by a
+ *               wait that ended, a process that exited or a slot that was
+ *               reused finds a different token and does nothing.
+ *
+ * Entries are not removed when a wait ends early: they fire as no-ops at
+ * their deadline. This keeps arm/disarm O(log n)/O(1) and lock-free across
+ * threads (a process may disarm on another scheduler than its entry's);
+ * the cost is heap space for waits with long timeouts that end early.
+ *
+ * Rejected: a timer wheel (better for millions of timers with coarse
+ * deadlines; a heap is simpler and exact, and its nearest deadline is what
+ * the ring wait needs); a timerfd or an io_uring timeout per timer (a system
+ * call per arm).
+ */
+#include "timer.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "proc.h"
+#include "sched.h"
+
+uint64_t nu__now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int nu__timers_init(nu__timers *t, int sched_id)
+{
+	t->n = 0;
+	t->cap = 64;
+	t->v = malloc(t->cap * sizeof(*t->v));
+	t->next_token = ((uint64_t)sched_id + 1) << 48;
+	return t->v ? 0 : -ENOMEM;
+}
+
+void nu__timers_fini(nu__timers *t)
+{
+	free(t->v);
+	t->v = NULL;
+	t->n = t->cap = 0;
+}
+
+static void sift_up(nu__timers *t, uint32_t i)
+{
+	nu__timer_entry e = t->v[i];
+	while (i > 0) {
+		uint32_t parent = (i - 1) / 2;
+		if (t->v[parent].deadline <= e.deadline)
+			break;
+		t->v[i] = t->v[parent];
+		i = parent;
+	}
+	t->v[i] = e;
+}
+
+static void sift_down(nu__timers *t, uint32_t i)
+{
+	nu__timer_entry e = t->v[i];
+	for (;;) {
+		uint32_t c = 2 * i + 1;
+		if (c >= t->n)
+			break;
+		if (c + 1 < t->n && t->v[c + 1].deadline < t->v[c].deadline)
+			c++;
+		if (e.deadline <= t->v[c].deadline)
+			break;
+		t->v[i] = t->v[c];
+		i = c;
+	}
+	t->v[i] = e;
+}
+
+uint64_t nu__timer_arm(nu__sched *s, nu__proc *p, uint64_t deadline)
+{
+	nu__timers *t = &s->timers;
+	if (t->n == t->cap) {
+		nu__timer_entry *v = realloc(t->v, 2 * t->cap * sizeof(*v));
+		if (!v)
+			return 0;
+		t->v = v;
+		t->cap *= 2;
+	}
+	uint64_t token = ++t->next_token;
+	atomic_store_explicit(&p->timed_out, 0, memory_order_relaxed);
+	atomic_store_explicit(&p->wait_token, token, memory_order_release);
+	t->v[t->n] = (nu__timer_entry){ deadline, token, p, p->pid };
+	sift_up(t, t->n++);
+	return token;
+}
+
+int nu__timer_disarm(nu__proc *p, uint64_t token)
+{
+	uint64_t exp = token;
+	return atomic_compare_exchange_strong(&p->wait_token, &exp, 0);
+}
+
+/* Fire one due entry: end its wait if the token is still there. */
+static int fire(const nu__timer_entry *e)
+{
+	nu__proc *p = e->proc;
+	/* The slot may have been reused: the pid must still be alive before
+	 * its control block is touched; the token decides the rest (an exit
+	 * clears it, and tokens are never reused). */
+	if (nu_is_alive(e->pid) != 1)
+		return 0;
+	uint64_t exp = e->token;
+	if (!atomic_compare_exchange_strong(&p->wait_token, &exp, 0))
+		return 0;
+	atomic_store_explicit(&p->timed_out, 1, memory_order_release);
+	nu__proc_wake(p);
+	return 1;
+}
+
+unsigned nu__timers_run(nu__sched *s, uint64_t now)
+{
+	nu__timers *t = &s->timers;
+	unsigned woken = 0;
+	while (t->n && t->v[0].deadline <= now) {
+		nu__timer_entry e = t->v[0];
+		t->v[0] = t->v[--t->n];
+		if (t->n)
+			sift_down(t, 0);
+		woken += (unsigned)fire(&e);
+	}
+	return woken;
+}
+
+int64_t nu__timers_wait_ns(const nu__timers *t, uint64_t now)
+{
+	if (!t->n)
+		return -1;
+	return t->v[0].deadline <= now ? 0
+				       : (int64_t)(t->v[0].deadline - now);
+}
+
+int nu_sleep(uint64_t ms)
+{
+	nu__sched *s = nu__sched_self();
+	if (!s || !s->current)
+		return -EPERM;
+	if (ms == 0)
+		return nu_yield();
+	nu__proc *p = s->current;
+	if (ms > UINT64_MAX / 2000000u)
+		ms = UINT64_MAX / 2000000u; /* effectively forever */
+	uint64_t token = nu__timer_arm(s, p, nu__now_ns() + ms * 1000000u);
+	if (!token)
+		return -ENOMEM;
+	/* Wakes other than the timer's (none are sent to a sleeper today, but
+	 * park may return early) loop back to sleep. */
+	while (!atomic_load_explicit(&p->timed_out, memory_order_acquire))
+		s = nu__proc_park(s);
+	return 0;
+}

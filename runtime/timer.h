@@ -1,0 +1,55 @@
+/* timer.h — private to nuproc: each scheduler's timers. See timer.c. */
+#ifndef NU_TIMER_H
+#define NU_TIMER_H
+
+#include <stdint.h>
+
+#include "nuproc.h"
+
+struct nu__proc;
+struct nu__sched;
+
+typedef struct nu__timer_entry {
+	uint64_t deadline;      /* CLOCK_MONOTONIC ns */
+	uint64_t token;         /* the wait it ends (nu__proc.wait_token) */
+	struct nu__proc *proc;
+	nu_pid pid;
+} nu__timer_entry;
+
+/* A binary min-heap on deadline, owned by one scheduler thread. */
+typedef struct nu__timers {
+	nu__timer_entry *v;
+	uint32_t n, cap;
+	uint64_t next_token;    /* tokens: (scheduler id << 48) | counter */
+} nu__timers;
+
+int nu__timers_init(nu__timers *t, int sched_id);
+void nu__timers_fini(nu__timers *t);
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+uint64_t nu__now_ns(void);
+
+/* Arm a timeout for the calling process p on scheduler s: when deadline
+ * passes while p->wait_token still holds the returned token, the token is
+ * cleared, p->timed_out set and p woken. Returns the token, or 0 when no
+ * memory was left for the entry (the caller then waits without timeout
+ * support and should fail the call with -ENOMEM). */
+uint64_t nu__timer_arm(struct nu__sched *s, struct nu__proc *p,
+		       uint64_t deadline);
+
+/* End a wait before its timeout: 1 if the caller disarmed it, 0 if the
+ * timer fired first (p->timed_out is then set). */
+int nu__timer_disarm(struct nu__proc *p, uint64_t token);
+
+/* Fire every timer due at `now`; returns how many processes were woken. */
+unsigned nu__timers_run(struct nu__sched *s, uint64_t now);
+
+/* Nanoseconds until the nearest deadline (0 if due), or -1 when none. */
+int64_t nu__timers_wait_ns(const nu__timers *t, uint64_t now);
+
+static inline int nu__timers_pending(const nu__timers *t)
+{
+	return t->n != 0;
+}
+
+#endif

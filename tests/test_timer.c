@@ -1,0 +1,155 @@
+/* test_timer.c — timers: nu_sleep never returns early, wakes within a
+ * bound, keeps order among many sleepers, works on an idle node (the
+ * scheduler sleeps in its ring with the timer as timeout) and in the
+ * eventfd fallback, and a killed sleeper exits at once. */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "nutest.h"
+#include "nuproc.h"
+#include "nutest_node.h"
+
+static uint64_t now_ms_x1000(void) /* microseconds */
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Generous upper bound: the machines are shared and noisy. */
+#define LATE_US 50000
+
+static _Atomic long early, late, done;
+
+static void sleeper(void *a)
+{
+	uint64_t ms = (uint64_t)(uintptr_t)a;
+	uint64_t t0 = now_ms_x1000();
+	CU_ASSERT_EQUAL(nu_sleep(ms), 0);
+	uint64_t took = now_ms_x1000() - t0;
+	if (took < ms * 1000)
+		atomic_fetch_add(&early, 1);
+	if (took > ms * 1000 + LATE_US)
+		atomic_fetch_add(&late, 1);
+	atomic_fetch_add(&done, 1);
+}
+
+static void many_main(void *a)
+{
+	(void)a;
+	unsigned seed = 7;
+	for (int i = 0; i < 1000; i++)
+		CU_ASSERT_FATAL(nu_spawn(sleeper, (void *)(uintptr_t)(
+						       1 + rand_r(&seed) % 50)) > 0);
+	nt_wait_alone();
+}
+
+static void test_many_sleepers(void)
+{
+	nu_config c;
+	nt_config(&c, nt_two(), 10000, 1 << 20);
+	atomic_store(&early, 0);
+	atomic_store(&late, 0);
+	atomic_store(&done, 0);
+	CU_ASSERT_EQUAL(nu_start(&c, many_main, NULL), 0);
+	CU_ASSERT_EQUAL(atomic_load(&done), 1000);
+	CU_ASSERT_EQUAL(atomic_load(&early), 0);
+	CU_ASSERT_EQUAL(atomic_load(&late), 0);
+}
+
+/* The only process sleeps: every scheduler is idle in its ring (or in
+ * poll, in the fallback) and the timer must still wake it. */
+static void lone_main(void *a)
+{
+	(void)a;
+	for (uint64_t ms = 1; ms <= 20; ms += 19) {
+		uint64_t t0 = now_ms_x1000();
+		CU_ASSERT_EQUAL(nu_sleep(ms), 0);
+		uint64_t took = now_ms_x1000() - t0;
+		CU_ASSERT(took >= ms * 1000);
+		CU_ASSERT(took <= ms * 1000 + LATE_US);
+	}
+	CU_ASSERT_EQUAL(nu_sleep(0), 0); /* a yield */
+}
+
+static void test_lone_sleeper(void)
+{
+	nu_config c;
+	nt_config(&c, nt_two(), 1000, 1 << 20);
+	CU_ASSERT_EQUAL(nu_start(&c, lone_main, NULL), 0);
+	nt_config(&c, 1, 1000, 1 << 20);
+	CU_ASSERT_EQUAL(nu_start(&c, lone_main, NULL), 0);
+}
+
+static _Atomic int order[3], order_n;
+
+static void ordered(void *a)
+{
+	int id = (int)(intptr_t)a;
+	nu_sleep((uint64_t)(10 + 15 * id));
+	order[atomic_fetch_add(&order_n, 1)] = id;
+}
+
+static void order_main(void *a)
+{
+	(void)a;
+	for (intptr_t id = 2; id >= 0; id--)
+		CU_ASSERT(nu_spawn(ordered, (void *)id) > 0);
+	nt_wait_alone();
+}
+
+static void test_order(void)
+{
+	nu_config c;
+	nt_config(&c, 1, 1000, 1 << 20);
+	atomic_store(&order_n, 0);
+	CU_ASSERT_EQUAL(nu_start(&c, order_main, NULL), 0);
+	CU_ASSERT_EQUAL(order[0], 0);
+	CU_ASSERT_EQUAL(order[1], 1);
+	CU_ASSERT_EQUAL(order[2], 2);
+}
+
+static void long_sleeper(void *a)
+{
+	(void)a;
+	nu_sleep(60000);
+	CU_FAIL("a killed sleeper went on");
+}
+
+static void kill_main(void *a)
+{
+	(void)a;
+	for (int i = 0; i < 100; i++)
+		CU_ASSERT(nu_spawn(long_sleeper, NULL) > 0);
+	nu_sleep(5); /* let them all arm their timers */
+}
+
+/* Shutdown kills 100 processes sleeping for a minute: nu_start returns
+ * long before any timer would fire. */
+static void test_killed_sleepers(void)
+{
+	nu_config c;
+	nt_config(&c, nt_two(), 1000, 1 << 20);
+	uint64_t t0 = now_ms_x1000();
+	CU_ASSERT_EQUAL(nu_start(&c, kill_main, NULL), 0);
+	CU_ASSERT(now_ms_x1000() - t0 < 10 * 1000 * 1000);
+}
+
+static void test_outside(void)
+{
+	CU_ASSERT_EQUAL(nu_sleep(1), -EPERM);
+	CU_ASSERT_EQUAL(nu_sleep(0), -EPERM);
+}
+
+static CU_TestInfo tests[] = {
+	{ "1000 sleepers: none early, none late", test_many_sleepers },
+	{ "a lone sleeper on an idle node", test_lone_sleeper },
+	{ "sleepers wake in deadline order", test_order },
+	{ "killed sleepers exit at once", test_killed_sleepers },
+	{ "nu_sleep outside a process", test_outside },
+	CU_TEST_INFO_NULL,
+};
+
+NUTEST_MAIN("timer", tests)
