@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "heap.h"
+#include "mailbox.h"
 #include "nuproc.h"
 
 struct nu__sched;
@@ -52,6 +53,7 @@ struct nu__proc {
 	int saved_errno;
 	void *asan_fake;          /* ASan fake-stack handle across switches */
 	void *tsan_fiber;
+	nu__mailbox mailbox;
 	nu__heap heap;
 };
 

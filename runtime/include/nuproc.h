@@ -379,6 +379,28 @@ void nu_exit(nu_term reason);
  */
 int nu_sleep(uint64_t ms);
 
+/* --------------------------------------------------------------- messages */
+
+/*
+ * Send a copy of msg to process `to` (Erlang's `To ! Msg`). The term is
+ * copied, so the sender may reuse or drop its own at once; the receiver
+ * gets its own copy in its heap. Messages from one sender to one receiver
+ * arrive in send order. Sending to a dead pid is a silent no-op (returns
+ * 0). Callable from any thread. 0, -EINVAL (NU_NONE or a pid that could
+ * never name a process here), -ESRCH (no node), -ENOMEM.
+ */
+int nu_send(nu_pid to, nu_term msg);
+
+/*
+ * Take the oldest message of the calling process's mailbox into *out (a
+ * copy in the caller's heap), waiting up to timeout_ms milliseconds: 0
+ * polls, -1 waits forever. 0, -ETIMEDOUT (nothing arrived in time),
+ * -EPERM (outside a process), -EINVAL (NULL out, timeout below -1),
+ * -ENOMEM (the caller's heap has no room for the message, which stays
+ * queued).
+ */
+int nu_receive(nu_term *out, int64_t timeout_ms);
+
 /* 1 if pid names a live process, 0 if not, -EINVAL for a pid that could
  * never name one here, -ESRCH when no node runs. */
 int nu_is_alive(nu_pid pid);

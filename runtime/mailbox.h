@@ -1,0 +1,45 @@
+/* mailbox.h — private to nuproc: a process's signal queue. See mailbox.c. */
+#ifndef NU_MAILBOX_H
+#define NU_MAILBOX_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nuproc.h"
+
+/* A message in flight: a flat deep copy of the sent term (term.h) made by
+ * the sender, owned by the queue until the receiver copies it into its
+ * own heap and frees the block. */
+typedef struct nu__msg {
+	struct nu__msg *_Atomic next;
+	nu_pid to;                /* the receiver it was meant for */
+	nu_pid from;              /* 0 when sent from outside a process */
+	nu_term term;             /* points into data[] (or an immediate) */
+	size_t size;
+	_Alignas(16) unsigned char data[];
+} nu__msg;
+
+typedef struct nu__mailbox {
+	/* Pushed by senders: a LIFO whose top is swapped atomically; lives
+	 * across slot reuse (see mailbox.c). */
+	_Atomic(nu__msg *) top;
+	/* The receiver's own FIFO, in arrival order. */
+	nu__msg *head, *tail;
+	uint32_t len;             /* messages in head..tail */
+} nu__mailbox;
+
+struct nu__proc;
+struct nu__sched;
+
+/* A fresh process's mailbox (top is left alone: see mailbox.c). */
+void nu__mailbox_init(nu__mailbox *mb);
+
+/* Free every message of an exiting process (and stale ones). */
+void nu__mailbox_drain(nu__mailbox *mb);
+
+/* Messages queued for p (its FIFO plus an estimate of what is in flight:
+ * exact only for the owner). */
+uint32_t nu__mailbox_len(const nu__mailbox *mb);
+
+#endif

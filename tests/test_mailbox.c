@@ -1,0 +1,269 @@
+/* test_mailbox.c — send and receive: copies, per-sender order under
+ * concurrency, timeouts, dead and bad pids, a 100,000-process ring, and
+ * processes that exit with unread messages (ASan's leak check runs this
+ * suite in CI). */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+
+#include "nutest.h"
+#include "nuproc.h"
+#include "nutest_node.h"
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void cfg(nu_config *c, unsigned scheds)
+{
+	nt_config(c, scheds, 200000, 4 << 20);
+}
+
+/* ------------------------------------------------------------ copies */
+
+static nu_pid copy_parent;
+
+static void copy_child(void *a)
+{
+	(void)a;
+	nu_term t;
+	CU_ASSERT_EQUAL_FATAL(nu_receive(&t, -1), 0);
+	nu_term expect;
+	CU_ASSERT_EQUAL_FATAL(
+		nu_term_parse("{hello, [1,2,3], <<\"bin\">>, #{a => 1.5}}",
+			      &expect, NULL), 0);
+	CU_ASSERT(nu_term_equal(t, expect));
+	CU_ASSERT_EQUAL(nu_send(copy_parent, t), 0); /* echo it back */
+}
+
+static void copy_main(void *a)
+{
+	(void)a;
+	copy_parent = nu_self();
+	nu_term t;
+	CU_ASSERT_EQUAL_FATAL(
+		nu_term_parse("{hello, [1,2,3], <<\"bin\">>, #{a => 1.5}}", &t,
+			      NULL), 0);
+	nu_pid child = nu_spawn(copy_child, NULL);
+	CU_ASSERT_EQUAL(nu_send(child, t), 0);
+	nu_term back;
+	CU_ASSERT_EQUAL_FATAL(nu_receive(&back, 5000), 0);
+	CU_ASSERT(nu_term_equal(back, t));
+	CU_ASSERT_NOT_EQUAL(back, t); /* a copy, not the same cells */
+	CU_ASSERT_EQUAL(nu_send(nu_self(), nu_int(7)), 0); /* to self */
+	CU_ASSERT_EQUAL(nu_receive(&back, 0), 0);
+	CU_ASSERT_EQUAL(back, nu_int(7));
+}
+
+static void test_copies(void)
+{
+	nu_config c;
+	cfg(&c, nt_two());
+	CU_ASSERT_EQUAL(nu_start(&c, copy_main, NULL), 0);
+}
+
+/* ------------------------------------------------------------- order */
+
+#define SENDERS 4
+#define PER 20000
+static nu_pid order_sink;
+
+static void order_sender(void *a)
+{
+	long id = (long)a;
+	for (long i = 0; i < PER; i++)
+		CU_ASSERT_EQUAL_FATAL(
+			nu_send(order_sink, nu_tuple(2, nu_int(id), nu_int(i))),
+			0);
+}
+
+static void order_main(void *a)
+{
+	(void)a;
+	order_sink = nu_self();
+	for (long id = 0; id < SENDERS; id++)
+		CU_ASSERT(nu_spawn(order_sender, (void *)id) > 0);
+	long next[SENDERS] = { 0 };
+	for (long k = 0; k < SENDERS * PER; k++) {
+		nu_term t;
+		CU_ASSERT_EQUAL_FATAL(nu_receive(&t, 10000), 0);
+		long id = (long)nu_int_value(nu_tuple_elem(t, 0));
+		long seq = (long)nu_int_value(nu_tuple_elem(t, 1));
+		CU_ASSERT_FATAL(id >= 0 && id < SENDERS);
+		CU_ASSERT_EQUAL_FATAL(seq, next[id]);
+		next[id]++;
+	}
+	nu_term t;
+	CU_ASSERT_EQUAL(nu_receive(&t, 0), -ETIMEDOUT); /* nothing extra */
+}
+
+static void test_order(void)
+{
+	nu_config c;
+	cfg(&c, nt_two());
+	CU_ASSERT_EQUAL(nu_start(&c, order_main, NULL), 0);
+}
+
+/* ---------------------------------------------------------- timeouts */
+
+static nu_pid late_to;
+
+static void late_sender(void *a)
+{
+	nu_sleep((uint64_t)(uintptr_t)a);
+	nu_send(late_to, nu_atom("late"));
+}
+
+static void timeout_main(void *a)
+{
+	(void)a;
+	nu_term t;
+	uint64_t t0 = now_us();
+	CU_ASSERT_EQUAL(nu_receive(&t, 0), -ETIMEDOUT);
+	CU_ASSERT_EQUAL(nu_receive(&t, 20), -ETIMEDOUT);
+	uint64_t took = now_us() - t0;
+	CU_ASSERT(took >= 20000 && took < 20000 + 50000);
+	late_to = nu_self();
+	CU_ASSERT(nu_spawn(late_sender, (void *)(uintptr_t)10) > 0);
+	t0 = now_us();
+	CU_ASSERT_EQUAL(nu_receive(&t, 2000), 0); /* arrives before */
+	CU_ASSERT(now_us() - t0 < 1000000);
+	CU_ASSERT(nu_term_equal(t, nu_atom("late")));
+	/* The disarmed timeout must not fire into a later wait. */
+	CU_ASSERT(nu_spawn(late_sender, (void *)(uintptr_t)30) > 0);
+	CU_ASSERT_EQUAL(nu_receive(&t, -1), 0);
+	CU_ASSERT_EQUAL(nu_receive(&t, 0), -ETIMEDOUT);
+}
+
+static void test_timeouts(void)
+{
+	nu_config c;
+	cfg(&c, nt_two());
+	CU_ASSERT_EQUAL(nu_start(&c, timeout_main, NULL), 0);
+}
+
+/* ------------------------------------------------- bad and dead pids */
+
+static void quick(void *a) { (void)a; }
+
+static void dead_main(void *a)
+{
+	(void)a;
+	nu_term t;
+	nu_pid p = nu_spawn(quick, NULL);
+	nt_wait_alone();
+	CU_ASSERT_EQUAL(nu_send(p, nu_int(1)), 0); /* silent no-op */
+	CU_ASSERT_EQUAL(nu_send(0, nu_int(1)), -EINVAL);
+	CU_ASSERT_EQUAL(nu_send(-3, nu_int(1)), -EINVAL);
+	CU_ASSERT_EQUAL(nu_send(nu_self(), NU_NONE), -EINVAL);
+	CU_ASSERT_EQUAL(nu_receive(NULL, 0), -EINVAL);
+	CU_ASSERT_EQUAL(nu_receive(&t, -2), -EINVAL);
+	CU_ASSERT_EQUAL(nu_receive(&t, 0), -ETIMEDOUT);
+}
+
+static void test_bad_input(void)
+{
+	nu_term t;
+	CU_ASSERT_EQUAL(nu_send(1, nu_int(1)), -ESRCH);
+	CU_ASSERT_EQUAL(nu_receive(&t, 0), -EPERM);
+	nu_config c;
+	cfg(&c, 1);
+	CU_ASSERT_EQUAL(nu_start(&c, dead_main, NULL), 0);
+}
+
+/* --------------------------------------------- unread messages at exit */
+
+static void hoarder(void *a)
+{
+	(void)a;
+	nu_sleep(20); /* exits with everything unread */
+}
+
+static void unread_main(void *a)
+{
+	(void)a;
+	for (int i = 0; i < 100; i++) {
+		nu_pid p = nu_spawn(hoarder, NULL);
+		for (int k = 0; k < 20; k++)
+			nu_send(p, nu_tuple(2, nu_int(k), nu_binary("xyz", 3)));
+	}
+	nt_wait_alone();
+}
+
+static void test_unread(void)
+{
+	nu_config c;
+	cfg(&c, nt_two());
+	CU_ASSERT_EQUAL(nu_start(&c, unread_main, NULL), 0);
+}
+
+/* -------------------------------------------------------------- ring */
+
+#define RING 100000
+#define LAPS 10
+static nu_pid ring_next[RING];
+static _Atomic long ring_bad;
+
+static void ring_member(void *a)
+{
+	long i = (long)a;
+	for (;;) {
+		nu_term t;
+		if (nu_receive(&t, -1))
+			atomic_fetch_add(&ring_bad, 1);
+		nu_send(ring_next[i], t);
+		if (nu_int_value(t) == 0)
+			return;
+	}
+}
+
+/* 100,000 processes pass a token 10 laps: the main process is member 0
+ * and counts the laps down; nothing may be lost. */
+static void ring_main(void *a)
+{
+	(void)a;
+	ring_next[RING - 1] = nu_self();
+	for (long i = RING - 2; i >= 0; i--) {
+		ring_next[i] = nu_spawn(ring_member, (void *)(i + 1));
+		CU_ASSERT_FATAL(ring_next[i] > 0);
+	}
+	/* member i forwards to ring_next[i]; the head is ring_next[0]'s
+	 * predecessor, i.e. us: send to the first spawned member. */
+	nu_pid head = ring_next[0];
+	for (long lap = LAPS; lap >= 1; lap--) {
+		nu_term t;
+		CU_ASSERT_EQUAL_FATAL(nu_send(head, nu_int(lap)), 0);
+		CU_ASSERT_EQUAL_FATAL(nu_receive(&t, 30000), 0);
+		CU_ASSERT_EQUAL_FATAL(t, nu_int(lap));
+	}
+	nu_term t;
+	nu_send(head, nu_int(0)); /* stop lap: everyone returns */
+	CU_ASSERT_EQUAL(nu_receive(&t, 30000), 0);
+	nt_wait_alone();
+}
+
+static void test_ring(void)
+{
+	nu_config c;
+	cfg(&c, nt_two());
+	atomic_store(&ring_bad, 0);
+	CU_ASSERT_EQUAL(nu_start(&c, ring_main, NULL), 0);
+	CU_ASSERT_EQUAL(atomic_load(&ring_bad), 0);
+}
+
+static CU_TestInfo tests[] = {
+	{ "messages are copies, equal terms", test_copies },
+	{ "order per sender under concurrency", test_order },
+	{ "receive timeouts fire, not early", test_timeouts },
+	{ "bad input and dead pids", test_bad_input },
+	{ "unread messages freed at exit", test_unread },
+	{ "100,000-process ring, 10 laps", test_ring },
+	CU_TEST_INFO_NULL,
+};
+
+NUTEST_MAIN("mailbox", tests)
