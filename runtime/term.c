@@ -953,3 +953,13 @@ nu_term nu__term_copy(nu_term t, nu__heap *dst)
 		return NU_NONE;
 	return nu__term_copy_buf(t, buf, sz);
 }
+
+void nu_term_free(nu_term t)
+{
+	if (t == NU_NONE || (!nu__is_boxed(t) && !nu__is_cons(t)) || !t)
+		return;
+	/* A copy's root is the first cell of its block (copy_term takes
+	 * the root before its children), and a constructor's term is the
+	 * start of its own allocation: either way the block starts here. */
+	nu_free((void *)nu__box_ptr(t));
+}

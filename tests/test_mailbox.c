@@ -256,6 +256,45 @@ static void test_ring(void)
 	CU_ASSERT_EQUAL(atomic_load(&ring_bad), 0);
 }
 
+/* ------------------------------------------- freeing received terms */
+
+static nu_pid free_sink;
+
+static void free_sender(void *a)
+{
+	(void)a;
+	nu_term t = nu_tuple(3, nu_atom("m"), nu_binary("0123456789", 10),
+			     nu_list(2, (nu_term[]){ nu_int(1), nu_float(2.5) }));
+	for (int i = 0; i < 200000; i++)
+		CU_ASSERT_EQUAL_FATAL(nu_send(free_sink, t), 0);
+}
+
+/* 200,000 messages through a 1 MiB heap: the receiver frees each one, so
+ * its heap does not grow (without nu_term_free it would need ~30 MiB). */
+static void free_main(void *a)
+{
+	(void)a;
+	free_sink = nu_self();
+	CU_ASSERT(nu_spawn(free_sender, NULL) > 0);
+	size_t base = nu_heap_used();
+	for (int i = 0; i < 200000; i++) {
+		nu_term t;
+		CU_ASSERT_EQUAL_FATAL(nu_receive(&t, 10000), 0);
+		CU_ASSERT_EQUAL_FATAL(nu_tuple_size(t), 3);
+		nu_term_free(t);
+	}
+	CU_ASSERT_EQUAL(nu_heap_used(), base);
+	nu_term_free(nu_int(3)); /* immediates: nothing to do */
+	nu_term_free(NU_NONE);
+}
+
+static void test_free_received(void)
+{
+	nu_config c;
+	nt_config(&c, nt_two(), 1000, 1 << 20);
+	CU_ASSERT_EQUAL(nu_start(&c, free_main, NULL), 0);
+}
+
 static CU_TestInfo tests[] = {
 	{ "messages are copies, equal terms", test_copies },
 	{ "order per sender under concurrency", test_order },
@@ -263,6 +302,7 @@ static CU_TestInfo tests[] = {
 	{ "bad input and dead pids", test_bad_input },
 	{ "unread messages freed at exit", test_unread },
 	{ "100,000-process ring, 10 laps", test_ring },
+	{ "received terms can be freed", test_free_received },
 	CU_TEST_INFO_NULL,
 };
 

@@ -26,9 +26,8 @@
 
 #include "nuproc.h"
 
-/* Private headers: `idle` parks processes with the runtime's own park
- * (no message receive exists yet), `switch` measures the bare context
- * switch for its ratio. */
+/* Private headers: `switch` measures the bare context switch for its
+ * ratio and parks its main process with the runtime's own park. */
 #include "ctx.h"
 #include "runtime/proc.h"
 #include "runtime/sched.h"
@@ -128,8 +127,9 @@ static _Atomic long idle_started;
 static void idler(void *arg)
 {
 	(void)arg;
+	nu_term t;
 	atomic_fetch_add_explicit(&idle_started, 1, memory_order_relaxed);
-	nu__proc_park(nu__sched_self()); /* until the node stops */
+	nu_receive(&t, -1); /* blocked in receive until the node stops */
 }
 
 /* First touch of fresh anonymous pages, ns per page: what every page a
@@ -248,11 +248,105 @@ static void run_switch(const long *a)
 	emit("switch_unbound", unbound, "ns/yield");
 }
 
+/* pingpong N: a round trip {ping, Self} -> pong between two processes,
+ * after 1000 warm-up trips (anchors: pingpong). */
+static void ponger(void *arg)
+{
+	(void)arg;
+	nu_term pong = nu_atom("pong");
+	for (;;) {
+		nu_term t;
+		if (nu_receive(&t, -1))
+			_exit(5);
+		if (nu_term_type(t) != NU_T_TUPLE)
+			return;
+		nu_send(nu_pid_value(nu_tuple_elem(t, 1)), pong);
+		nu_term_free(t);
+	}
+}
+
+static void ping_n(nu_pid pong, long n)
+{
+	nu_term ping = nu_tuple(2, nu_atom("ping"), nu_pid_term(nu_self()));
+	for (long i = 0; i < n; i++) {
+		nu_term t;
+		nu_send(pong, ping);
+		if (nu_receive(&t, -1))
+			_exit(5);
+	}
+}
+
+static void run_pingpong(const long *a)
+{
+	nu_pid pong = nu_spawn(ponger, NULL);
+	if (pong < 0)
+		_exit(4);
+	ping_n(pong, 1000);
+	uint64_t t0 = now_ns();
+	ping_n(pong, a[0]);
+	emit("pingpong", (double)(now_ns() - t0) / a[0], "ns/rtt");
+	nu_send(pong, nu_atom("stop"));
+}
+
+/* ring P LAPS: P processes (this one included) pass a token around LAPS
+ * times after one warm-up lap (anchors: ring). */
+static nu_pid *ring_next;
+
+static void ring_node(void *arg)
+{
+	nu_pid next = ring_next[(long)arg];
+	for (;;) {
+		nu_term t;
+		if (nu_receive(&t, -1))
+			_exit(5);
+		nu_send(next, t);
+		if (t == nu_int(-1))
+			return;
+	}
+}
+
+static void ring_rounds(nu_pid head, long laps)
+{
+	for (long i = 0; i < laps; i++) {
+		nu_term t;
+		nu_send(head, nu_int(i));
+		if (nu_receive(&t, -1))
+			_exit(5);
+	}
+}
+
+static void run_ring(const long *a)
+{
+	long n = a[0], laps = a[1];
+	ring_next = calloc((size_t)n, sizeof(nu_pid));
+	if (!ring_next)
+		_exit(4);
+	ring_next[n - 1] = nu_self();
+	for (long i = n - 2; i >= 0; i--)
+		if ((ring_next[i] = nu_spawn(ring_node, (void *)(i + 1))) < 0)
+			_exit(4);
+	nu_pid head = ring_next[0];
+	ring_rounds(head, 1);
+	uint64_t t0 = now_ns();
+	ring_rounds(head, laps);
+	double ns = (double)(now_ns() - t0);
+	char name[64];
+	snprintf(name, sizeof(name), "ring%ldk", n / 1000);
+	emit(name, (double)n * laps / (ns / 1e9), "msg/s");
+	snprintf(name, sizeof(name), "ring%ldk_hop", n / 1000);
+	emit(name, ns / ((double)n * laps), "ns/msg");
+	nu_term t;
+	nu_send(head, nu_int(-1));
+	nu_receive(&t, -1);
+}
+
 static const scenario scenarios[] = {
 	{ "spawn_exit", run_spawn_exit, 1, { 1000000 }, "N" },
 	{ "spawn_wait_seq", run_spawn_wait_seq, 1, { 1000000 }, "N" },
 	{ "idle", run_idle, 1, { 100000 }, "N" },
 	{ "switch", run_switch, 1, { 10000000 }, "N" },
+	{ "pingpong", run_pingpong, 1, { 1000000 }, "N" },
+	{ "ring", run_ring, 2, { 10000, 100 }, "P LAPS" },
 };
 #define NSCEN (sizeof(scenarios) / sizeof(scenarios[0]))
 

@@ -401,6 +401,17 @@ int nu_send(nu_pid to, nu_term msg);
  */
 int nu_receive(nu_term *out, int64_t timeout_ms);
 
+/*
+ * Give back the heap block holding t's outermost cell: for a term returned
+ * by nu_receive() that is the whole message (one block); for a term built
+ * with the constructors, only its outermost cell. Immediates (small
+ * integers, atoms, pids, []) are left alone. A process that lives long and
+ * receives many messages frees each one when done with it; everything
+ * else goes when the process exits. Using t or any part of it afterwards
+ * is undefined. Must be called by the process that owns t.
+ */
+void nu_term_free(nu_term t);
+
 /* 1 if pid names a live process, 0 if not, -EINVAL for a pid that could
  * never name one here, -ESRCH when no node runs. */
 int nu_is_alive(nu_pid pid);
