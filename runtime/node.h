@@ -23,6 +23,7 @@ typedef struct nu__node {
 	void *main_arg;
 	_Alignas(64) _Atomic int64_t reserved; /* live + credits (proc.c) */
 	_Atomic int tight;        /* near max_procs: no credits kept */
+	_Atomic uint64_t xfer_begin, xfer_end; /* credit transfers (proc.c) */
 	_Alignas(64) _Atomic int stopping; /* the main process has exited */
 	_Atomic int status;       /* nu_start's result */
 	_Atomic int failed;       /* a scheduler failed to start: -errno */

@@ -82,17 +82,45 @@ static void credits_set(nu__sched *s, int64_t c)
 	__atomic_store_n(&s->credits, c, __ATOMIC_RELAXED);
 }
 
-/* Take up to a batch of entries from the global count; how many. */
-static int64_t count_reserve(nu__node *n)
+/* Transfers between `reserved` and a scheduler's credits are bracketed by
+ * xfer_begin/xfer_end, so nu__count_live can tell that none ran while it
+ * summed (a seqlock for many writers: they are rare, one per batch). */
+static void xfer_begin(nu__node *n)
+{
+	atomic_fetch_add(&n->xfer_begin, 1);
+}
+
+static void xfer_end(nu__node *n)
+{
+	atomic_fetch_add(&n->xfer_end, 1);
+}
+
+/* Move delta entries from the scheduler's credits back to the global
+ * count (delta may be negative for a batch taken; see count_reserve). */
+static void count_return(nu__node *n, nu__sched *s, int64_t delta)
+{
+	xfer_begin(n);
+	credits_set(s, s->credits - delta);
+	atomic_fetch_sub(&n->reserved, delta);
+	xfer_end(n);
+}
+
+/* Take up to a batch of entries from the global count into s's credits;
+ * how many. */
+static int64_t count_reserve(nu__node *n, nu__sched *s)
 {
 	int64_t max = (int64_t)n->cfg.max_procs;
 	int64_t want = atomic_load(&n->tight) ? 1 : CREDIT_BATCH;
+	xfer_begin(n);
 	int64_t old = atomic_fetch_add(&n->reserved, want);
-	if (old + want <= max)
-		return want;
-	int64_t got = old < max ? max - old : 0;
-	atomic_fetch_sub(&n->reserved, want - got);
-	atomic_store(&n->tight, 1);
+	int64_t got = want;
+	if (old + want > max) {
+		got = old < max ? max - old : 0;
+		atomic_fetch_sub(&n->reserved, want - got);
+		atomic_store(&n->tight, 1);
+	}
+	credits_set(s, s->credits + got);
+	xfer_end(n);
 	return got;
 }
 
@@ -123,9 +151,8 @@ static int count_take(nu__node *n, nu__sched **sp)
 		return 0;
 	}
 	for (int tries = 0;; tries++) {
-		int64_t got = count_reserve(n);
-		if (got) {
-			credits_set(s, s->credits + got - 1);
+		if (count_reserve(n, s)) {
+			credits_set(s, s->credits - 1);
 			return 0;
 		}
 		if (tries == 1000 || !s->current || !count_reclaim(n, s))
@@ -137,31 +164,32 @@ static int count_take(nu__node *n, nu__sched **sp)
 /* Give back the entry of a process that exited on s. */
 static void count_give(nu__node *n, nu__sched *s)
 {
-	int64_t c = s->credits + 1;
+	credits_set(s, s->credits + 1);
 	int drain = atomic_load_explicit(&n->tight, memory_order_relaxed) ||
 		    atomic_load_explicit(&n->stopping, memory_order_relaxed);
 	int64_t keep = drain ? 0 : CREDIT_BATCH;
-	if (drain || c > 2 * CREDIT_BATCH) {
-		atomic_fetch_sub(&n->reserved, c - keep);
-		c = keep;
-	}
-	credits_set(s, c);
+	if (drain || s->credits > 2 * CREDIT_BATCH)
+		count_return(n, s, s->credits - keep);
 }
 
 void nu__count_drain(nu__sched *s)
 {
-	if (s->credits) {
-		atomic_fetch_sub(&nu__node_get()->reserved, s->credits);
-		credits_set(s, 0);
-	}
+	if (s->credits)
+		count_return(nu__node_get(), s, s->credits);
 }
 
 int64_t nu__count_live(nu__node *n)
 {
-	int64_t held = 0;
-	for (unsigned i = 0; i < n->nsched; i++)
-		held += __atomic_load_n(&n->sched[i]->credits, __ATOMIC_RELAXED);
-	return atomic_load(&n->reserved) - held;
+	for (;;) {
+		uint64_t e = atomic_load(&n->xfer_end);
+		int64_t held = 0;
+		for (unsigned i = 0; i < n->nsched; i++)
+			held += __atomic_load_n(&n->sched[i]->credits,
+						__ATOMIC_SEQ_CST);
+		int64_t r = atomic_load(&n->reserved);
+		if (atomic_load(&n->xfer_begin) == e)
+			return r - held;
+	}
 }
 
 /* ------------------------------------------------------------- spawn */

@@ -318,7 +318,9 @@ typedef struct nu_node_stats {
  * set is not one snapshot. */
 int nu_node_info(nu_node_stats *st);
 
-/* Number of live processes on this node, or -ESRCH when no node runs. */
+/* Number of live processes on this node, or -ESRCH when no node runs.
+ * Exact when no process spawns or exits during the call; otherwise off by
+ * at most the spawns and exits that happened meanwhile. */
 int64_t nu_process_count(void);
 
 /* ---------------------------------------------------------------- processes */
