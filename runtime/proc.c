@@ -251,6 +251,7 @@ static void proc_init(nu__node *n, nu__proc *p, uint32_t index, nu_fn fn,
 	p->saved_errno = 0;
 	p->asan_fake = NULL;
 	nu__mailbox_init(&p->mailbox);
+	p->dict = NULL;
 	nu__heap_init2(&p->heap, page + NU__P_HEAP, nu__slot_heap_size(m),
 		       nu__slot_far(m, index), m->far_size);
 	p->sp = nu__ctx_make(p->stack_hi, nu__proc_entry, p);

@@ -54,6 +54,7 @@ struct nu__proc {
 	void *asan_fake;          /* ASan fake-stack handle across switches */
 	void *tsan_fiber;
 	nu__mailbox mailbox;
+	void *dict;               /* process dictionary (dict.c), in the heap */
 	nu__heap heap;
 };
 
