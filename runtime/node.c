@@ -176,6 +176,8 @@ static int node_build(nu__node *n)
 	}
 	rc = nu__mem_init(&n->mem, &n->cfg, node_ids, nsched_of, n->ngroups,
 			  n->topo.fallback);
+	if (!rc)
+		rc = nu__registry_init(n);
 	if (rc)
 		return rc;
 	n->sched = calloc(nsched, sizeof(*n->sched));
@@ -206,6 +208,7 @@ static void node_free(nu__node *n)
 	free(n->groups);
 	if (n->mem.regions)
 		nu__mem_fini(&n->mem);
+	nu__registry_fini(n);
 	nu__topo_free(&n->topo);
 	pthread_mutex_destroy(&n->lock);
 	pthread_cond_destroy(&n->cond);

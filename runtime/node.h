@@ -27,6 +27,7 @@ typedef struct nu__node {
 	_Alignas(64) _Atomic int stopping; /* the main process has exited */
 	_Atomic int status;       /* nu_start's result */
 	_Atomic int failed;       /* a scheduler failed to start: -errno */
+	_Atomic nu_pid *names;    /* registered names (registry.c) */
 	pthread_mutex_t lock;     /* start-up rendezvous */
 	pthread_cond_t cond;
 	unsigned nready;          /* schedulers that reported */
@@ -48,6 +49,10 @@ int nu__node_sched_ready(nu__node *n, int rc);
 
 /* Spawn the main process (scheduler 0's loop context, at start). */
 void nu__node_spawn_main(nu__sched *s);
+
+/* The name table (registry.c). */
+int nu__registry_init(nu__node *n);
+void nu__registry_fini(nu__node *n);
 
 /* Live processes: reserved minus the credits schedulers hold. */
 int64_t nu__count_live(nu__node *n);

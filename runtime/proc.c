@@ -252,6 +252,7 @@ static void proc_init(nu__node *n, nu__proc *p, uint32_t index, nu_fn fn,
 	p->asan_fake = NULL;
 	nu__mailbox_init(&p->mailbox);
 	p->dict = NULL;
+	atomic_store_explicit(&p->reg_name, 0, memory_order_relaxed);
 	nu__heap_init2(&p->heap, page + NU__P_HEAP, nu__slot_heap_size(m),
 		       nu__slot_far(m, index), m->far_size);
 	p->sp = nu__ctx_make(p->stack_hi, nu__proc_entry, p);
@@ -383,6 +384,7 @@ void nu__proc_reap(nu__sched *s, nu__proc *p)
 	atomic_store_explicit(&n->mem.gen[idx], gen + 1, memory_order_release);
 	nu__fiber_tsan_free(p->tsan_fiber);
 	nu__mailbox_drain(&p->mailbox);
+	nu__registry_exit(p);
 	int main = p->flags & NU__PF_MAIN;
 	nu_term reason = p->reason;
 	nu__slot_put(&n->mem, &s->slots, idx, p->sp_low,

@@ -55,6 +55,7 @@ struct nu__proc {
 	void *tsan_fiber;
 	nu__mailbox mailbox;
 	void *dict;               /* process dictionary (dict.c), in the heap */
+	_Atomic nu_term reg_name; /* registered name (registry.c), 0 = none */
 	nu__heap heap;
 };
 
@@ -123,6 +124,9 @@ _Noreturn void nu__proc_check_kill_slow(struct nu__sched *s, nu__proc *p);
 /* The live-process count (proc.c): give back a scheduler's spare credits;
  * the exact count (sum over schedulers, not one snapshot). */
 void nu__count_drain(struct nu__sched *s);
+
+/* Release the exiting process's registered name, if any (registry.c). */
+void nu__registry_exit(nu__proc *p);
 
 /* Kill every live process of the node (shutdown). */
 void nu__proc_kill_all(nu_term reason);

@@ -71,7 +71,7 @@
 
 /* ------------------------------------------------------------- atoms */
 
-#define ATOM_MAX (1u << 20)
+#define ATOM_MAX NU__ATOM_MAX
 #define ATOM_HASH (2u * ATOM_MAX)
 
 typedef struct atom_rec {

@@ -30,6 +30,8 @@ enum {
 
 #define NU__BIG_MAX_LIMBS 128 /* 8192 bits */
 #define NU__ATOM_MAX_LEN 255
+/* Atoms a node can hold (the atom table's size). */
+#define NU__ATOM_MAX (1u << 20)
 
 static inline int nu__is_boxed(nu_term t)
 {

@@ -414,6 +414,27 @@ int nu_receive(nu_term *out, int64_t timeout_ms);
  */
 void nu_term_free(nu_term t);
 
+/* --------------------------------------------------------- registered names */
+
+/*
+ * Register pid under the atom `name`, node-wide. A name is released when
+ * its process exits. 0; -EEXIST (the name is taken, or the process already
+ * has a name), -EINVAL (not an atom, the atom 'undefined', a bad pid),
+ * -ESRCH (the process is not alive, or no node runs).
+ */
+int nu_register(nu_term name, nu_pid pid);
+
+/* Remove a name. 0, -ENOENT (not registered), -EINVAL, -ESRCH (no node). */
+int nu_unregister(nu_term name);
+
+/* The pid registered under name, -ENOENT when none, -EINVAL for a bad
+ * name, -ESRCH when no node runs. */
+nu_pid nu_whereis(nu_term name);
+
+/* Send to a registered name: as nu_send() on nu_whereis(name), but an
+ * unregistered name is an error (-ENOENT), as in Erlang. */
+int nu_send_name(nu_term name, nu_term msg);
+
 /* 1 if pid names a live process, 0 if not, -EINVAL for a pid that could
  * never name one here, -ESRCH when no node runs. */
 int nu_is_alive(nu_pid pid);
@@ -421,6 +442,37 @@ int nu_is_alive(nu_pid pid);
 /* The index of the scheduler running the caller (0-based), or -EPERM
  * outside a process. May change after any call that can yield. */
 int nu_scheduler_id(void);
+
+/* ------------------------------------------------------ process dictionary */
+
+/*
+ * Erlang's put/get/erase: a map from term keys to term values private to
+ * the calling process, in its heap (it goes when the process exits; a new
+ * process starts with an empty one). Keys compare by exact equality
+ * (nu_term_equal: 1 and 1.0 are different keys, structurally equal terms
+ * built separately are the same key). O(1) expected per call.
+ *
+ * Keys and values are stored as they are, not copied: they must stay
+ * valid while stored, so do not nu_term_free() a term (or the received
+ * message it is part of) while the dictionary holds it or any part of it.
+ * Terms built with the constructors are safe as long as the process lives.
+ */
+
+/* Store value under key. *old (old may be NULL) gets the previous value,
+ * NU_NONE when there was none or on error. 0, -EPERM outside a process,
+ * -EINVAL for a NU_NONE key or value, -ENOMEM when the heap has no room to
+ * grow the dictionary (it is left unchanged; replacing the value of a key
+ * already stored never needs room). */
+int nu_put(nu_term key, nu_term value, nu_term *old);
+/* The value stored under key, or NU_NONE when there is none, for a NU_NONE
+ * key, or outside a process. */
+nu_term nu_get(nu_term key);
+/* Remove key. *old (old may be NULL) gets the removed value, NU_NONE when
+ * key was not stored or on error. 0 (also for a missing key), -EPERM
+ * outside a process, -EINVAL for a NU_NONE key. */
+int nu_erase(nu_term key, nu_term *old);
+/* The number of keys stored (0 outside a process). */
+size_t nu_dict_size(void);
 
 /* ------------------------------------------------ per-process allocator */
 
