@@ -54,10 +54,11 @@ void nu__mailbox_init(nu__mailbox *mb)
 	mb->len = 0;
 }
 
-static void msg_free(nu__msg *m)
+void nu__msg_free(nu__msg *m)
 {
 	free(m);
 }
+#define msg_free nu__msg_free
 
 /* The next link of a message taken from `top`, once its sender set it. */
 static nu__msg *link_of(nu__msg *m)
@@ -119,8 +120,7 @@ uint32_t nu__mailbox_len(const nu__mailbox *mb)
 	return mb->len + (atomic_load(&mb->top) != NULL);
 }
 
-/* A message block holding a flat copy of t, addressed to `to`. */
-static nu__msg *msg_new(nu_pid to, nu_pid from, nu_term t)
+nu__msg *nu__msg_new(nu_pid to, nu_pid from, nu_term t)
 {
 	size_t size = nu__term_flat_size(t);
 	nu__msg *m = malloc(sizeof(*m) + size);
@@ -144,6 +144,17 @@ static int mailbox_push(nu__mailbox *mb, nu__msg *m)
 	return prev == NULL;
 }
 
+void nu__msg_deliver(nu__node *n, nu__msg *m)
+{
+	if (nu_is_alive(m->to) != 1) {
+		msg_free(m); /* dead by now: the silent no-op of a send */
+		return;
+	}
+	nu__proc *p = nu__slot_proc(&n->mem, nu__pid_index(m->to));
+	if (mailbox_push(&p->mailbox, m))
+		nu__proc_wake(p);
+}
+
 int nu_send(nu_pid to, nu_term msg)
 {
 	nu__node *n = nu__node_get();
@@ -157,12 +168,10 @@ int nu_send(nu_pid to, nu_term msg)
 	if (!alive)
 		return 0; /* Erlang: sending to a dead pid is a silent no-op */
 	nu__sched *s = nu__sched_self();
-	nu__msg *m = msg_new(to, s && s->current ? s->current->pid : 0, msg);
+	nu__msg *m = nu__msg_new(to, s && s->current ? s->current->pid : 0, msg);
 	if (!m)
 		return -ENOMEM;
-	nu__proc *p = nu__slot_proc(&n->mem, nu__pid_index(to));
-	if (mailbox_push(&p->mailbox, m))
-		nu__proc_wake(p);
+	nu__msg_deliver(n, m);
 	if (s && s->current)
 		nu__sched_charge(s, 1);
 	return 0;

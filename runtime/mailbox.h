@@ -32,6 +32,15 @@ typedef struct nu__mailbox {
 struct nu__proc;
 struct nu__sched;
 
+struct nu__node;
+
+/* A message block holding a flat copy of t, addressed to `to`; NULL when
+ * out of memory. */
+nu__msg *nu__msg_new(nu_pid to, nu_pid from, nu_term t);
+void nu__msg_free(nu__msg *m);
+/* Push m to its receiver and wake it, or free m when the receiver is dead. */
+void nu__msg_deliver(struct nu__node *n, nu__msg *m);
+
 /* A fresh process's mailbox (top is left alone: see mailbox.c). */
 void nu__mailbox_init(nu__mailbox *mb);
 

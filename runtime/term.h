@@ -73,6 +73,12 @@ nu_term nu__map_in(nu__heap *h, size_t n, const nu_term *keys,
 		   const nu_term *vals);
 nu_term nu__map_put_in(nu__heap *h, nu_term map, nu_term key, nu_term val);
 nu_term nu__make_ref_in(nu__heap *h);
+/* The id of a reference term (t must be one: nu_term_type(t) == NU_T_REF).
+ * Ids grow with time: a reference made later has a larger id. */
+static inline uint64_t nu__ref_id(nu_term t)
+{
+	return nu__box_ptr(t)[1];
+}
 /* A reference with the given id (the parser's #Ref<...> form). */
 nu_term nu__ref_in(nu__heap *h, uint64_t id);
 /* The calling process's heap, NULL outside a process. */

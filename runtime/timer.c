@@ -23,6 +23,15 @@
  * threads (a process may disarm on another scheduler than its entry's);
  * the cost is heap space for waits with long timeouts that end early.
  *
+ * send_after. A timer that sends a message instead of waking a process
+ * carries a record {state, ref id, prepared message}. Records are also in
+ * a node-wide table by reference id (a mutex: cancelling is rare), so any
+ * process can cancel. The record's state (ARMED -> FIRED by the owning
+ * scheduler, or ARMED -> CANCELLED by nu_cancel_timer) is decided by one
+ * CAS; the winner takes the record out of the table; only the owning
+ * scheduler frees it (when its entry comes due, or when the scheduler
+ * stops), so a canceller never touches freed memory.
+ *
  * Rejected: a timer wheel (better for millions of timers with coarse
  * deadlines; a heap is simpler and exact, and its nearest deadline is what
  * the ring wait needs); a timerfd or an io_uring timeout per timer (a system
@@ -31,11 +40,15 @@
 #include "timer.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <time.h>
 
+#include "mailbox.h"
+#include "node.h"
 #include "proc.h"
 #include "sched.h"
+#include "term.h"
 
 uint64_t nu__now_ns(void)
 {
@@ -53,8 +66,13 @@ int nu__timers_init(nu__timers *t, int sched_id)
 	return t->v ? 0 : -ENOMEM;
 }
 
+static void tsend_drop(struct nu__tsend *r);
+
 void nu__timers_fini(nu__timers *t)
 {
+	for (uint32_t i = 0; i < t->n; i++)
+		if (t->v[i].send)
+			tsend_drop(t->v[i].send);
 	free(t->v);
 	t->v = NULL;
 	t->n = t->cap = 0;
@@ -103,7 +121,7 @@ uint64_t nu__timer_arm(nu__sched *s, nu__proc *p, uint64_t deadline)
 	uint64_t token = ++t->next_token;
 	atomic_store_explicit(&p->timed_out, 0, memory_order_relaxed);
 	atomic_store_explicit(&p->wait_token, token, memory_order_release);
-	t->v[t->n] = (nu__timer_entry){ deadline, token, p, p->pid };
+	t->v[t->n] = (nu__timer_entry){ deadline, token, p, p->pid, NULL };
 	sift_up(t, t->n++);
 	return token;
 }
@@ -131,6 +149,127 @@ static int fire(const nu__timer_entry *e)
 	return 1;
 }
 
+/* ------------------------------------------------------- send_after */
+
+enum { TS_ARMED = 0, TS_FIRED, TS_CANCELLED };
+
+typedef struct nu__tsend {
+	_Atomic int state;
+	uint64_t ref;             /* the timer reference's id */
+	uint64_t deadline;
+	nu__msg *msg;
+	struct nu__tsend *hnext;  /* the table's chain */
+} nu__tsend;
+
+#define TS_BUCKETS 1024
+static pthread_mutex_t ts_lock = PTHREAD_MUTEX_INITIALIZER;
+static nu__tsend *ts_table[TS_BUCKETS];
+
+/* Unlink r from the table (caller holds ts_lock). */
+static void ts_unhash(nu__tsend *r)
+{
+	nu__tsend **pp = &ts_table[r->ref % TS_BUCKETS];
+	while (*pp && *pp != r)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = r->hnext;
+}
+
+static void tsend_drop(nu__tsend *r)
+{
+	pthread_mutex_lock(&ts_lock);
+	if (atomic_load(&r->state) == TS_ARMED)
+		ts_unhash(r);
+	pthread_mutex_unlock(&ts_lock);
+	nu__msg_free(r->msg);
+	free(r);
+}
+
+static void tsend_fire(nu__tsend *r)
+{
+	int exp = TS_ARMED;
+	if (atomic_compare_exchange_strong(&r->state, &exp, TS_FIRED)) {
+		pthread_mutex_lock(&ts_lock);
+		ts_unhash(r);
+		pthread_mutex_unlock(&ts_lock);
+		nu__msg_deliver(nu__node_get(), r->msg);
+	} else {
+		nu__msg_free(r->msg); /* cancelled: the canceller unhashed it */
+	}
+	free(r);
+}
+
+/* Arm r on s's heap; 0 or -ENOMEM. */
+static int tsend_arm(nu__sched *s, nu__tsend *r)
+{
+	nu__timers *t = &s->timers;
+	if (t->n == t->cap) {
+		nu__timer_entry *v = realloc(t->v, 2 * t->cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		t->v = v;
+		t->cap *= 2;
+	}
+	pthread_mutex_lock(&ts_lock);
+	r->hnext = ts_table[r->ref % TS_BUCKETS];
+	ts_table[r->ref % TS_BUCKETS] = r;
+	pthread_mutex_unlock(&ts_lock);
+	t->v[t->n] = (nu__timer_entry){ r->deadline, 0, NULL, 0, r };
+	sift_up(t, t->n++);
+	return 0;
+}
+
+int nu_send_after(uint64_t ms, nu_pid dest, nu_term msg, nu_term *ref)
+{
+	nu__sched *s = nu__sched_self();
+	if (!s || !s->current)
+		return -EPERM;
+	if (msg == NU_NONE || nu_term_type(msg) == NU_T_NONE ||
+	    nu_is_alive(dest) < 0)
+		return -EINVAL;
+	nu_term rt = nu_make_ref();
+	nu__tsend *r = rt == NU_NONE ? NULL : malloc(sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->msg = nu__msg_new(dest, s->current->pid, msg);
+	if (ms > UINT64_MAX / 2000000u)
+		ms = UINT64_MAX / 2000000u;
+	r->deadline = nu__now_ns() + ms * 1000000u;
+	r->ref = nu__ref_id(rt);
+	atomic_init(&r->state, TS_ARMED);
+	if (!r->msg || tsend_arm(s, r)) {
+		nu__msg_free(r->msg);
+		free(r);
+		return -ENOMEM;
+	}
+	if (ref)
+		*ref = rt;
+	return 0;
+}
+
+int64_t nu_cancel_timer(nu_term ref)
+{
+	if (nu_term_type(ref) != NU_T_REF)
+		return -EINVAL;
+	uint64_t id = nu__ref_id(ref);
+	int64_t left = -ENOENT;
+	pthread_mutex_lock(&ts_lock);
+	nu__tsend *r = ts_table[id % TS_BUCKETS];
+	while (r && r->ref != id)
+		r = r->hnext;
+	int exp = TS_ARMED;
+	if (r && atomic_compare_exchange_strong(&r->state, &exp,
+						TS_CANCELLED)) {
+		ts_unhash(r);
+		uint64_t now = nu__now_ns();
+		left = r->deadline > now
+			       ? (int64_t)((r->deadline - now + 999999) / 1000000)
+			       : 0;
+	}
+	pthread_mutex_unlock(&ts_lock);
+	return left;
+}
+
 unsigned nu__timers_run(nu__sched *s, uint64_t now)
 {
 	nu__timers *t = &s->timers;
@@ -140,7 +279,10 @@ unsigned nu__timers_run(nu__sched *s, uint64_t now)
 		t->v[0] = t->v[--t->n];
 		if (t->n)
 			sift_down(t, 0);
-		woken += (unsigned)fire(&e);
+		if (e.send)
+			tsend_fire(e.send);
+		else
+			woken += (unsigned)fire(&e);
 	}
 	return woken;
 }

@@ -9,11 +9,14 @@
 struct nu__proc;
 struct nu__sched;
 
+struct nu__tsend;
+
 typedef struct nu__timer_entry {
 	uint64_t deadline;      /* CLOCK_MONOTONIC ns */
 	uint64_t token;         /* the wait it ends (nu__proc.wait_token) */
-	struct nu__proc *proc;
+	struct nu__proc *proc;  /* NULL for a send_after entry */
 	nu_pid pid;
+	struct nu__tsend *send; /* the send_after record, or NULL */
 } nu__timer_entry;
 
 /* A binary min-heap on deadline, owned by one scheduler thread. */

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <string.h>
 #include <time.h>
 
 #include "nutest.h"
@@ -143,12 +144,88 @@ static void test_outside(void)
 	CU_ASSERT_EQUAL(nu_sleep(0), -EPERM);
 }
 
+/* ------------------------------------------------------- send_after */
+
+static void send_after_main(void *a)
+{
+	(void)a;
+	nu_term ref, t;
+	nu_pid me = nu_self();
+	uint64_t t0 = now_ms_x1000();
+	CU_ASSERT_EQUAL_FATAL(nu_send_after(20, me, nu_atom("tick"), &ref), 0);
+	CU_ASSERT_EQUAL(nu_receive(&t, 0), -ETIMEDOUT); /* not yet */
+	CU_ASSERT_EQUAL(nu_receive(&t, 1000), 0);
+	uint64_t took = now_ms_x1000() - t0;
+	CU_ASSERT(took >= 20000 && took <= 20000 + LATE_US);
+	CU_ASSERT(nu_term_equal(t, nu_atom("tick")));
+	CU_ASSERT_EQUAL(nu_cancel_timer(ref), -ENOENT); /* already fired */
+
+	CU_ASSERT_EQUAL_FATAL(nu_send_after(30, me, nu_int(1), &ref), 0);
+	int64_t left = nu_cancel_timer(ref);
+	CU_ASSERT(left > 0 && left <= 30);
+	CU_ASSERT_EQUAL(nu_cancel_timer(ref), -ENOENT); /* twice */
+	CU_ASSERT_EQUAL(nu_receive(&t, 60), -ETIMEDOUT); /* nothing came */
+	CU_ASSERT_EQUAL(nu_cancel_timer(nu_int(3)), -EINVAL);
+	CU_ASSERT_EQUAL(nu_cancel_timer(nu_make_ref()), -ENOENT);
+	CU_ASSERT_EQUAL(nu_send_after(1, me, NU_NONE, NULL), -EINVAL);
+	CU_ASSERT_EQUAL(nu_send_after(1, 0, nu_int(1), NULL), -EINVAL);
+
+	/* 1000 timers, every other one cancelled: exactly the rest arrive */
+	nu_term refs[1000];
+	for (int i = 0; i < 1000; i++)
+		CU_ASSERT_EQUAL_FATAL(
+			nu_send_after((uint64_t)(1 + i % 20), me, nu_int(i),
+				      &refs[i]), 0);
+	static char cancelled[1000], arrived[1000];
+	int ncancelled = 0, got = 0;
+	memset(arrived, 0, sizeof(arrived));
+	for (int i = 0; i < 1000; i++) {
+		/* even ones cancelled; some may have fired already */
+		cancelled[i] = i % 2 == 0 && nu_cancel_timer(refs[i]) >= 0;
+		ncancelled += cancelled[i];
+	}
+	while (nu_receive(&t, 100) == 0) {
+		long i = (long)nu_int_value(t);
+		CU_ASSERT_FATAL(i >= 0 && i < 1000);
+		CU_ASSERT(!cancelled[i]); /* a cancelled timer never sends */
+		CU_ASSERT(!arrived[i]);   /* and none sends twice */
+		arrived[i] = 1;
+		got++;
+	}
+	CU_ASSERT_EQUAL(got, 1000 - ncancelled);
+	CU_ASSERT(ncancelled > 0);
+	/* pending long timers at shutdown are freed (ASan's leak check) */
+	for (int i = 0; i < 10; i++)
+		nu_send_after(60000, me, nu_tuple(1, nu_int(i)), NULL);
+}
+
+static void quick(void *a) { (void)a; }
+
+static void dead_dest_main(void *a)
+{
+	(void)a;
+	nu_pid p = nu_spawn(quick, NULL);
+	CU_ASSERT_EQUAL(nu_send_after(5, p, nu_int(1), NULL), 0);
+	nu_sleep(20); /* fires at a dead pid: dropped */
+}
+
+static void test_send_after(void)
+{
+	nu_config c;
+	nt_config(&c, nt_two(), 10000, 1 << 20);
+	CU_ASSERT_EQUAL(nu_start(&c, send_after_main, NULL), 0);
+	CU_ASSERT_EQUAL(nu_start(&c, dead_dest_main, NULL), 0);
+	nu_term r;
+	CU_ASSERT_EQUAL(nu_send_after(1, 1, nu_int(1), &r), -EPERM);
+}
+
 static CU_TestInfo tests[] = {
 	{ "1000 sleepers: none early, none late", test_many_sleepers },
 	{ "a lone sleeper on an idle node", test_lone_sleeper },
 	{ "sleepers wake in deadline order", test_order },
 	{ "killed sleepers exit at once", test_killed_sleepers },
 	{ "nu_sleep outside a process", test_outside },
+	{ "send_after fires once, cancel stops it", test_send_after },
 	CU_TEST_INFO_NULL,
 };
 

@@ -381,6 +381,60 @@ void nu_exit(nu_term reason);
  */
 int nu_sleep(uint64_t ms);
 
+/* --------------------------------------------------------------- patterns */
+
+/*
+ * Patterns for selective receive: Erlang-syntax terms with variables,
+ * compiled once, then matched against terms any number of times, from
+ * any thread (a compiled pattern is read-only; it lives in malloc'd
+ * memory, not in a process heap, so it may outlive the process that
+ * made it and be shared by many).
+ *
+ * Syntax: every literal nu_term_parse() accepts, plus
+ *   - variables: Erlang variable names (uppercase first, or _ and more);
+ *     a variable that occurs twice matches only exactly equal terms
+ *     (nu_term_equal) at both places; _Name is an ordinary variable;
+ *   - _ alone: a wildcard, matching anything and binding nothing;
+ *   - tuples, lists and [H|T] tails whose elements are patterns;
+ *   - #{K := Pat, ...}: a map that has key K (a literal, no variables)
+ *     whose value matches Pat; other keys are allowed; #{} matches any
+ *     map. (=> is not a pattern form, as in Erlang.)
+ * Matching is exact (Erlang =:=): 1 does not match 1.0.
+ */
+typedef struct nu_pattern nu_pattern;
+
+/*
+ * Compile the NUL-terminated src. 0 with *out set (free it with
+ * nu_pattern_free()); -EINVAL for NULL src/out or bad text, with *err_pos
+ * (when err_pos is not NULL) the byte offset of the offending token (the
+ * text's length when it ends too early; the opening quote of an
+ * unterminated quoted atom or string; a map key's first variable), also
+ * for nesting beyond the matcher's fixed stack (the subpattern that
+ * overflows it); -ENOMEM. Needs no node and no process.
+ */
+int nu_pattern_compile(const char *src, nu_pattern **out, size_t *err_pos);
+/* Free a compiled pattern (NULL does nothing). No match may be running. */
+void nu_pattern_free(nu_pattern *p);
+/* Number of distinct named variables (_ does not count), -EINVAL for a
+ * NULL p. */
+int nu_pattern_nvars(const nu_pattern *p);
+/* Index of the named variable name: its rank in order of first
+ * appearance in the source, 0-based; -ENOENT when the pattern has no such
+ * variable (also for "_"), -EINVAL for a NULL p or name. */
+int nu_pattern_var(const nu_pattern *p, const char *name);
+/*
+ * Match t against p. pre (may be NULL: nothing fixed) is an array of
+ * nvars terms: pre[i] != NU_NONE fixes variable i to that term (Erlang's
+ * already-bound variable), so it matches only terms exactly equal to it.
+ * Returns 1 on a match with vars[0..nvars) set to the bound subterms of t
+ * (pointers into t, not copies; a fixed variable gets t's equal subterm);
+ * 0 when t does not match (vars may have been written); -EINVAL for a
+ * NULL p, NU_NONE t, or NULL vars with nvars > 0. Never allocates, takes
+ * no lock, O(size of the pattern) plus literal comparisons.
+ */
+int nu_pattern_match(const nu_pattern *p, nu_term t, const nu_term *pre,
+		     nu_term *vars);
+
 /* --------------------------------------------------------------- messages */
 
 /*
@@ -434,6 +488,23 @@ nu_pid nu_whereis(nu_term name);
 /* Send to a registered name: as nu_send() on nu_whereis(name), but an
  * unregistered name is an error (-ENOENT), as in Erlang. */
 int nu_send_name(nu_term name, nu_term msg);
+
+/*
+ * Send msg to dest after ms milliseconds (Erlang's erlang:send_after/3).
+ * The message is copied now; if dest is dead when the timer fires, it is
+ * dropped. *ref (when ref is not NULL) gets a reference naming the timer,
+ * for nu_cancel_timer(). 0, -EPERM (outside a process), -EINVAL (NU_NONE
+ * message, a pid that could never name a process), -ENOMEM.
+ */
+int nu_send_after(uint64_t ms, nu_pid dest, nu_term msg, nu_term *ref);
+
+/*
+ * Cancel a timer made by nu_send_after(): its message will not be sent.
+ * Returns the milliseconds that were left (0 or more), -ENOENT when the
+ * timer already fired or was cancelled (or ref names no timer), -EINVAL
+ * when ref is not a reference. Callable from any process.
+ */
+int64_t nu_cancel_timer(nu_term ref);
 
 /* 1 if pid names a live process, 0 if not, -EINVAL for a pid that could
  * never name one here, -ESRCH when no node runs. */
