@@ -56,14 +56,24 @@ static _Atomic nu_pid *slot_of(nu__node *n, nu_term name)
 	return &n->names[i];
 }
 
-int nu_register(nu_term name, nu_pid pid)
+/* The running node and name's slot: 0, -ESRCH (no node), -EINVAL. */
+static int lookup(nu_term name, nu__node **np, _Atomic nu_pid **slotp)
 {
 	nu__node *n = nu__node_get();
 	if (!n)
 		return -ESRCH;
-	_Atomic nu_pid *slot = slot_of(n, name);
-	if (!slot)
-		return -EINVAL;
+	*np = n;
+	*slotp = slot_of(n, name);
+	return *slotp ? 0 : -EINVAL;
+}
+
+int nu_register(nu_term name, nu_pid pid)
+{
+	nu__node *n;
+	_Atomic nu_pid *slot;
+	int rc = lookup(name, &n, &slot);
+	if (rc)
+		return rc;
 	int alive = nu_is_alive(pid);
 	if (alive < 0)
 		return alive;
@@ -90,12 +100,11 @@ int nu_register(nu_term name, nu_pid pid)
 
 int nu_unregister(nu_term name)
 {
-	nu__node *n = nu__node_get();
-	if (!n)
-		return -ESRCH;
-	_Atomic nu_pid *slot = slot_of(n, name);
-	if (!slot)
-		return -EINVAL;
+	nu__node *n;
+	_Atomic nu_pid *slot;
+	int rc = lookup(name, &n, &slot);
+	if (rc)
+		return rc;
 	nu_pid pid = atomic_exchange(slot, 0);
 	if (!pid)
 		return -ENOENT;
@@ -109,12 +118,11 @@ int nu_unregister(nu_term name)
 
 nu_pid nu_whereis(nu_term name)
 {
-	nu__node *n = nu__node_get();
-	if (!n)
-		return -ESRCH;
-	_Atomic nu_pid *slot = slot_of(n, name);
-	if (!slot)
-		return -EINVAL;
+	nu__node *n;
+	_Atomic nu_pid *slot;
+	int rc = lookup(name, &n, &slot);
+	if (rc)
+		return rc;
 	nu_pid pid = atomic_load(slot);
 	return pid && nu_is_alive(pid) == 1 ? pid : -ENOENT;
 }
