@@ -41,6 +41,7 @@
 #include <string.h>
 
 #include "node.h"
+#include "pattern.h"
 #include "proc.h"
 #include "sched.h"
 #include "term.h"
@@ -228,6 +229,167 @@ int nu_receive(nu_term *out, int64_t timeout_ms)
 		mb->tail = NULL;
 	mb->len--;
 	msg_free(m);
+	*out = t;
+	nu__sched_charge(s, 1);
+	return 0;
+}
+
+/* ------------------------------------------------- selective receive */
+
+/* Decides for one message: the clause index (>= 0) that takes it, or -1. */
+typedef int (*nu__scan_fn)(nu_term t, void *ctx);
+
+/* Find the oldest queued message that scan accepts, waiting for more until
+ * the deadline. Returns the clause index with *prevp and *mp set to the
+ * message and its predecessor in the FIFO, or -ETIMEDOUT / -ENOMEM. Only
+ * messages not scanned yet are looked at after a wake. */
+static int select_wait(nu__sched **sp, nu__proc *p, uint64_t deadline,
+		       nu__scan_fn scan, void *ctx, nu__msg **prevp,
+		       nu__msg **mp)
+{
+	nu__mailbox *mb = &p->mailbox;
+	nu__msg *prev = NULL, *m;
+	uint64_t token = 0;
+	mailbox_take(mb, p->pid);
+	m = mb->head;
+	for (;;) {
+		for (; m; prev = m, m = atomic_load_explicit(
+					      &m->next, memory_order_relaxed)) {
+			int r = scan(m->term, ctx);
+			if (r < 0)
+				continue;
+			if (token && !nu__timer_disarm(p, token))
+				atomic_store(&p->timed_out, 0);
+			*prevp = prev;
+			*mp = m;
+			return r;
+		}
+		if (token && atomic_load(&p->timed_out))
+			return -ETIMEDOUT;
+		if (deadline == 0)
+			return -ETIMEDOUT;
+		if (!token && deadline != UINT64_MAX &&
+		    !(token = nu__timer_arm(*sp, p, deadline)))
+			return -ENOMEM;
+		*sp = nu__proc_park(*sp);
+		mailbox_take(mb, p->pid);
+		m = prev ? atomic_load_explicit(&prev->next,
+						memory_order_relaxed)
+			 : mb->head;
+	}
+}
+
+/* Unlink m (after prev) from the FIFO, copy its term into the heap, free
+ * it. NU_NONE (and m stays) when the heap has no room. */
+static nu_term select_take(nu__proc *p, nu__msg *prev, nu__msg *m)
+{
+	nu__mailbox *mb = &p->mailbox;
+	nu_term t = m->size ? nu__term_copy(m->term, &p->heap) : m->term;
+	if (t == NU_NONE)
+		return NU_NONE;
+	nu__msg *next = atomic_load_explicit(&m->next, memory_order_relaxed);
+	if (prev)
+		atomic_store_explicit(&prev->next, next, memory_order_relaxed);
+	else
+		mb->head = next;
+	if (mb->tail == m)
+		mb->tail = prev;
+	mb->len--;
+	msg_free(m);
+	return t;
+}
+
+static uint64_t deadline_of(int64_t timeout_ms)
+{
+	return timeout_ms < 0	 ? UINT64_MAX
+	       : timeout_ms == 0 ? 0
+				 : nu__now_ns() + (uint64_t)timeout_ms * 1000000u;
+}
+
+typedef struct {
+	const nu_clause *c;
+	size_t n;
+} clause_ctx;
+
+static int scan_clauses(nu_term t, void *ctx)
+{
+	const clause_ctx *cc = ctx;
+	for (size_t i = 0; i < cc->n; i++)
+		if (nu_pattern_match(cc->c[i].pattern, t, cc->c[i].pre,
+				     cc->c[i].vars) == 1)
+			return (int)i;
+	return -1;
+}
+
+static int check_clauses(const nu_clause *c, size_t n)
+{
+	if (!c || !n || n > INT32_MAX)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		int nv = nu_pattern_nvars(c[i].pattern);
+		if (nv < 0 || (nv > 0 && !c[i].vars))
+			return -EINVAL;
+	}
+	return 0;
+}
+
+int nu_receive_select(const nu_clause *clauses, size_t n, int64_t timeout_ms,
+		      nu_term *msg)
+{
+	nu__sched *s = nu__sched_self();
+	if (!s || !s->current)
+		return -EPERM;
+	int rc = check_clauses(clauses, n);
+	if (rc || timeout_ms < -1)
+		return -EINVAL;
+	nu__proc *p = s->current;
+	clause_ctx cc = { clauses, n };
+	nu__msg *prev, *m;
+	int k = select_wait(&s, p, deadline_of(timeout_ms), scan_clauses, &cc,
+			    &prev, &m);
+	if (k < 0)
+		return k;
+	nu_term t = select_take(p, prev, m);
+	if (t == NU_NONE)
+		return -ENOMEM;
+	/* Bind again against the copy: the first match pointed into the
+	 * message block, which is gone. */
+	nu_pattern_match(clauses[k].pattern, t, clauses[k].pre, clauses[k].vars);
+	if (msg)
+		*msg = t;
+	nu__sched_charge(s, 1);
+	return k;
+}
+
+typedef struct {
+	int (*pred)(nu_term, void *);
+	void *arg;
+} pred_ctx;
+
+static int scan_pred(nu_term t, void *ctx)
+{
+	const pred_ctx *pc = ctx;
+	return pc->pred(t, pc->arg) ? 0 : -1;
+}
+
+int nu_receive_if(int (*pred)(nu_term msg, void *arg), void *arg,
+		  nu_term *out, int64_t timeout_ms)
+{
+	nu__sched *s = nu__sched_self();
+	if (!s || !s->current)
+		return -EPERM;
+	if (!pred || !out || timeout_ms < -1)
+		return -EINVAL;
+	nu__proc *p = s->current;
+	pred_ctx pc = { pred, arg };
+	nu__msg *prev, *m;
+	int k = select_wait(&s, p, deadline_of(timeout_ms), scan_pred, &pc,
+			    &prev, &m);
+	if (k < 0)
+		return k;
+	nu_term t = select_take(p, prev, m);
+	if (t == NU_NONE)
+		return -ENOMEM;
 	*out = t;
 	nu__sched_charge(s, 1);
 	return 0;

@@ -295,6 +295,110 @@ static void test_free_received(void)
 	CU_ASSERT_EQUAL(nu_start(&c, free_main, NULL), 0);
 }
 
+/* ------------------------------------------------- selective receive */
+
+static nu_pattern *compile(const char *src)
+{
+	nu_pattern *p = NULL;
+	CU_ASSERT_EQUAL_FATAL(nu_pattern_compile(src, &p, NULL), 0);
+	return p;
+}
+
+static nu_pid sel_to;
+
+static void late_junk_then_match(void *a)
+{
+	(void)a;
+	for (int i = 0; i < 5; i++)
+		nu_send(sel_to, nu_tuple(2, nu_atom("junk"), nu_int(i)));
+	nu_sleep(10);
+	nu_send(sel_to, nu_tuple(2, nu_atom("data"), nu_int(99)));
+}
+
+static int is_even_int(nu_term t, void *arg)
+{
+	(void)arg;
+	return nu_is_int(t) && nu_int_value(t) % 2 == 0;
+}
+
+static void select_main(void *a)
+{
+	(void)a;
+	nu_pid me = nu_self();
+	nu_term r1 = nu_make_ref(), r2 = nu_make_ref(), t;
+	nu_send(me, nu_tuple(2, nu_atom("other"), nu_int(1)));
+	nu_send(me, nu_tuple(3, nu_atom("reply"), r1, nu_atom("a")));
+	nu_send(me, nu_tuple(3, nu_atom("reply"), r2, nu_atom("b")));
+	nu_send(me, nu_atom("junk"));
+
+	nu_pattern *reply = compile("{reply, Ref, Value}");
+	nu_term pre[2] = { r2, NU_NONE }, vars[2];
+	nu_clause c = { reply, pre, vars };
+	CU_ASSERT_EQUAL(nu_receive_select(&c, 1, 0, &t), 0);
+	CU_ASSERT(nu_term_equal(vars[1], nu_atom("b")));
+	CU_ASSERT(nu_term_equal(vars[0], r2));
+	/* the others stay, in order */
+	const char *rest[] = { "{other, 1}", NULL, "junk" };
+	for (int i = 0; i < 3; i++) {
+		CU_ASSERT_EQUAL_FATAL(nu_receive(&t, 0), 0);
+		nu_term e;
+		if (rest[i]) {
+			CU_ASSERT_EQUAL_FATAL(nu_term_parse(rest[i], &e, NULL), 0);
+		} else {
+			e = nu_tuple(3, nu_atom("reply"), r1, nu_atom("a"));
+		}
+		CU_ASSERT(nu_term_equal(t, e));
+	}
+
+	/* two clauses, a match that comes after non-matching messages */
+	nu_pattern *exit_p = compile("{'EXIT', Pid, Reason}");
+	nu_pattern *data_p = compile("{data, X}");
+	nu_term v1[2], v2[1];
+	nu_clause two[2] = { { exit_p, NULL, v1 }, { data_p, NULL, v2 } };
+	CU_ASSERT_EQUAL(nu_receive_select(two, 2, 20, &t), -ETIMEDOUT);
+	sel_to = me;
+	CU_ASSERT(nu_spawn(late_junk_then_match, NULL) > 0);
+	CU_ASSERT_EQUAL(nu_receive_select(two, 2, 2000, &t), 1);
+	CU_ASSERT_EQUAL(v2[0], nu_int(99));
+	for (int i = 0; i < 5; i++) { /* the junk waited, in order */
+		CU_ASSERT_EQUAL_FATAL(nu_receive(&t, 0), 0);
+		CU_ASSERT_EQUAL(nu_tuple_elem(t, 1), nu_int(i));
+	}
+
+	/* the predicate form */
+	for (int i = 1; i <= 5; i++)
+		nu_send(me, nu_int(i));
+	CU_ASSERT_EQUAL(nu_receive_if(is_even_int, NULL, &t, 0), 0);
+	CU_ASSERT_EQUAL(t, nu_int(2));
+	CU_ASSERT_EQUAL(nu_receive_if(is_even_int, NULL, &t, 0), 0);
+	CU_ASSERT_EQUAL(t, nu_int(4));
+	CU_ASSERT_EQUAL(nu_receive_if(is_even_int, NULL, &t, 0), -ETIMEDOUT);
+	CU_ASSERT_EQUAL(nu_receive(&t, 0), 0);
+	CU_ASSERT_EQUAL(t, nu_int(1));
+
+	/* bad input */
+	nu_clause novars = { reply, NULL, NULL };
+	CU_ASSERT_EQUAL(nu_receive_select(NULL, 1, 0, &t), -EINVAL);
+	CU_ASSERT_EQUAL(nu_receive_select(&c, 0, 0, &t), -EINVAL);
+	CU_ASSERT_EQUAL(nu_receive_select(&novars, 1, 0, &t), -EINVAL);
+	CU_ASSERT_EQUAL(nu_receive_select(&c, 1, -5, &t), -EINVAL);
+	CU_ASSERT_EQUAL(nu_receive_if(NULL, NULL, &t, 0), -EINVAL);
+	nu_pattern_free(reply);
+	nu_pattern_free(exit_p);
+	nu_pattern_free(data_p);
+}
+
+static void test_select(void)
+{
+	nu_term t;
+	nu_clause c = { NULL, NULL, NULL };
+	CU_ASSERT_EQUAL(nu_receive_select(&c, 1, 0, &t), -EPERM);
+	CU_ASSERT_EQUAL(nu_receive_if(is_even_int, NULL, &t, 0), -EPERM);
+	nu_config cf;
+	cfg(&cf, nt_two());
+	CU_ASSERT_EQUAL(nu_start(&cf, select_main, NULL), 0);
+}
+
 static CU_TestInfo tests[] = {
 	{ "messages are copies, equal terms", test_copies },
 	{ "order per sender under concurrency", test_order },
@@ -303,6 +407,7 @@ static CU_TestInfo tests[] = {
 	{ "unread messages freed at exit", test_unread },
 	{ "100,000-process ring, 10 laps", test_ring },
 	{ "received terms can be freed", test_free_received },
+	{ "selective receive: clauses, order kept, predicate", test_select },
 	CU_TEST_INFO_NULL,
 };
 

@@ -457,6 +457,36 @@ int nu_send(nu_pid to, nu_term msg);
  */
 int nu_receive(nu_term *out, int64_t timeout_ms);
 
+/* One clause of a selective receive: a compiled pattern, its pre-bound
+ * values (may be NULL: see nu_pattern_match) and where the bound values go
+ * (nvars entries; may be NULL when the pattern has no variables). */
+typedef struct nu_clause {
+	const nu_pattern *pattern;
+	const nu_term *pre;
+	nu_term *vars;
+} nu_clause;
+
+/*
+ * Selective receive: take the oldest message that matches any of the n
+ * clauses (for each message, oldest first, the clauses are tried in
+ * order), waiting up to timeout_ms (0 polls, -1 forever). Messages that
+ * match no clause stay queued, in order. *msg (may be NULL) gets the
+ * message, a copy in the caller's heap; the matching clause's vars point
+ * into it. Returns the index of the matching clause, or -ETIMEDOUT,
+ * -EPERM (outside a process), -EINVAL (no clauses, a NULL pattern, NULL
+ * vars for a pattern with variables, timeout below -1), -ENOMEM.
+ */
+int nu_receive_select(const nu_clause *clauses, size_t n, int64_t timeout_ms,
+		      nu_term *msg);
+
+/*
+ * The predicate form: take the oldest message for which pred(msg, arg)
+ * returns nonzero (pred sees the queued message; it must not keep it).
+ * 0, -ETIMEDOUT, -EPERM, -EINVAL (NULL pred or out), -ENOMEM.
+ */
+int nu_receive_if(int (*pred)(nu_term msg, void *arg), void *arg,
+		  nu_term *out, int64_t timeout_ms);
+
 /*
  * Give back the heap block holding t's outermost cell: for a term returned
  * by nu_receive() that is the whole message (one block); for a term built
