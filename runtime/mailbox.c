@@ -130,7 +130,7 @@ nu__msg *nu__msg_new(nu_pid to, nu_pid from, nu_term t)
 	m->to = to;
 	m->from = from;
 	m->size = size;
-	m->term = size ? nu__term_copy_buf(t, m->data, size) : t;
+	m->term = size ? nu__term_copy_sized(t, m->data, size) : t;
 	atomic_store_explicit(&m->next, NULL, memory_order_relaxed);
 	return m;
 }
@@ -178,6 +178,15 @@ int nu_send(nu_pid to, nu_term msg)
 	return 0;
 }
 
+/* The message's term copied into p's heap (one block), or NU_NONE. */
+static nu_term msg_copy_in(nu__proc *p, const nu__msg *m)
+{
+	if (!m->size)
+		return m->term;
+	void *buf = nu__heap_alloc(&p->heap, m->size);
+	return buf ? nu__term_copy_sized(m->term, buf, m->size) : NU_NONE;
+}
+
 /* Wait until a message arrives, the deadline passes (-ETIMEDOUT) or the
  * process is killed (it exits). deadline 0 = poll, UINT64_MAX = forever. */
 static int wait_message(nu__sched **sp, nu__proc *p, uint64_t deadline)
@@ -221,7 +230,7 @@ int nu_receive(nu_term *out, int64_t timeout_ms)
 		return rc;
 	nu__mailbox *mb = &p->mailbox;
 	nu__msg *m = mb->head;
-	nu_term t = m->size ? nu__term_copy(m->term, &p->heap) : m->term;
+	nu_term t = msg_copy_in(p, m);
 	if (t == NU_NONE)
 		return -ENOMEM; /* the message stays queued */
 	mb->head = atomic_load_explicit(&m->next, memory_order_relaxed);
@@ -284,7 +293,7 @@ static int select_wait(nu__sched **sp, nu__proc *p, uint64_t deadline,
 static nu_term select_take(nu__proc *p, nu__msg *prev, nu__msg *m)
 {
 	nu__mailbox *mb = &p->mailbox;
-	nu_term t = m->size ? nu__term_copy(m->term, &p->heap) : m->term;
+	nu_term t = msg_copy_in(p, m);
 	if (t == NU_NONE)
 		return NU_NONE;
 	nu__msg *next = atomic_load_explicit(&m->next, memory_order_relaxed);

@@ -150,12 +150,21 @@ static int count_take(nu__node *n, nu__sched **sp)
 		credits_set(s, s->credits - 1);
 		return 0;
 	}
-	for (int tries = 0;; tries++) {
+	uint64_t give_up = 0;
+	for (;;) {
 		if (count_reserve(n, s)) {
 			credits_set(s, s->credits - 1);
 			return 0;
 		}
-		if (tries == 1000 || !s->current || !count_reclaim(n, s))
+		if (!s->current || !count_reclaim(n, s))
+			return -EAGAIN;
+		/* Others hold spare entries and give them back at their next
+		 * scheduling point; a scheduler stuck in a process that never
+		 * yields would keep them, so wait 50 ms at most. */
+		uint64_t now = nu__now_ns();
+		if (!give_up)
+			give_up = now + 50000000u;
+		else if (now > give_up)
 			return -EAGAIN;
 		*sp = s = nu__sched_switch_out(s, s->current, NU__AFTER_YIELD);
 	}

@@ -595,6 +595,9 @@ void nu__sched_after_slow(nu__sched *s)
 	} else {
 		nu__proc_reap(s, p);
 	}
+	if (s->credits && atomic_load_explicit(&nu__node_get()->tight,
+					       memory_order_relaxed))
+		nu__count_drain(s); /* a spawner elsewhere waits for them */
 }
 
 /* nu__sched_after with the yield of an unbound process inline: append to
@@ -650,7 +653,9 @@ static inline __attribute__((always_inline)) nu__sched *
 switch_out(nu__sched *s, nu__proc *p, int after)
 {
 	nu__proc *q = NULL;
-	if (after == NU__AFTER_YIELD) {
+	if (after == NU__AFTER_PARK) {
+		q = sched_pick(s, 0); /* hand the CPU straight to the next */
+	} else if (after == NU__AFTER_YIELD) {
 		q = sched_pick(s, 0);
 		/* Nothing else here: keep running, but let the loop context
 		 * look around (steal, flush) now and then. */

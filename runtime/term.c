@@ -941,6 +941,12 @@ nu_term nu__term_copy_buf(nu_term t, void *buf, size_t len)
 	return copy_term(t, &cb);
 }
 
+nu_term nu__term_copy_sized(nu_term t, void *buf, size_t sz)
+{
+	cbuf cb = { buf, (uint64_t *)buf + sz / 8 };
+	return copy_term(t, &cb);
+}
+
 nu_term nu__term_copy(nu_term t, nu__heap *dst)
 {
 	if (t == NU_NONE || !t)

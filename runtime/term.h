@@ -107,6 +107,9 @@ nu_term nu__term_copy(nu_term t, nu__heap *dst);
 /* Deep copy of t into buf (8-byte aligned, len >= nu__term_flat_size(t));
  * NU_NONE when len is too small or t is NU_NONE. */
 nu_term nu__term_copy_buf(nu_term t, void *buf, size_t len);
+/* nu__term_copy_buf for a caller that already knows sz ==
+ * nu__term_flat_size(t) > 0 (no second walk to measure it). */
+nu_term nu__term_copy_sized(nu_term t, void *buf, size_t sz);
 
 /*
  * The lexer of Erlang-syntax text, shared with the pattern compiler.
