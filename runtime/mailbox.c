@@ -29,6 +29,14 @@
  * sender may also wake the slot's next process once: every park site loops
  * on its own condition, so such a wake is harmless.
  *
+ * The ref trick (BEAM's receive marker). nu_make_ref() in a process moves
+ * everything pushed so far into the FIFO and remembers the FIFO's last
+ * message (`mark`) with the reference's id. A selective receive whose
+ * every clause needs that reference at a fixed position starts scanning
+ * after the mark: a message queued before the reference existed cannot
+ * carry it. Removing the mark message moves the mark to its predecessor,
+ * so the pointer never dangles; one mark per process (the newest ref).
+ *
  * Rejected (for now): copying straight into the receiver's heap (its
  * allocator is owner-only; BEAM takes the receiver's heap lock instead),
  * keeping the block as a heap fragment until exit (saves the second copy;
@@ -53,6 +61,8 @@ void nu__mailbox_init(nu__mailbox *mb)
 {
 	mb->head = mb->tail = NULL;
 	mb->len = 0;
+	mb->mark = NULL;
+	mb->mark_ref = 0;
 }
 
 void nu__msg_free(nu__msg *m)
@@ -236,6 +246,8 @@ int nu_receive(nu_term *out, int64_t timeout_ms)
 	mb->head = atomic_load_explicit(&m->next, memory_order_relaxed);
 	if (!mb->head)
 		mb->tail = NULL;
+	if (mb->mark == m)
+		mb->mark = NULL; /* the mark's predecessor: none */
 	mb->len--;
 	msg_free(m);
 	*out = t;
@@ -257,10 +269,11 @@ static int select_wait(nu__sched **sp, nu__proc *p, uint64_t deadline,
 		       nu__msg **mp)
 {
 	nu__mailbox *mb = &p->mailbox;
-	nu__msg *prev = NULL, *m;
+	nu__msg *prev = *prevp, *m; /* start after *prevp (NULL: head) */
 	uint64_t token = 0;
 	mailbox_take(mb, p->pid);
-	m = mb->head;
+	m = prev ? atomic_load_explicit(&prev->next, memory_order_relaxed)
+		 : mb->head;
 	for (;;) {
 		for (; m; prev = m, m = atomic_load_explicit(
 					      &m->next, memory_order_relaxed)) {
@@ -303,6 +316,8 @@ static nu_term select_take(nu__proc *p, nu__msg *prev, nu__msg *m)
 		mb->head = next;
 	if (mb->tail == m)
 		mb->tail = prev;
+	if (mb->mark == m)
+		mb->mark = prev;
 	mb->len--;
 	msg_free(m);
 	return t;
@@ -342,6 +357,32 @@ static int check_clauses(const nu_clause *c, size_t n)
 	return 0;
 }
 
+/* Where a selective receive may start: after the mark when every clause
+ * needs the marked reference at a fixed position, else at the head. */
+static nu__msg *marked_start(nu__mailbox *mb, const nu_clause *c, size_t n)
+{
+	if (!mb->mark || !mb->mark_ref)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		int v = c[i].pre ? nu__pattern_fixed_ref(c[i].pattern, c[i].pre)
+				 : -1;
+		if (v < 0 || nu__ref_id(c[i].pre[v]) != mb->mark_ref)
+			return NULL;
+	}
+	return mb->mark;
+}
+
+void nu__mailbox_mark_ref(uint64_t ref_id)
+{
+	nu__sched *s = nu__sched_self();
+	if (!s || !s->current)
+		return;
+	nu__proc *p = s->current;
+	mailbox_take(&p->mailbox, p->pid);
+	p->mailbox.mark = p->mailbox.tail;
+	p->mailbox.mark_ref = ref_id;
+}
+
 int nu_receive_select(const nu_clause *clauses, size_t n, int64_t timeout_ms,
 		      nu_term *msg)
 {
@@ -353,7 +394,7 @@ int nu_receive_select(const nu_clause *clauses, size_t n, int64_t timeout_ms,
 		return -EINVAL;
 	nu__proc *p = s->current;
 	clause_ctx cc = { clauses, n };
-	nu__msg *prev, *m;
+	nu__msg *prev = marked_start(&p->mailbox, clauses, n), *m;
 	int k = select_wait(&s, p, deadline_of(timeout_ms), scan_clauses, &cc,
 			    &prev, &m);
 	if (k < 0)
@@ -391,7 +432,7 @@ int nu_receive_if(int (*pred)(nu_term msg, void *arg), void *arg,
 		return -EINVAL;
 	nu__proc *p = s->current;
 	pred_ctx pc = { pred, arg };
-	nu__msg *prev, *m;
+	nu__msg *prev = NULL, *m;
 	int k = select_wait(&s, p, deadline_of(timeout_ms), scan_pred, &pc,
 			    &prev, &m);
 	if (k < 0)

@@ -27,6 +27,10 @@ typedef struct nu__mailbox {
 	/* The receiver's own FIFO, in arrival order. */
 	nu__msg *head, *tail;
 	uint32_t len;             /* messages in head..tail */
+	/* BEAM's receive marker: the last message queued when the reference
+	 * mark_ref was made (NULL: none was queued); see mailbox.c. */
+	nu__msg *mark;
+	uint64_t mark_ref;
 } nu__mailbox;
 
 struct nu__proc;
@@ -43,6 +47,11 @@ void nu__msg_deliver(struct nu__node *n, nu__msg *m);
 
 /* A fresh process's mailbox (top is left alone: see mailbox.c). */
 void nu__mailbox_init(nu__mailbox *mb);
+
+/* The calling process just made reference ref_id: remember where its
+ * mailbox ends, so a receive for a reply carrying it can skip what came
+ * before (mailbox.c). No-op outside a process. */
+void nu__mailbox_mark_ref(uint64_t ref_id);
 
 /* Free every message of an exiting process (and stale ones). */
 void nu__mailbox_drain(nu__mailbox *mb);

@@ -57,6 +57,7 @@
  *     bounded (1,048,576) and insertion fails cleanly when full.
  */
 #include "term.h"
+#include "mailbox.h"
 
 #include <errno.h>
 #include <math.h>
@@ -469,7 +470,13 @@ nu_term nu__make_ref_in(nu__heap *h)
 nu_term nu_int64(int64_t n) { return nu__int64_in(nu__term_heap(), n); }
 nu_term nu_uint64(uint64_t n) { return nu__uint64_in(nu__term_heap(), n); }
 nu_term nu_float(double d) { return nu__float_in(nu__term_heap(), d); }
-nu_term nu_make_ref(void) { return nu__make_ref_in(nu__term_heap()); }
+nu_term nu_make_ref(void)
+{
+	nu_term t = nu__make_ref_in(nu__term_heap());
+	if (t != NU_NONE) /* the receive marker (mailbox.c) */
+		nu__mailbox_mark_ref(nu__ref_id(t));
+	return t;
+}
 
 nu_term nu_binary(const void *p, size_t n)
 {

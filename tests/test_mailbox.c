@@ -388,6 +388,50 @@ static void select_main(void *a)
 	nu_pattern_free(data_p);
 }
 
+/* The ref trick: with 10,000 unrelated messages queued, replies carrying
+ * a fresh reference are found (past the receive marker) and the queue is
+ * left as it was; a reply to an older reference (the marker moved on) is
+ * still found by a full scan. */
+static void ref_trick_main(void *a)
+{
+	(void)a;
+	nu_pid me = nu_self();
+	for (int i = 0; i < 10000; i++)
+		nu_send(me, nu_tuple(2, nu_atom("junk"), nu_int(i)));
+	nu_pattern *pat = compile("{R, V}");
+	nu_term pre[2], vars[2], t;
+	nu_clause c = { pat, pre, vars };
+	pre[1] = NU_NONE;
+	for (int k = 0; k < 2000; k++) {
+		nu_term r = nu_make_ref();
+		nu_send(me, nu_tuple(2, r, nu_int(k)));
+		pre[0] = r;
+		CU_ASSERT_EQUAL_FATAL(nu_receive_select(&c, 1, 0, &t), 0);
+		CU_ASSERT_EQUAL_FATAL(vars[1], nu_int(k));
+		nu_term_free(t);
+	}
+	nu_term old = nu_make_ref();
+	nu_send(me, nu_tuple(2, old, nu_atom("late")));
+	(void)nu_make_ref(); /* the marker moves past the old reply */
+	pre[0] = old;
+	CU_ASSERT_EQUAL(nu_receive_select(&c, 1, 0, &t), 0);
+	CU_ASSERT(nu_term_equal(vars[1], nu_atom("late")));
+	for (int i = 0; i < 10000; i++) { /* the junk, untouched, in order */
+		CU_ASSERT_EQUAL_FATAL(nu_receive(&t, 0), 0);
+		CU_ASSERT_EQUAL_FATAL(nu_tuple_elem(t, 1), nu_int(i));
+		nu_term_free(t);
+	}
+	CU_ASSERT_EQUAL(nu_receive(&t, 0), -ETIMEDOUT);
+	nu_pattern_free(pat);
+}
+
+static void test_ref_trick(void)
+{
+	nu_config cf;
+	cfg(&cf, 1);
+	CU_ASSERT_EQUAL(nu_start(&cf, ref_trick_main, NULL), 0);
+}
+
 static void test_select(void)
 {
 	nu_term t;
@@ -408,6 +452,7 @@ static CU_TestInfo tests[] = {
 	{ "100,000-process ring, 10 laps", test_ring },
 	{ "received terms can be freed", test_free_received },
 	{ "selective receive: clauses, order kept, predicate", test_select },
+	{ "replies to a fresh reference skip the queue", test_ref_trick },
 	CU_TEST_INFO_NULL,
 };
 

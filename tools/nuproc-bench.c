@@ -340,6 +340,73 @@ static void run_ring(const long *a)
 	nu_receive(&t, -1);
 }
 
+/* selrecv J K: selective receive with J non-matching messages queued:
+ * without a reference the receive scans the queue; with a fresh reference
+ * it starts at the receive marker (anchors: selrecv). */
+static nu_pattern *sel_pat;
+
+static void sel_loop(long k)
+{
+	nu_pid me = nu_self();
+	nu_term pre[1], vars[1], t;
+	nu_clause c = { sel_pat, pre, vars };
+	for (; k > 0; k--) {
+		nu_send(me, nu_tuple(2, nu_atom("match"), nu_int(k)));
+		pre[0] = nu_int(k);
+		if (nu_receive_select(&c, 1, -1, &t) != 0)
+			_exit(5);
+		nu_term_free(t);
+	}
+}
+
+static void ref_loop(nu_pattern *pat, long k)
+{
+	nu_pid me = nu_self();
+	nu_term pre[2], vars[2], t;
+	nu_clause c = { pat, pre, vars };
+	pre[1] = NU_NONE;
+	for (; k > 0; k--) {
+		nu_term r = nu_make_ref();
+		nu_send(me, nu_tuple(2, r, nu_int(k)));
+		pre[0] = r;
+		if (nu_receive_select(&c, 1, -1, &t) != 0)
+			_exit(5);
+		nu_term_free(t);
+		nu_term_free(r);
+	}
+}
+
+static void run_selrecv(const long *a)
+{
+	long j = a[0], k = a[1], ks = k / 100 > 0 ? k / 100 : 1;
+	nu_pattern *ref_pat;
+	if (nu_pattern_compile("{match, K}", &sel_pat, NULL) ||
+	    nu_pattern_compile("{R, _}", &ref_pat, NULL))
+		_exit(4);
+	sel_loop(1000);
+	ref_loop(ref_pat, 1000);
+	uint64_t t0 = now_ns();
+	sel_loop(k);
+	uint64_t t1 = now_ns();
+	ref_loop(ref_pat, k);
+	uint64_t t2 = now_ns();
+	emit("selrecv_empty_noref", (double)(t1 - t0) / k, "ns/recv");
+	emit("selrecv_empty_ref", (double)(t2 - t1) / k, "ns/recv");
+	nu_pid me = nu_self();
+	for (long i = j; i > 0; i--)
+		nu_send(me, nu_tuple(2, nu_atom("junk"), nu_int(i)));
+	t0 = now_ns();
+	sel_loop(ks);
+	t1 = now_ns();
+	ref_loop(ref_pat, k);
+	t2 = now_ns();
+	char name[64];
+	snprintf(name, sizeof(name), "selrecv_%ldkqueued_noref", j / 1000);
+	emit(name, (double)(t1 - t0) / ks, "ns/recv");
+	snprintf(name, sizeof(name), "selrecv_%ldkqueued_ref", j / 1000);
+	emit(name, (double)(t2 - t1) / k, "ns/recv");
+}
+
 static const scenario scenarios[] = {
 	{ "spawn_exit", run_spawn_exit, 1, { 1000000 }, "N" },
 	{ "spawn_wait_seq", run_spawn_wait_seq, 1, { 1000000 }, "N" },
@@ -347,6 +414,7 @@ static const scenario scenarios[] = {
 	{ "switch", run_switch, 1, { 10000000 }, "N" },
 	{ "pingpong", run_pingpong, 1, { 1000000 }, "N" },
 	{ "ring", run_ring, 2, { 10000, 100 }, "P LAPS" },
+	{ "selrecv", run_selrecv, 2, { 10000, 100000 }, "QUEUED N" },
 };
 #define NSCEN (sizeof(scenarios) / sizeof(scenarios[0]))
 
