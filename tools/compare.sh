@@ -32,6 +32,10 @@ CONFIGS=(
 	"spawn_exit 1000000"
 	"spawn_wait_seq 1000000"
 	"idle 1000000"
+	"pingpong 1000000"
+	"ring 10000 1000"
+	"ring 100000 60"
+	"selrecv 10000 100000"
 )
 
 RAW=$TMP/raw
