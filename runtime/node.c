@@ -282,6 +282,8 @@ int nu_start(const nu_config *cfg, nu_fn main_fn, void *arg)
 	}
 	if (!rc)
 		rc = atomic_load(&n->status);
+	if (n->nstarted)
+		nu__proc_drain_all();
 	atomic_store(&nu__node_g, NULL);
 	node_free(n);
 	return rc;

@@ -452,6 +452,22 @@ void nu__proc_check_kill_slow(nu__sched *s, nu__proc *p)
 	nu__proc_exit(s, p, NU_ATOM_SHUTDOWN); /* the node is stopping */
 }
 
+void nu__proc_drain_all(void)
+{
+	nu__node *n = nu__node_get();
+	nu__mem *m = &n->mem;
+	for (unsigned r = 0; r < m->nregions; r++) {
+		nu__region *rg = &m->regions[r];
+		uint32_t carved = atomic_load(&rg->carved);
+		for (uint32_t i = 0; i < carved; i++) {
+			nu__proc *p = nu__slot_proc(m, rg->first + i);
+			/* read-only first: a released slot reads as zeros */
+			if (atomic_load(&p->mailbox.top))
+				nu__mailbox_drain(&p->mailbox);
+		}
+	}
+}
+
 void nu__proc_kill_all(nu_term reason)
 {
 	nu__node *n = nu__node_get();

@@ -128,6 +128,10 @@ void nu__count_drain(struct nu__sched *s);
 /* Release the exiting process's registered name, if any (registry.c). */
 void nu__registry_exit(nu__proc *p);
 
+/* At teardown, with no process left: free messages that stale senders
+ * pushed into dead processes' mailboxes after those were drained. */
+void nu__proc_drain_all(void);
+
 /* Kill every live process of the node (shutdown). */
 void nu__proc_kill_all(nu_term reason);
 
