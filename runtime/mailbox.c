@@ -6,12 +6,14 @@
  *            anyone else. On receive the receiver copies the term into its
  *            own heap and frees the block: each process references only its
  *            own copy, and all of it goes with its heap at exit.
- *   mailbox  per process, two parts: `top`, a LIFO that any thread pushes
- *            onto with one atomic exchange, and a FIFO private to the
- *            receiver. The receiver takes the whole LIFO with one exchange,
- *            reverses it and appends it to the FIFO, so messages keep the
- *            order in which their pushes took effect, and messages from one
- *            sender to one receiver arrive in send order.
+ *   mailbox  per process, two lanes (priority and normal; a receive looks
+ *            at priority messages first, OTP 28's priority messages), each
+ *            in two parts: `top`, a LIFO that any thread pushes onto with
+ *            one atomic exchange, and a FIFO private to the receiver. The
+ *            receiver takes the whole LIFO with one exchange, reverses it
+ *            and appends it to the FIFO, so messages keep the order in which
+ *            their pushes took effect, and messages from one sender to one
+ *            receiver on one lane arrive in send order.
  *
  * Push (any thread): m->next = PENDING; prev = exchange(top, m) (acq_rel);
  * m->next = prev (release). A consumer that meets PENDING waits for the
@@ -59,8 +61,10 @@
 
 void nu__mailbox_init(nu__mailbox *mb)
 {
-	mb->head = mb->tail = NULL;
-	mb->len = 0;
+	for (int i = 0; i < NU__LANES; i++) {
+		mb->lane[i].head = mb->lane[i].tail = NULL;
+		mb->lane[i].len = 0;
+	}
 	mb->mark = NULL;
 	mb->mark_ref = 0;
 }
@@ -81,11 +85,16 @@ static nu__msg *link_of(nu__msg *m)
 	return n;
 }
 
-/* Move everything pushed so far into the FIFO (oldest first), dropping
- * messages meant for an earlier process of this slot. */
-static void mailbox_take(nu__mailbox *mb, nu_pid self)
+/* Move everything pushed so far onto a lane into its FIFO (oldest first),
+ * dropping messages meant for an earlier process of this slot. */
+static void lane_take(nu__lane *ln, nu_pid self)
 {
-	nu__msg *m = atomic_exchange_explicit(&mb->top, NULL,
+	/* A plain load first: an exchange on an empty lane is a wasted
+	 * locked instruction. A push racing with it found the lane empty and
+	 * wakes us, so the next take sees it. */
+	if (!atomic_load_explicit(&ln->top, memory_order_relaxed))
+		return;
+	nu__msg *m = atomic_exchange_explicit(&ln->top, NULL,
 					      memory_order_acq_rel);
 	nu__msg *rev = NULL;
 	while (m) {
@@ -101,34 +110,42 @@ static void mailbox_take(nu__mailbox *mb, nu_pid self)
 		if (rev->to != self) {
 			msg_free(rev);
 		} else {
-			if (mb->tail)
-				atomic_store_explicit(&mb->tail->next, rev,
+			if (ln->tail)
+				atomic_store_explicit(&ln->tail->next, rev,
 						      memory_order_relaxed);
 			else
-				mb->head = rev;
-			mb->tail = rev;
-			mb->len++;
+				ln->head = rev;
+			ln->tail = rev;
+			ln->len++;
 		}
 		rev = next;
 	}
 }
 
+static void mailbox_take(nu__mailbox *mb, nu_pid self)
+{
+	for (int i = 0; i < NU__LANES; i++)
+		lane_take(&mb->lane[i], self);
+}
+
 void nu__mailbox_drain(nu__mailbox *mb)
 {
 	mailbox_take(mb, -1); /* nothing is meant for pid -1: frees all */
-	nu__msg *m = mb->head;
-	while (m) {
-		nu__msg *next = atomic_load_explicit(&m->next,
-						     memory_order_relaxed);
-		msg_free(m);
-		m = next;
+	for (int i = 0; i < NU__LANES; i++) {
+		nu__msg *m = mb->lane[i].head;
+		while (m) {
+			nu__msg *next = atomic_load_explicit(
+				&m->next, memory_order_relaxed);
+			msg_free(m);
+			m = next;
+		}
 	}
 	nu__mailbox_init(mb);
 }
 
 uint32_t nu__mailbox_len(const nu__mailbox *mb)
 {
-	return mb->len + (atomic_load(&mb->top) != NULL);
+	return mb->lane[0].len + mb->lane[1].len;
 }
 
 nu__msg *nu__msg_new(nu_pid to, nu_pid from, nu_term t)
@@ -145,28 +162,28 @@ nu__msg *nu__msg_new(nu_pid to, nu_pid from, nu_term t)
 	return m;
 }
 
-/* Push m onto p's mailbox; 1 if the mailbox was empty (wake p). */
-static int mailbox_push(nu__mailbox *mb, nu__msg *m)
+/* Push m onto a lane; 1 if the lane's stack was empty (wake p). */
+static int lane_push(nu__lane *ln, nu__msg *m)
 {
 	atomic_store_explicit(&m->next, PENDING, memory_order_relaxed);
-	nu__msg *prev = atomic_exchange_explicit(&mb->top, m,
+	nu__msg *prev = atomic_exchange_explicit(&ln->top, m,
 						 memory_order_seq_cst);
 	atomic_store_explicit(&m->next, prev, memory_order_release);
 	return prev == NULL;
 }
 
-void nu__msg_deliver(nu__node *n, nu__msg *m)
+void nu__msg_deliver(nu__node *n, nu__msg *m, int lane)
 {
 	if (nu_is_alive(m->to) != 1) {
 		msg_free(m); /* dead by now: the silent no-op of a send */
 		return;
 	}
 	nu__proc *p = nu__slot_proc(&n->mem, nu__pid_index(m->to));
-	if (mailbox_push(&p->mailbox, m))
+	if (lane_push(&p->mailbox.lane[lane], m))
 		nu__proc_wake(p);
 }
 
-int nu_send(nu_pid to, nu_term msg)
+static int send_on(nu_pid to, nu_term msg, int lane)
 {
 	nu__node *n = nu__node_get();
 	if (!n)
@@ -182,10 +199,20 @@ int nu_send(nu_pid to, nu_term msg)
 	nu__msg *m = nu__msg_new(to, s && s->current ? s->current->pid : 0, msg);
 	if (!m)
 		return -ENOMEM;
-	nu__msg_deliver(n, m);
+	nu__msg_deliver(n, m, lane);
 	if (s && s->current)
 		nu__sched_charge(s, 1);
 	return 0;
+}
+
+int nu_send(nu_pid to, nu_term msg)
+{
+	return send_on(to, msg, NU__LANE_NORMAL);
+}
+
+int nu_send_priority(nu_pid to, nu_term msg)
+{
+	return send_on(to, msg, NU__LANE_PRIO);
 }
 
 /* The message's term copied into p's heap (one block), or NU_NONE. */
@@ -197,129 +224,95 @@ static nu_term msg_copy_in(nu__proc *p, const nu__msg *m)
 	return buf ? nu__term_copy_sized(m->term, buf, m->size) : NU_NONE;
 }
 
-/* Wait until a message arrives, the deadline passes (-ETIMEDOUT) or the
- * process is killed (it exits). deadline 0 = poll, UINT64_MAX = forever. */
-static int wait_message(nu__sched **sp, nu__proc *p, uint64_t deadline)
-{
-	nu__mailbox *mb = &p->mailbox;
-	mailbox_take(mb, p->pid);
-	if (mb->head)
-		return 0;
-	if (deadline == 0)
-		return -ETIMEDOUT;
-	uint64_t token = 0;
-	if (deadline != UINT64_MAX && !(token = nu__timer_arm(*sp, p, deadline)))
-		return -ENOMEM;
-	for (;;) {
-		*sp = nu__proc_park(*sp);
-		mailbox_take(mb, p->pid);
-		if (mb->head) {
-			if (token && !nu__timer_disarm(p, token))
-				atomic_store(&p->timed_out, 0);
-			return 0;
-		}
-		if (token && atomic_load(&p->timed_out))
-			return -ETIMEDOUT;
-	}
-}
-
-int nu_receive(nu_term *out, int64_t timeout_ms)
-{
-	nu__sched *s = nu__sched_self();
-	if (!s || !s->current)
-		return -EPERM;
-	if (!out || timeout_ms < -1)
-		return -EINVAL;
-	nu__proc *p = s->current;
-	uint64_t deadline = timeout_ms < 0    ? UINT64_MAX
-			    : timeout_ms == 0 ? 0
-					      : nu__now_ns() +
-						(uint64_t)timeout_ms * 1000000u;
-	int rc = wait_message(&s, p, deadline);
-	if (rc)
-		return rc;
-	nu__mailbox *mb = &p->mailbox;
-	nu__msg *m = mb->head;
-	nu_term t = msg_copy_in(p, m);
-	if (t == NU_NONE)
-		return -ENOMEM; /* the message stays queued */
-	mb->head = atomic_load_explicit(&m->next, memory_order_relaxed);
-	if (!mb->head)
-		mb->tail = NULL;
-	if (mb->mark == m)
-		mb->mark = NULL; /* the mark's predecessor: none */
-	mb->len--;
-	msg_free(m);
-	*out = t;
-	nu__sched_charge(s, 1);
-	return 0;
-}
-
 /* ------------------------------------------------- selective receive */
 
 /* Decides for one message: the clause index (>= 0) that takes it, or -1. */
 typedef int (*nu__scan_fn)(nu_term t, void *ctx);
 
-/* Find the oldest queued message that scan accepts, waiting for more until
- * the deadline. Returns the clause index with *prevp and *mp set to the
- * message and its predecessor in the FIFO, or -ETIMEDOUT / -ENOMEM. Only
- * messages not scanned yet are looked at after a wake. */
-static int select_wait(nu__sched **sp, nu__proc *p, uint64_t deadline,
-		       nu__scan_fn scan, void *ctx, nu__msg **prevp,
-		       nu__msg **mp)
+/* Where a scan found its message. */
+typedef struct {
+	int lane;
+	nu__msg *prev, *m;
+} found;
+
+/* Scan one lane from the message after prev (NULL: the head); on a match
+ * fill *f and return the clause index, else -1 with *prevp at the last
+ * message scanned. */
+static int lane_scan(nu__lane *ln, int lane, nu__msg **prevp,
+		     nu__scan_fn scan, void *ctx, found *f)
 {
-	nu__mailbox *mb = &p->mailbox;
-	nu__msg *prev = *prevp, *m; /* start after *prevp (NULL: head) */
-	uint64_t token = 0;
-	mailbox_take(mb, p->pid);
-	m = prev ? atomic_load_explicit(&prev->next, memory_order_relaxed)
-		 : mb->head;
-	for (;;) {
-		for (; m; prev = m, m = atomic_load_explicit(
-					      &m->next, memory_order_relaxed)) {
-			int r = scan(m->term, ctx);
-			if (r < 0)
-				continue;
-			if (token && !nu__timer_disarm(p, token))
-				atomic_store(&p->timed_out, 0);
-			*prevp = prev;
-			*mp = m;
+	nu__msg *prev = *prevp;
+	nu__msg *m = prev ? atomic_load_explicit(&prev->next,
+						 memory_order_relaxed)
+			  : ln->head;
+	for (; m; prev = m,
+		  m = atomic_load_explicit(&m->next, memory_order_relaxed)) {
+		int r = scan(m->term, ctx);
+		if (r >= 0) {
+			*f = (found){ lane, prev, m };
 			return r;
 		}
-		if (token && atomic_load(&p->timed_out))
-			return -ETIMEDOUT;
-		if (deadline == 0)
+	}
+	*prevp = prev;
+	return -1;
+}
+
+/* Find the oldest queued message that scan accepts, priority messages
+ * first, waiting for more until the deadline. Normal messages are scanned
+ * from after `start` (the receive marker, or NULL for the head), and after
+ * a wake only the ones not scanned yet; the priority lane is short and is
+ * scanned whole each time. Returns the clause index with *f set, or
+ * -ETIMEDOUT / -ENOMEM. */
+static int select_wait(nu__sched **sp, nu__proc *p, uint64_t deadline,
+		       nu__scan_fn scan, void *ctx, nu__msg *start, found *f)
+{
+	nu__mailbox *mb = &p->mailbox;
+	nu__msg *prev = start;
+	uint64_t token = 0;
+	for (;;) {
+		mailbox_take(mb, p->pid);
+		nu__msg *pprev = NULL;
+		int r = lane_scan(&mb->lane[NU__LANE_PRIO], NU__LANE_PRIO,
+				  &pprev, scan, ctx, f);
+		if (r < 0)
+			r = lane_scan(&mb->lane[NU__LANE_NORMAL],
+				      NU__LANE_NORMAL, &prev, scan, ctx, f);
+		if (r >= 0) {
+			if (token && !nu__timer_disarm(p, token))
+				atomic_store(&p->timed_out, 0);
+			return r;
+		}
+		if ((token && atomic_load(&p->timed_out)) || deadline == 0)
 			return -ETIMEDOUT;
 		if (!token && deadline != UINT64_MAX &&
 		    !(token = nu__timer_arm(*sp, p, deadline)))
 			return -ENOMEM;
 		*sp = nu__proc_park(*sp);
-		mailbox_take(mb, p->pid);
-		m = prev ? atomic_load_explicit(&prev->next,
-						memory_order_relaxed)
-			 : mb->head;
 	}
 }
 
-/* Unlink m (after prev) from the FIFO, copy its term into the heap, free
- * it. NU_NONE (and m stays) when the heap has no room. */
-static nu_term select_take(nu__proc *p, nu__msg *prev, nu__msg *m)
+/* Unlink the found message from its lane, copy its term into the heap,
+ * free it. NU_NONE (and the message stays) when the heap has no room. */
+static nu_term select_take(nu__proc *p, const found *f)
 {
 	nu__mailbox *mb = &p->mailbox;
-	nu_term t = msg_copy_in(p, m);
+	nu__lane *ln = &mb->lane[f->lane];
+	nu_term t = msg_copy_in(p, f->m);
 	if (t == NU_NONE)
 		return NU_NONE;
-	nu__msg *next = atomic_load_explicit(&m->next, memory_order_relaxed);
-	if (prev)
-		atomic_store_explicit(&prev->next, next, memory_order_relaxed);
+	nu__msg *next = atomic_load_explicit(&f->m->next,
+					     memory_order_relaxed);
+	if (f->prev)
+		atomic_store_explicit(&f->prev->next, next,
+				      memory_order_relaxed);
 	else
-		mb->head = next;
-	if (mb->tail == m)
-		mb->tail = prev;
-	if (mb->mark == m)
-		mb->mark = prev;
-	mb->len--;
-	msg_free(m);
+		ln->head = next;
+	if (ln->tail == f->m)
+		ln->tail = f->prev;
+	if (mb->mark == f->m)
+		mb->mark = f->prev;
+	ln->len--;
+	msg_free(f->m);
 	return t;
 }
 
@@ -379,7 +372,7 @@ void nu__mailbox_mark_ref(uint64_t ref_id)
 		return;
 	nu__proc *p = s->current;
 	mailbox_take(&p->mailbox, p->pid);
-	p->mailbox.mark = p->mailbox.tail;
+	p->mailbox.mark = p->mailbox.lane[NU__LANE_NORMAL].tail;
 	p->mailbox.mark_ref = ref_id;
 }
 
@@ -394,12 +387,12 @@ int nu_receive_select(const nu_clause *clauses, size_t n, int64_t timeout_ms,
 		return -EINVAL;
 	nu__proc *p = s->current;
 	clause_ctx cc = { clauses, n };
-	nu__msg *prev = marked_start(&p->mailbox, clauses, n), *m;
+	found f;
 	int k = select_wait(&s, p, deadline_of(timeout_ms), scan_clauses, &cc,
-			    &prev, &m);
+			    marked_start(&p->mailbox, clauses, n), &f);
 	if (k < 0)
 		return k;
-	nu_term t = select_take(p, prev, m);
+	nu_term t = select_take(p, &f);
 	if (t == NU_NONE)
 		return -ENOMEM;
 	/* Bind again against the copy: the first match pointed into the
@@ -432,14 +425,41 @@ int nu_receive_if(int (*pred)(nu_term msg, void *arg), void *arg,
 		return -EINVAL;
 	nu__proc *p = s->current;
 	pred_ctx pc = { pred, arg };
-	nu__msg *prev = NULL, *m;
+	found f;
 	int k = select_wait(&s, p, deadline_of(timeout_ms), scan_pred, &pc,
-			    &prev, &m);
+			    NULL, &f);
 	if (k < 0)
 		return k;
-	nu_term t = select_take(p, prev, m);
+	nu_term t = select_take(p, &f);
 	if (t == NU_NONE)
 		return -ENOMEM;
+	*out = t;
+	nu__sched_charge(s, 1);
+	return 0;
+}
+
+static int scan_any(nu_term t, void *ctx)
+{
+	(void)t, (void)ctx;
+	return 0;
+}
+
+int nu_receive(nu_term *out, int64_t timeout_ms)
+{
+	nu__sched *s = nu__sched_self();
+	if (!s || !s->current)
+		return -EPERM;
+	if (!out || timeout_ms < -1)
+		return -EINVAL;
+	nu__proc *p = s->current;
+	found f;
+	int k = select_wait(&s, p, deadline_of(timeout_ms), scan_any, NULL,
+			    NULL, &f);
+	if (k < 0)
+		return k;
+	nu_term t = select_take(p, &f);
+	if (t == NU_NONE)
+		return -ENOMEM; /* the message stays queued */
 	*out = t;
 	nu__sched_charge(s, 1);
 	return 0;

@@ -20,15 +20,22 @@ typedef struct nu__msg {
 	_Alignas(16) unsigned char data[];
 } nu__msg;
 
-typedef struct nu__mailbox {
+/* One lane of a mailbox. */
+typedef struct nu__lane {
 	/* Pushed by senders: a LIFO whose top is swapped atomically; lives
 	 * across slot reuse (see mailbox.c). */
 	_Atomic(nu__msg *) top;
 	/* The receiver's own FIFO, in arrival order. */
 	nu__msg *head, *tail;
 	uint32_t len;             /* messages in head..tail */
-	/* BEAM's receive marker: the last message queued when the reference
-	 * mark_ref was made (NULL: none was queued); see mailbox.c. */
+} nu__lane;
+
+enum { NU__LANE_PRIO = 0, NU__LANE_NORMAL = 1, NU__LANES = 2 };
+
+typedef struct nu__mailbox {
+	nu__lane lane[NU__LANES]; /* priority messages pass normal ones */
+	/* BEAM's receive marker: the last normal message queued when the
+	 * reference mark_ref was made (NULL: none was queued). */
 	nu__msg *mark;
 	uint64_t mark_ref;
 } nu__mailbox;
@@ -42,8 +49,15 @@ struct nu__node;
  * out of memory. */
 nu__msg *nu__msg_new(nu_pid to, nu_pid from, nu_term t);
 void nu__msg_free(nu__msg *m);
-/* Push m to its receiver and wake it, or free m when the receiver is dead. */
-void nu__msg_deliver(struct nu__node *n, nu__msg *m);
+/* Push m to its receiver's lane (NU__LANE_*) and wake it, or free m when
+ * the receiver is dead. */
+void nu__msg_deliver(struct nu__node *n, nu__msg *m, int lane);
+
+/* Nonzero when senders pushed messages the receiver has not taken yet. */
+static inline int nu__mailbox_pushed(nu__mailbox *mb)
+{
+	return atomic_load(&mb->lane[0].top) || atomic_load(&mb->lane[1].top);
+}
 
 /* A fresh process's mailbox (top is left alone: see mailbox.c). */
 void nu__mailbox_init(nu__mailbox *mb);

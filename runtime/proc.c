@@ -462,7 +462,7 @@ void nu__proc_drain_all(void)
 		for (uint32_t i = 0; i < carved; i++) {
 			nu__proc *p = nu__slot_proc(m, rg->first + i);
 			/* read-only first: a released slot reads as zeros */
-			if (atomic_load(&p->mailbox.top))
+			if (nu__mailbox_pushed(&p->mailbox))
 				nu__mailbox_drain(&p->mailbox);
 		}
 	}

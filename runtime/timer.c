@@ -192,7 +192,7 @@ static void tsend_fire(nu__tsend *r)
 		pthread_mutex_lock(&ts_lock);
 		ts_unhash(r);
 		pthread_mutex_unlock(&ts_lock);
-		nu__msg_deliver(nu__node_get(), r->msg);
+		nu__msg_deliver(nu__node_get(), r->msg, NU__LANE_NORMAL);
 	} else {
 		nu__msg_free(r->msg); /* cancelled: the canceller unhashed it */
 	}

@@ -432,6 +432,39 @@ static void test_ref_trick(void)
 	CU_ASSERT_EQUAL(nu_start(&cf, ref_trick_main, NULL), 0);
 }
 
+static void prio_main(void *a)
+{
+	(void)a;
+	nu_pid me = nu_self();
+	nu_term t;
+	for (int i = 0; i < 5; i++)
+		nu_send(me, nu_int(i));
+	nu_send_priority(me, nu_atom("urgent"));
+	nu_send_priority(me, nu_atom("urgent2"));
+	CU_ASSERT_EQUAL(nu_receive(&t, 0), 0);
+	CU_ASSERT(nu_term_equal(t, nu_atom("urgent")));
+	CU_ASSERT_EQUAL(nu_receive(&t, 0), 0);
+	CU_ASSERT(nu_term_equal(t, nu_atom("urgent2")));
+	/* selective receive also looks at the priority lane first */
+	nu_send_priority(me, nu_int(3));
+	CU_ASSERT_EQUAL(nu_receive_if(is_even_int, NULL, &t, 0), 0);
+	CU_ASSERT_EQUAL(t, nu_int(0)); /* not even: 3 stays */
+	CU_ASSERT_EQUAL(nu_receive(&t, 0), 0);
+	CU_ASSERT_EQUAL(t, nu_int(3));
+	for (int i = 1; i < 5; i++) { /* the rest, in order */
+		CU_ASSERT_EQUAL_FATAL(nu_receive(&t, 0), 0);
+		CU_ASSERT_EQUAL(t, nu_int(i));
+	}
+	CU_ASSERT_EQUAL(nu_send_priority(me, NU_NONE), -EINVAL);
+}
+
+static void test_priority(void)
+{
+	nu_config cf;
+	cfg(&cf, 1);
+	CU_ASSERT_EQUAL(nu_start(&cf, prio_main, NULL), 0);
+}
+
 static void test_select(void)
 {
 	nu_term t;
@@ -453,6 +486,7 @@ static CU_TestInfo tests[] = {
 	{ "received terms can be freed", test_free_received },
 	{ "selective receive: clauses, order kept, predicate", test_select },
 	{ "replies to a fresh reference skip the queue", test_ref_trick },
+	{ "priority messages pass the queue", test_priority },
 	CU_TEST_INFO_NULL,
 };
 

@@ -448,6 +448,14 @@ int nu_pattern_match(const nu_pattern *p, nu_term t, const nu_term *pre,
 int nu_send(nu_pid to, nu_term msg);
 
 /*
+ * As nu_send(), on the receiver's priority lane: every receive (plain or
+ * selective) looks at priority messages first, so this one passes the
+ * ordinary queue (OTP 28's priority messages; here any sender may use it).
+ * Priority messages from one sender arrive in send order among themselves.
+ */
+int nu_send_priority(nu_pid to, nu_term msg);
+
+/*
  * Take the oldest message of the calling process's mailbox into *out (a
  * copy in the caller's heap), waiting up to timeout_ms milliseconds: 0
  * polls, -1 waits forever. 0, -ETIMEDOUT (nothing arrived in time),
