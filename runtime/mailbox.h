@@ -67,6 +67,10 @@ void nu__mailbox_init(nu__mailbox *mb);
  * before (mailbox.c). No-op outside a process. */
 void nu__mailbox_mark_ref(uint64_t ref_id);
 
+/* Wake the senders waiting for room in an exiting process's bounded
+ * mailbox (they find it dead and drop their message). */
+void nu__mailbox_release_waiters(struct nu__proc *p);
+
 /* Free every message of an exiting process (and stale ones). */
 void nu__mailbox_drain(nu__mailbox *mb);
 

@@ -226,7 +226,7 @@ static int spawn_group(nu__node *n, nu__sched *s, const nu_spawn_opts *o)
 
 static int spawn_check(nu__node *n, nu_fn fn, const nu_spawn_opts *o)
 {
-	if (!fn || !o)
+	if (!fn || !o || (unsigned)o->mailbox_policy > NU_MAILBOX_KILL)
 		return -EINVAL;
 	if (o->stack_size &&
 	    (o->stack_size < NU__MIN_STACK ||
@@ -247,6 +247,10 @@ static void proc_init(nu__node *n, nu__proc *p, uint32_t index, nu_fn fn,
 	p->flags = 0;
 	p->bind_sched = o->scheduler;
 	p->bind_group = -1;
+	p->mbox_limit = o->max_mailbox;
+	p->mbox_policy = (int)o->mailbox_policy;
+	atomic_store_explicit(&p->mbox_count, 0, memory_order_relaxed);
+	atomic_store_explicit(&p->mbox_waiters, NULL, memory_order_relaxed);
 	atomic_store_explicit(&p->wstate, NU__WS_RUNNING, memory_order_relaxed);
 	atomic_store_explicit(&p->killed, 0, memory_order_relaxed);
 	atomic_store_explicit(&p->timed_out, 0, memory_order_relaxed);
@@ -393,6 +397,7 @@ void nu__proc_reap(nu__sched *s, nu__proc *p)
 	atomic_store_explicit(&n->mem.gen[idx], gen + 1, memory_order_release);
 	nu__fiber_tsan_free(p->tsan_fiber);
 	nu__mailbox_drain(&p->mailbox);
+	nu__mailbox_release_waiters(p);
 	nu__registry_exit(p);
 	int main = p->flags & NU__PF_MAIN;
 	nu_term reason = p->reason;

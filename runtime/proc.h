@@ -54,6 +54,10 @@ struct nu__proc {
 	void *asan_fake;          /* ASan fake-stack handle across switches */
 	void *tsan_fiber;
 	nu__mailbox mailbox;
+	uint32_t mbox_limit;      /* bounded mailbox: 0 = unbounded */
+	int mbox_policy;          /* nu_mailbox_policy */
+	_Atomic uint32_t mbox_count; /* queued messages (bounded only) */
+	_Atomic(struct nu__bwait *) mbox_waiters; /* senders waiting for room */
 	void *dict;               /* process dictionary (dict.c), in the heap */
 	_Atomic nu_term reg_name; /* registered name (registry.c), 0 = none */
 	nu__heap heap;

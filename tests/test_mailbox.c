@@ -465,6 +465,95 @@ static void test_priority(void)
 	CU_ASSERT_EQUAL(nu_start(&cf, prio_main, NULL), 0);
 }
 
+/* ------------------------------------------------- bounded mailboxes */
+
+static nu_pid bounded_spawn(nu_fn fn, uint32_t max, nu_mailbox_policy pol)
+{
+	nu_spawn_opts o;
+	nu_spawn_opts_init(&o);
+	o.max_mailbox = max;
+	o.mailbox_policy = pol;
+	return nu_spawn_opt(fn, NULL, &o);
+}
+
+static _Atomic long drained;
+
+static void slow_drainer(void *a)
+{
+	(void)a;
+	nu_sleep(30);
+	nu_term t;
+	while (nu_receive(&t, 200) == 0)
+		atomic_fetch_add(&drained, 1);
+}
+
+static void sleep_then_exit(void *a)
+{
+	(void)a;
+	nu_sleep(20); /* never receives */
+}
+
+static void in_order_receiver(void *a)
+{
+	(void)a;
+	for (long i = 0; i < 200; i++) {
+		nu_term t;
+		CU_ASSERT_EQUAL_FATAL(nu_receive(&t, 5000), 0);
+		CU_ASSERT_EQUAL_FATAL(t, nu_int(i));
+		if (i % 20 == 0)
+			nu_sleep(1);
+	}
+}
+
+static void bounded_main(void *a)
+{
+	(void)a;
+	/* fail: the 11th send gets -EAGAIN, room comes back after receives */
+	atomic_store(&drained, 0);
+	nu_pid r = bounded_spawn(slow_drainer, 10, NU_MAILBOX_FAIL);
+	for (int i = 0; i < 10; i++)
+		CU_ASSERT_EQUAL(nu_send(r, nu_int(i)), 0);
+	CU_ASSERT_EQUAL(nu_send(r, nu_int(10)), -EAGAIN);
+	CU_ASSERT_EQUAL(nu_send_priority(r, nu_int(10)), -EAGAIN);
+	while (atomic_load(&drained) < 10)
+		nu_sleep(1);
+	CU_ASSERT_EQUAL(nu_send(r, nu_int(11)), 0);
+	nt_wait_alone();
+	CU_ASSERT_EQUAL(atomic_load(&drained), 11);
+
+	/* kill: overflowing kills the receiver; the send itself succeeds */
+	r = bounded_spawn(slow_drainer, 5, NU_MAILBOX_KILL);
+	for (int i = 0; i < 6; i++)
+		CU_ASSERT_EQUAL(nu_send(r, nu_int(i)), 0);
+	for (int i = 0; i < 1000 && nu_is_alive(r) == 1; i++)
+		nu_sleep(1);
+	CU_ASSERT_EQUAL(nu_is_alive(r), 0);
+
+	/* wait: 200 messages through a 5-message mailbox, nothing lost */
+	r = bounded_spawn(in_order_receiver, 5, NU_MAILBOX_WAIT);
+	for (long i = 0; i < 200; i++)
+		CU_ASSERT_EQUAL_FATAL(nu_send(r, nu_int(i)), 0);
+	nt_wait_alone();
+
+	/* a sender waiting on a receiver that exits is released */
+	r = bounded_spawn(sleep_then_exit, 1, NU_MAILBOX_WAIT);
+	CU_ASSERT_EQUAL(nu_send(r, nu_int(0)), 0);
+	CU_ASSERT_EQUAL(nu_send(r, nu_int(1)), 0); /* waits, then dropped */
+	CU_ASSERT_EQUAL(nu_is_alive(r), 0);
+
+	nu_spawn_opts o;
+	nu_spawn_opts_init(&o);
+	o.mailbox_policy = (nu_mailbox_policy)7;
+	CU_ASSERT_EQUAL(nu_spawn_opt(slow_drainer, NULL, &o), -EINVAL);
+}
+
+static void test_bounded(void)
+{
+	nu_config cf;
+	cfg(&cf, nt_two());
+	CU_ASSERT_EQUAL(nu_start(&cf, bounded_main, NULL), 0);
+}
+
 static void test_select(void)
 {
 	nu_term t;
@@ -487,6 +576,7 @@ static CU_TestInfo tests[] = {
 	{ "selective receive: clauses, order kept, predicate", test_select },
 	{ "replies to a fresh reference skip the queue", test_ref_trick },
 	{ "priority messages pass the queue", test_priority },
+	{ "bounded mailboxes: fail, kill, wait", test_bounded },
 	CU_TEST_INFO_NULL,
 };
 

@@ -332,10 +332,20 @@ int64_t nu_process_count(void);
 typedef int64_t nu_pid;
 
 /* Options for nu_spawn_opt(). Initialise with nu_spawn_opts_init(). */
+/* What a send to a full bounded mailbox does (nu_spawn_opts.mailbox_policy). */
+typedef enum nu_mailbox_policy {
+	NU_MAILBOX_WAIT = 0,  /* the sending process waits for room (a sender
+			       * outside a process gets -EAGAIN) */
+	NU_MAILBOX_FAIL = 1,  /* the send returns -EAGAIN */
+	NU_MAILBOX_KILL = 2,  /* the receiver is killed, reason mailbox_overflow */
+} nu_mailbox_policy;
+
 typedef struct nu_spawn_opts {
 	int scheduler;     /* run only on this scheduler (0-based); -1 = any */
 	int node;          /* run only on this NUMA node's schedulers; -1 = any */
 	size_t stack_size; /* usable stack, bytes; 0 = the node's stack window */
+	uint32_t max_mailbox; /* queued messages at most; 0 = unbounded */
+	nu_mailbox_policy mailbox_policy;
 } nu_spawn_opts;
 
 /* Fill *o with the defaults (no affinity, default stack). */
