@@ -558,3 +558,11 @@ int nu_receive(nu_term *out, int64_t timeout_ms)
 	nu__sched_charge(s, 1);
 	return 0;
 }
+
+void nu__mailbox_await(const nu_clause *c)
+{
+	nu__sched *s = nu__sched_self();
+	clause_ctx cc = { c, 1 };
+	found f;
+	select_wait(&s, s->current, UINT64_MAX, scan_clauses, &cc, NULL, &f);
+}

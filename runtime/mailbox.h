@@ -71,6 +71,10 @@ void nu__mailbox_mark_ref(uint64_t ref_id);
  * mailbox (they find it dead and drop their message). */
 void nu__mailbox_release_waiters(struct nu__proc *p);
 
+/* Wait (forever) until a message matching clause c is queued for the
+ * calling process, without taking it. */
+void nu__mailbox_await(const nu_clause *c);
+
 /* Free every message of an exiting process (and stale ones). */
 void nu__mailbox_drain(nu__mailbox *mb);
 

@@ -265,6 +265,12 @@ static void proc_init(nu__node *n, nu__proc *p, uint32_t index, nu_fn fn,
 	p->asan_fake = NULL;
 	nu__mailbox_init(&p->mailbox);
 	p->dict = NULL;
+	/* Reopen the watcher stack the last process here closed (a record a
+	 * stale watcher pushed stays: our exit drops it, wrong target). */
+	struct nu__mon *closed = (struct nu__mon *)1;
+	atomic_compare_exchange_strong(&p->monitors, &closed, NULL);
+	p->watching = NULL;
+	p->nwatching = 0;
 	atomic_store_explicit(&p->reg_name, 0, memory_order_relaxed);
 	nu__heap_init2(&p->heap, page + NU__P_HEAP, nu__slot_heap_size(m),
 		       nu__slot_far(m, index), m->far_size);
@@ -379,6 +385,7 @@ _Noreturn void nu__proc_exit(nu__sched *s, nu__proc *p, nu_term reason)
 {
 	p->reason = reason;
 	atomic_store(&p->wait_token, 0); /* a pending timer finds nothing */
+	nu__link_exit(p);
 	if (p->flags & NU__PF_GUARDED) {
 		nu__node *n = nu__node_get();
 		uintptr_t lo = (uintptr_t)p->stack_lo - n->mem.page;

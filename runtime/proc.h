@@ -59,6 +59,9 @@ struct nu__proc {
 	_Atomic uint32_t mbox_count; /* queued messages (bounded only) */
 	_Atomic(struct nu__bwait *) mbox_waiters; /* senders waiting for room */
 	void *dict;               /* process dictionary (dict.c), in the heap */
+	_Atomic(struct nu__mon *) monitors; /* who watches us (link.c) */
+	struct nu__mon **watching; /* whom we watch (link.c), malloc'd */
+	uint32_t nwatching;
 	_Atomic nu_term reg_name; /* registered name (registry.c), 0 = none */
 	nu__heap heap;
 };
@@ -135,6 +138,10 @@ void nu__registry_exit(nu__proc *p);
 /* At teardown, with no process left: free messages that stale senders
  * pushed into dead processes' mailboxes after those were drained. */
 void nu__proc_drain_all(void);
+
+/* Tell watchers (and, next, links) that p exits with p->reason; drop
+ * p's own monitors. Process context, heap intact (link.c). */
+void nu__link_exit(nu__proc *p);
 
 /* Kill every live process of the node (shutdown). */
 void nu__proc_kill_all(nu_term reason);

@@ -516,6 +516,24 @@ int nu_receive_if(int (*pred)(nu_term msg, void *arg), void *arg,
  */
 void nu_term_free(nu_term t);
 
+/* ---------------------------------------------------------------- monitors */
+
+/*
+ * Monitor pid: when it exits (or at once, with reason noproc, when it is
+ * not alive) the caller gets {'DOWN', Ref, process, Pid, Reason}. *ref
+ * gets the monitor reference. 0, -EPERM (outside a process), -EINVAL (NULL
+ * ref, a pid that could never name a process), -ENOMEM.
+ */
+int nu_monitor(nu_pid pid, nu_term *ref);
+
+/*
+ * Turn a monitor off. Once this returns, no DOWN for ref will arrive any
+ * more; one may have arrived before: with flush, it is removed too. 0,
+ * -ENOENT (no active monitor of the caller has this reference), -EINVAL
+ * (not a reference), -EPERM (outside a process).
+ */
+int nu_demonitor(nu_term ref, int flush);
+
 /* --------------------------------------------------------- registered names */
 
 /*
