@@ -54,15 +54,27 @@ static void mon_unref(nu__mon *m)
 		free(m);
 }
 
-/* A message built in a scratch heap, then sent (copied) to `to`: the DOWN
- * and EXIT tuples an exiting process sends. */
+/* An atom looked up once (atoms are never freed or moved). */
+static nu_term cached_atom(_Atomic nu_term *slot, const char *name)
+{
+	nu_term a = atomic_load_explicit(slot, memory_order_relaxed);
+	if (!a) {
+		a = nu_atom(name);
+		atomic_store_explicit(slot, a, memory_order_relaxed);
+	}
+	return a;
+}
+
+/* A message built in a scratch heap (on the stack when small), then sent
+ * (copied) to `to`: the DOWN and EXIT tuples an exiting process sends. */
 static void send_built(nu_pid to, nu_pid from, size_t n, const nu_term *el,
 		       uint64_t ref, int ref_at)
 {
+	_Alignas(16) unsigned char small[1024];
 	size_t sz = 256;
 	for (size_t i = 0; i < n; i++)
-		sz += nu__term_flat_size(el[i]);
-	void *buf = malloc(sz);
+		sz += 2 * nu__term_flat_size(el[i]);
+	void *buf = sz <= sizeof(small) ? small : malloc(sz);
 	nu__heap h;
 	nu_term e[8];
 	if (!buf)
@@ -74,7 +86,8 @@ static void send_built(nu_pid to, nu_pid from, size_t n, const nu_term *el,
 		e[ref_at] = nu__ref_in(&h, ref);
 	nu_term t = nu__tuplev_in(&h, n, e);
 	nu__msg *m = t == NU_NONE ? NULL : nu__msg_new(to, from, t);
-	free(buf);
+	if (buf != small)
+		free(buf);
 	if (m)
 		nu__msg_deliver(nu__node_get(), m, NU__LANE_NORMAL);
 }
@@ -82,9 +95,43 @@ static void send_built(nu_pid to, nu_pid from, size_t n, const nu_term *el,
 static void send_down(nu_pid watcher, uint64_t ref, nu_pid target,
 		      nu_term reason)
 {
-	nu_term el[5] = { nu_atom("DOWN"), NU_NONE, nu_atom("process"),
-			  nu_pid_term(target), reason };
+	static _Atomic nu_term down, process;
+	nu_term el[5] = { cached_atom(&down, "DOWN"), NU_NONE,
+			  cached_atom(&process, "process"), nu_pid_term(target),
+			  reason };
 	send_built(watcher, target, 5, el, ref, 1);
+}
+
+/* Room for one more entry in me's watching list: 0 or -ENOMEM. */
+static int watching_room(nu__proc *me)
+{
+	if (me->nwatching < me->wcap)
+		return 0;
+	uint32_t cap = me->wcap ? 2 * me->wcap : 4;
+	nu__mon **w = realloc(me->watching, cap * sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	me->watching = w;
+	me->wcap = cap;
+	return 0;
+}
+
+int nu__monitor_new_child(nu__proc *me, nu__proc *child, nu_term *ref)
+{
+	if (watching_room(me))
+		return -ENOMEM;
+	nu_term r = nu_make_ref();
+	nu__mon *m = r == NU_NONE ? NULL : malloc(sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	*m = (nu__mon){ NULL, nu__ref_id(r), me->pid, child->pid, MON_ACTIVE,
+			2 };
+	/* the child has not run: nobody else touches its stack yet */
+	m->next = atomic_load(&child->monitors);
+	atomic_store(&child->monitors, m);
+	me->watching[me->nwatching++] = m;
+	*ref = r;
+	return 0;
 }
 
 int nu_monitor(nu_pid pid, nu_term *ref)
@@ -95,12 +142,8 @@ int nu_monitor(nu_pid pid, nu_term *ref)
 	if (!ref || nu_is_alive(pid) < 0)
 		return -EINVAL;
 	nu__proc *me = s->current;
-	nu__mon **w = realloc(me->watching,
-			      (me->nwatching + 1) * sizeof(*me->watching));
-	nu_term r = w ? nu_make_ref() : NU_NONE;
+	nu_term r = watching_room(me) ? NU_NONE : nu_make_ref();
 	nu__mon *m = r == NU_NONE ? NULL : malloc(sizeof(*m));
-	if (w)
-		me->watching = w;
 	if (!m)
 		return -ENOMEM;
 	*m = (nu__mon){ NULL, nu__ref_id(r), me->pid, pid, MON_ACTIVE, 2 };
@@ -197,7 +240,7 @@ void nu__link_exit(nu__proc *p)
 	}
 	free(p->watching);
 	p->watching = NULL;
-	p->nwatching = 0;
+	p->nwatching = p->wcap = 0;
 	/* target side: tell the watchers */
 	nu__mon *m = atomic_exchange(&p->monitors, CLOSED);
 	while (m && m != CLOSED) {

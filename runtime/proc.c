@@ -270,7 +270,7 @@ static void proc_init(nu__node *n, nu__proc *p, uint32_t index, nu_fn fn,
 	struct nu__mon *closed = (struct nu__mon *)1;
 	atomic_compare_exchange_strong(&p->monitors, &closed, NULL);
 	p->watching = NULL;
-	p->nwatching = 0;
+	p->nwatching = p->wcap = 0;
 	atomic_store_explicit(&p->reg_name, 0, memory_order_relaxed);
 	nu__heap_init2(&p->heap, page + NU__P_HEAP, nu__slot_heap_size(m),
 		       nu__slot_far(m, index), m->far_size);
@@ -290,28 +290,47 @@ static void proc_guard_stack(nu__node *n, nu__proc *p, size_t stack)
 	}
 }
 
-static nu_pid spawn_in(nu__sched **sp, nu_fn fn, void *arg,
-		       const nu_spawn_opts *o, uint32_t flags)
+/* Take a table entry and a slot for a spawn in group g: the slot index,
+ * or -errno. The caller's scheduler may change (a table-full wait). */
+static int64_t spawn_slot(nu__node *n, nu__sched **sp, const nu_spawn_opts *o,
+			  int *gp)
 {
-	nu__node *n = nu__node_get();
-	int rc = spawn_check(n, fn, o);
-	if (rc)
-		return rc;
 	if (count_take(n, sp))
 		return -EAGAIN;
 	nu__sched *s = *sp;
 	int g = spawn_group(n, s, o);
-	if (g < 0) {
+	int64_t idx = g < 0 ? g : nu__slot_get(&n->mem, &s->slots, g);
+	if (idx < 0)
 		count_give(n, s);
-		return g;
-	}
-	int64_t idx = nu__slot_get(&n->mem, &s->slots, g);
-	if (idx < 0) {
-		count_give(n, s);
+	*gp = g;
+	return idx;
+}
+
+static nu_pid spawn_in(nu__sched **sp, nu_fn fn, void *arg,
+		       const nu_spawn_opts *o, uint32_t flags)
+{
+	nu__node *n = nu__node_get();
+	int rc = spawn_check(n, fn, o), g;
+	if (rc)
+		return rc;
+	int64_t idx = spawn_slot(n, sp, o, &g);
+	if (idx < 0)
 		return (nu_pid)idx;
-	}
+	nu__sched *s = *sp;
 	nu__proc *p = nu__slot_proc(&n->mem, (uint32_t)idx);
 	proc_init(n, p, (uint32_t)idx, fn, arg, o);
+	uint32_t gen = atomic_load_explicit(&n->mem.gen[idx],
+					    memory_order_relaxed) + 1;
+	nu_pid pid = p->pid = nu__pid_make((uint32_t)idx, gen);
+	if (o->monitor_ref &&
+	    (!s->current || nu__monitor_new_child(s->current, p,
+						  o->monitor_ref))) {
+		/* not published yet: give the slot and the entry back */
+		nu__slot_put(&n->mem, &s->slots, (uint32_t)idx, p->sp_low,
+			     nu__heap_top(&p->heap), nu__heap_far_top(&p->heap));
+		count_give(n, s);
+		return s->current ? -ENOMEM : -EPERM;
+	}
 	if (o->node >= 0)
 		p->bind_group = g;
 	p->flags |= flags;
@@ -319,10 +338,6 @@ static nu_pid spawn_in(nu__sched **sp, nu_fn fn, void *arg,
 	nu__fiber_unpoison(p->stack_lo, (size_t)(p->stack_hi - p->stack_lo));
 	p->tsan_fiber = nu__fiber_tsan_new();
 	p->sched = o->scheduler >= 0 ? n->sched[o->scheduler] : s;
-	uint32_t gen = atomic_load_explicit(&n->mem.gen[idx],
-					    memory_order_relaxed) + 1;
-	nu_pid pid = nu__pid_make((uint32_t)idx, gen);
-	p->pid = pid;
 	atomic_store_explicit(&n->mem.gen[idx], gen, memory_order_release);
 	__atomic_store_n(&s->spawns, s->spawns + 1, __ATOMIC_RELAXED);
 	nu__sched_ready(s, p, 1);

@@ -61,7 +61,7 @@ struct nu__proc {
 	void *dict;               /* process dictionary (dict.c), in the heap */
 	_Atomic(struct nu__mon *) monitors; /* who watches us (link.c) */
 	struct nu__mon **watching; /* whom we watch (link.c), malloc'd */
-	uint32_t nwatching;
+	uint32_t nwatching, wcap;
 	_Atomic nu_term reg_name; /* registered name (registry.c), 0 = none */
 	nu__heap heap;
 };
@@ -142,6 +142,9 @@ void nu__proc_drain_all(void);
 /* Tell watchers (and, next, links) that p exits with p->reason; drop
  * p's own monitors. Process context, heap intact (link.c). */
 void nu__link_exit(nu__proc *p);
+
+/* Monitor a child that has not run yet (spawn option): 0 or -ENOMEM. */
+int nu__monitor_new_child(nu__proc *me, nu__proc *child, nu_term *ref);
 
 /* Kill every live process of the node (shutdown). */
 void nu__proc_kill_all(nu_term reason);

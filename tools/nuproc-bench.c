@@ -88,21 +88,60 @@ static void run_spawn_exit(const long *a)
 	emit("spawn_exit", (double)(t2 - t0) / n, "ns/proc");
 }
 
-/* spawn_wait_seq N: spawn one, wait until it has ended, repeat (anchors:
- * spawn_wait_seq; BEAM waits with a monitor, Go with a channel; here the
- * parent yields until the pid is dead). */
+/* spawn_wait_seq N: spawn_monitor one, wait for its DOWN, repeat
+ * (anchors: spawn_wait_seq; BEAM: spawn_monitor + receive {'DOWN', R, ..},
+ * Go: a channel). */
 static void run_spawn_wait_seq(const long *a)
 {
 	long n = a[0];
+	nu_pattern *pat;
+	if (nu_pattern_compile("{'DOWN', R, _, _, _}", &pat, NULL))
+		_exit(4);
+	nu_term ref, pre[1], vars[1], t;
+	nu_clause c = { pat, pre, vars };
+	nu_spawn_opts o;
+	nu_spawn_opts_init(&o);
+	o.monitor_ref = &ref;
 	uint64_t t0 = now_ns();
 	for (long i = 0; i < n; i++) {
-		nu_pid pid = nu_spawn(noop, NULL);
-		if (pid < 0)
+		if (nu_spawn_opt(noop, NULL, &o) < 0)
 			_exit(4);
-		while (nu_is_alive(pid) == 1)
-			nu_yield();
+		pre[0] = ref;
+		if (nu_receive_select(&c, 1, -1, &t) != 0)
+			_exit(5);
+		nu_term_free(t);
+		nu_term_free(ref);
 	}
 	emit("spawn_wait_seq", (double)(now_ns() - t0) / n, "ns/proc");
+	nu_pattern_free(pat);
+}
+
+/* spawn_monitor_all N: spawn_monitor N processes that exit at once, then
+ * collect the N DOWNs (anchors: spawn_monitor_all). */
+static void run_spawn_monitor_all(const long *a)
+{
+	long n = a[0];
+	nu_pattern *pat;
+	if (nu_pattern_compile("{'DOWN', _, _, _, _}", &pat, NULL))
+		_exit(4);
+	nu_term ref, t;
+	nu_clause c = { pat, NULL, NULL };
+	nu_spawn_opts o;
+	nu_spawn_opts_init(&o);
+	o.monitor_ref = &ref;
+	uint64_t t0 = now_ns();
+	for (long i = 0; i < n; i++) {
+		if (nu_spawn_opt(noop, NULL, &o) < 0)
+			_exit(4);
+		nu_term_free(ref);
+	}
+	for (long i = 0; i < n; i++) {
+		if (nu_receive_select(&c, 1, -1, &t) != 0)
+			_exit(5);
+		nu_term_free(t);
+	}
+	emit("spawn_monitor_all", (double)(now_ns() - t0) / n, "ns/proc");
+	nu_pattern_free(pat);
 }
 
 /* Resident bytes and page-table bytes of this OS process. */
@@ -410,6 +449,7 @@ static void run_selrecv(const long *a)
 static const scenario scenarios[] = {
 	{ "spawn_exit", run_spawn_exit, 1, { 1000000 }, "N" },
 	{ "spawn_wait_seq", run_spawn_wait_seq, 1, { 1000000 }, "N" },
+	{ "spawn_monitor_all", run_spawn_monitor_all, 1, { 1000000 }, "N" },
 	{ "idle", run_idle, 1, { 100000 }, "N" },
 	{ "switch", run_switch, 1, { 10000000 }, "N" },
 	{ "pingpong", run_pingpong, 1, { 1000000 }, "N" },

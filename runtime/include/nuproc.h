@@ -346,6 +346,10 @@ typedef struct nu_spawn_opts {
 	size_t stack_size; /* usable stack, bytes; 0 = the node's stack window */
 	uint32_t max_mailbox; /* queued messages at most; 0 = unbounded */
 	nu_mailbox_policy mailbox_policy;
+	/* When not NULL: the spawner monitors the new process from the
+	 * start (Erlang's spawn_monitor; no window in which it could exit
+	 * unobserved) and *monitor_ref gets the reference. */
+	nu_term *monitor_ref;
 } nu_spawn_opts;
 
 /* Fill *o with the defaults (no affinity, default stack). */
