@@ -15,9 +15,13 @@
  *                   returns no DOWN for that reference can still arrive.
  *
  * Exit. In its last moments, still in process context (its heap intact),
- * an exiting process closes its stack (exchange with CLOSED: a watcher
- * that comes later sees CLOSED and reports noproc to itself) and sends
- * {'DOWN', Ref, process, Pid, Reason} to every watcher it claims. Those
+ * an exiting process takes its stack (one exchange, only when it is not
+ * empty: most processes have no watcher) and sends
+ * {'DOWN', Ref, process, Pid, Reason} to every watcher it claims. A
+ * watcher that pushes after that re-checks the target's liveness and its
+ * `exiting` flag (set before the take) and, the target being gone, takes
+ * its record back (CAS) and reports noproc to itself; the record it left behind is dropped by the slot's next process
+ * at its exit (a different target pid) or at node teardown. Those
  * sends come after everything the process sent before, so a watcher sees
  * the messages a process sent before its DOWN. The DOWN tuple is built in
  * a scratch heap (the exiting heap may be full) and copied by the send.
@@ -35,8 +39,6 @@
 #include "proc.h"
 #include "sched.h"
 #include "term.h"
-
-#define CLOSED ((nu__mon *)1)
 
 enum { MON_ACTIVE = 1, MON_OFF = 0, MON_CLAIMED = 2 };
 
@@ -126,9 +128,12 @@ int nu__monitor_new_child(nu__proc *me, nu__proc *child, nu_term *ref)
 		return -ENOMEM;
 	*m = (nu__mon){ NULL, nu__ref_id(r), me->pid, child->pid, MON_ACTIVE,
 			2 };
-	/* the child has not run: nobody else touches its stack yet */
-	m->next = atomic_load(&child->monitors);
-	atomic_store(&child->monitors, m);
+	/* the child has not run and its pid is not published: only stale
+	 * watchers of the slot's last process can push here, with a CAS */
+	nu__mon *top = atomic_load(&child->monitors);
+	do
+		m->next = top;
+	while (!atomic_compare_exchange_weak(&child->monitors, &top, m));
 	me->watching[me->nwatching++] = m;
 	*ref = r;
 	return 0;
@@ -147,18 +152,17 @@ int nu_monitor(nu_pid pid, nu_term *ref)
 	if (!m)
 		return -ENOMEM;
 	*m = (nu__mon){ NULL, nu__ref_id(r), me->pid, pid, MON_ACTIVE, 2 };
+	if (nu_is_alive(pid) != 1) { /* dead: DOWN noproc at once */
+		free(m);
+		send_down(me->pid, nu__ref_id(r), pid, NU_ATOM_NOPROC);
+		*ref = r;
+		return 0;
+	}
 	nu__proc *t = nu__slot_proc(&nu__node_get()->mem, nu__pid_index(pid));
-	nu__mon *top = nu_is_alive(pid) == 1 ? atomic_load(&t->monitors)
-					     : CLOSED;
-	do {
-		if (top == CLOSED) { /* dead: DOWN noproc at once */
-			free(m);
-			send_down(me->pid, nu__ref_id(r), pid, NU_ATOM_NOPROC);
-			*ref = r;
-			return 0;
-		}
+	nu__mon *top = atomic_load(&t->monitors);
+	do
 		m->next = top;
-	} while (!atomic_compare_exchange_weak(&t->monitors, &top, m));
+	while (!atomic_compare_exchange_weak(&t->monitors, &top, m));
 	me->watching[me->nwatching++] = m;
 	*ref = r;
 	/* The target may have died, and its slot been reused, between the
@@ -166,7 +170,7 @@ int nu_monitor(nu_pid pid, nu_term *ref)
 	 * process's stack (which drops it at exit: different target pid).
 	 * Take it back and report noproc ourselves. */
 	int exp = MON_ACTIVE;
-	if (nu_is_alive(pid) != 1 &&
+	if ((nu_is_alive(pid) != 1 || atomic_load(&t->exiting)) &&
 	    atomic_compare_exchange_strong(&m->state, &exp, MON_OFF))
 		send_down(me->pid, m->ref, pid, NU_ATOM_NOPROC);
 	return 0;
@@ -241,15 +245,30 @@ void nu__link_exit(nu__proc *p)
 	free(p->watching);
 	p->watching = NULL;
 	p->nwatching = p->wcap = 0;
-	/* target side: tell the watchers */
-	nu__mon *m = atomic_exchange(&p->monitors, CLOSED);
-	while (m && m != CLOSED) {
+	/* target side: tell the watchers. `exiting` first (seq_cst), then
+	 * the stack: a watcher pushes, then reads `exiting` (seq_cst), so
+	 * either we see its record or it sees us exiting (Dekker). */
+	atomic_store(&p->exiting, 1);
+	nu__mon *m = atomic_load(&p->monitors);
+	if (m)
+		m = atomic_exchange(&p->monitors, NULL);
+	while (m) {
 		nu__mon *next = m->next;
 		int exp = MON_ACTIVE;
 		if (m->target == p->pid &&
 		    atomic_compare_exchange_strong(&m->state, &exp,
 						   MON_CLAIMED))
 			send_down(m->watcher, m->ref, p->pid, p->reason);
+		mon_unref(m);
+		m = next;
+	}
+}
+
+void nu__link_drop_stale(nu__proc *p)
+{
+	nu__mon *m = atomic_exchange(&p->monitors, NULL);
+	while (m) {
+		nu__mon *next = m->next;
 		mon_unref(m);
 		m = next;
 	}

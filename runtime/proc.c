@@ -265,12 +265,11 @@ static void proc_init(nu__node *n, nu__proc *p, uint32_t index, nu_fn fn,
 	p->asan_fake = NULL;
 	nu__mailbox_init(&p->mailbox);
 	p->dict = NULL;
-	/* Reopen the watcher stack the last process here closed (a record a
-	 * stale watcher pushed stays: our exit drops it, wrong target). */
-	struct nu__mon *closed = (struct nu__mon *)1;
-	atomic_compare_exchange_strong(&p->monitors, &closed, NULL);
+	/* p->monitors is left as it is: a record a stale watcher of the
+	 * slot's last process pushed stays, and our exit drops it (link.c) */
 	p->watching = NULL;
 	p->nwatching = p->wcap = 0;
+	atomic_store_explicit(&p->exiting, 0, memory_order_relaxed);
 	atomic_store_explicit(&p->reg_name, 0, memory_order_relaxed);
 	nu__heap_init2(&p->heap, page + NU__P_HEAP, nu__slot_heap_size(m),
 		       nu__slot_far(m, index), m->far_size);
@@ -491,6 +490,8 @@ void nu__proc_drain_all(void)
 			/* read-only first: a released slot reads as zeros */
 			if (nu__mailbox_pushed(&p->mailbox))
 				nu__mailbox_drain(&p->mailbox);
+			if (atomic_load(&p->monitors))
+				nu__link_drop_stale(p);
 		}
 	}
 }

@@ -60,6 +60,7 @@ struct nu__proc {
 	_Atomic(struct nu__bwait *) mbox_waiters; /* senders waiting for room */
 	void *dict;               /* process dictionary (dict.c), in the heap */
 	_Atomic(struct nu__mon *) monitors; /* who watches us (link.c) */
+	_Atomic int exiting;      /* past the point of notifying watchers */
 	struct nu__mon **watching; /* whom we watch (link.c), malloc'd */
 	uint32_t nwatching, wcap;
 	_Atomic nu_term reg_name; /* registered name (registry.c), 0 = none */
@@ -142,6 +143,9 @@ void nu__proc_drain_all(void);
 /* Tell watchers (and, next, links) that p exits with p->reason; drop
  * p's own monitors. Process context, heap intact (link.c). */
 void nu__link_exit(nu__proc *p);
+
+/* Teardown: free monitor records stale watchers left on a dead slot. */
+void nu__link_drop_stale(nu__proc *p);
 
 /* Monitor a child that has not run yet (spawn option): 0 or -ENOMEM. */
 int nu__monitor_new_child(nu__proc *me, nu__proc *child, nu_term *ref);

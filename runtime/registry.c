@@ -135,6 +135,10 @@ int nu_send_name(nu_term name, nu_term msg)
 
 void nu__registry_exit(nu__proc *p)
 {
+	/* Most processes have no name: skip the locked exchange. A racing
+	 * nu_register re-checks liveness after its claim and undoes it. */
+	if (!atomic_load_explicit(&p->reg_name, memory_order_relaxed))
+		return;
 	nu_term name = atomic_exchange(&p->reg_name, 0);
 	nu__node *n = nu__node_get();
 	_Atomic nu_pid *slot = name ? slot_of(n, name) : NULL;

@@ -116,6 +116,23 @@ static void run_spawn_wait_seq(const long *a)
 	nu_pattern_free(pat);
 }
 
+/* spawn_wait_poll N: spawn one, yield until its pid is dead, repeat: the
+ * same life cycle without the monitor and the DOWN message (how
+ * spawn_wait_seq was measured before monitors existed). */
+static void run_spawn_wait_poll(const long *a)
+{
+	long n = a[0];
+	uint64_t t0 = now_ns();
+	for (long i = 0; i < n; i++) {
+		nu_pid pid = nu_spawn(noop, NULL);
+		if (pid < 0)
+			_exit(4);
+		while (nu_is_alive(pid) == 1)
+			nu_yield();
+	}
+	emit("spawn_wait_poll", (double)(now_ns() - t0) / n, "ns/proc");
+}
+
 /* spawn_monitor_all N: spawn_monitor N processes that exit at once, then
  * collect the N DOWNs (anchors: spawn_monitor_all). */
 static void run_spawn_monitor_all(const long *a)
@@ -449,6 +466,7 @@ static void run_selrecv(const long *a)
 static const scenario scenarios[] = {
 	{ "spawn_exit", run_spawn_exit, 1, { 1000000 }, "N" },
 	{ "spawn_wait_seq", run_spawn_wait_seq, 1, { 1000000 }, "N" },
+	{ "spawn_wait_poll", run_spawn_wait_poll, 1, { 1000000 }, "N" },
 	{ "spawn_monitor_all", run_spawn_monitor_all, 1, { 1000000 }, "N" },
 	{ "idle", run_idle, 1, { 100000 }, "N" },
 	{ "switch", run_switch, 1, { 10000000 }, "N" },
