@@ -478,37 +478,44 @@ void nu__proc_check_kill_slow(nu__sched *s, nu__proc *p)
 	nu__proc_exit(s, p, NU_ATOM_SHUTDOWN); /* the node is stopping */
 }
 
-void nu__proc_drain_all(void)
+/* Call fn(m, index, arg) for every slot ever carved. */
+static void each_carved(void (*fn)(nu__mem *m, uint32_t idx, void *arg),
+			void *arg)
 {
-	nu__node *n = nu__node_get();
-	nu__mem *m = &n->mem;
+	nu__mem *m = &nu__node_get()->mem;
 	for (unsigned r = 0; r < m->nregions; r++) {
 		nu__region *rg = &m->regions[r];
 		uint32_t carved = atomic_load(&rg->carved);
-		for (uint32_t i = 0; i < carved; i++) {
-			nu__proc *p = nu__slot_proc(m, rg->first + i);
-			/* read-only first: a released slot reads as zeros */
-			if (nu__mailbox_pushed(&p->mailbox))
-				nu__mailbox_drain(&p->mailbox);
-			if (atomic_load(&p->monitors))
-				nu__link_drop_stale(p);
-		}
+		for (uint32_t i = 0; i < carved; i++)
+			fn(m, rg->first + i, arg);
 	}
+}
+
+static void drain_slot(nu__mem *m, uint32_t idx, void *arg)
+{
+	nu__proc *p = nu__slot_proc(m, idx);
+	(void)arg;
+	/* read-only first: a released slot reads as zeros */
+	if (nu__mailbox_pushed(&p->mailbox))
+		nu__mailbox_drain(&p->mailbox);
+	if (atomic_load(&p->monitors))
+		nu__link_drop_stale(p);
+}
+
+void nu__proc_drain_all(void)
+{
+	each_carved(drain_slot, NULL);
+}
+
+static void kill_slot(nu__mem *m, uint32_t idx, void *arg)
+{
+	if (atomic_load(&m->gen[idx]) & 1)
+		nu__proc_kill(nu__slot_proc(m, idx), *(nu_term *)arg);
 }
 
 void nu__proc_kill_all(nu_term reason)
 {
-	nu__node *n = nu__node_get();
-	nu__mem *m = &n->mem;
-	for (unsigned r = 0; r < m->nregions; r++) {
-		nu__region *rg = &m->regions[r];
-		uint32_t carved = atomic_load(&rg->carved);
-		for (uint32_t i = 0; i < carved; i++) {
-			uint32_t idx = rg->first + i;
-			if (atomic_load(&m->gen[idx]) & 1)
-				nu__proc_kill(nu__slot_proc(m, idx), reason);
-		}
-	}
+	each_carved(kill_slot, &reason);
 }
 
 /* -------------------------------------------------------- public API */
