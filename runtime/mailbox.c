@@ -143,11 +143,6 @@ void nu__mailbox_drain(nu__mailbox *mb)
 	nu__mailbox_init(mb);
 }
 
-uint32_t nu__mailbox_len(const nu__mailbox *mb)
-{
-	return mb->lane[0].len + mb->lane[1].len;
-}
-
 nu__msg *nu__msg_new(nu_pid to, nu_pid from, nu_term t)
 {
 	size_t size = nu__term_flat_size(t);

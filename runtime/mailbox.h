@@ -78,8 +78,4 @@ void nu__mailbox_await(const nu_clause *c);
 /* Free every message of an exiting process (and stale ones). */
 void nu__mailbox_drain(nu__mailbox *mb);
 
-/* Messages queued for p (its FIFO plus an estimate of what is in flight:
- * exact only for the owner). */
-uint32_t nu__mailbox_len(const nu__mailbox *mb);
-
 #endif

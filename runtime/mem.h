@@ -69,7 +69,6 @@ typedef struct nu__mem {
 	nu__region *regions;
 	unsigned nregions;
 	int guards;               /* MADV_GUARD_INSTALL works */
-	_Atomic uint64_t nwarm, ncold, npend; /* stats */
 } nu__mem;
 
 /* Reserve the regions (one per node id) and the process table. */

@@ -88,20 +88,29 @@ static void run_spawn_exit(const long *a)
 	emit("spawn_exit", (double)(t2 - t0) / n, "ns/proc");
 }
 
+/* A compiled pattern and spawn options that monitor the child, writing
+ * its reference to *ref (the setup of the spawn_monitor scenarios). */
+static nu_pattern *monitor_setup(const char *pattern, nu_spawn_opts *o,
+				 nu_term *ref)
+{
+	nu_pattern *pat;
+	if (nu_pattern_compile(pattern, &pat, NULL))
+		_exit(4);
+	nu_spawn_opts_init(o);
+	o->monitor_ref = ref;
+	return pat;
+}
+
 /* spawn_wait_seq N: spawn_monitor one, wait for its DOWN, repeat
  * (anchors: spawn_wait_seq; BEAM: spawn_monitor + receive {'DOWN', R, ..},
  * Go: a channel). */
 static void run_spawn_wait_seq(const long *a)
 {
 	long n = a[0];
-	nu_pattern *pat;
-	if (nu_pattern_compile("{'DOWN', R, _, _, _}", &pat, NULL))
-		_exit(4);
 	nu_term ref, pre[1], vars[1], t;
-	nu_clause c = { pat, pre, vars };
 	nu_spawn_opts o;
-	nu_spawn_opts_init(&o);
-	o.monitor_ref = &ref;
+	nu_pattern *pat = monitor_setup("{'DOWN', R, _, _, _}", &o, &ref);
+	nu_clause c = { pat, pre, vars };
 	uint64_t t0 = now_ns();
 	for (long i = 0; i < n; i++) {
 		if (nu_spawn_opt(noop, NULL, &o) < 0)
@@ -138,14 +147,10 @@ static void run_spawn_wait_poll(const long *a)
 static void run_spawn_monitor_all(const long *a)
 {
 	long n = a[0];
-	nu_pattern *pat;
-	if (nu_pattern_compile("{'DOWN', _, _, _, _}", &pat, NULL))
-		_exit(4);
 	nu_term ref, t;
-	nu_clause c = { pat, NULL, NULL };
 	nu_spawn_opts o;
-	nu_spawn_opts_init(&o);
-	o.monitor_ref = &ref;
+	nu_pattern *pat = monitor_setup("{'DOWN', _, _, _, _}", &o, &ref);
+	nu_clause c = { pat, NULL, NULL };
 	uint64_t t0 = now_ns();
 	for (long i = 0; i < n; i++) {
 		if (nu_spawn_opt(noop, NULL, &o) < 0)
