@@ -53,7 +53,9 @@
 #include "node.h"
 #include "pattern.h"
 #include "proc.h"
+#include "relation.h"
 #include "sched.h"
+#include "signal.h"
 #include "term.h"
 #include "timer.h"
 
@@ -67,10 +69,13 @@ void nu__mailbox_init(nu__mailbox *mb)
 	}
 	mb->mark = NULL;
 	mb->mark_ref = 0;
+	mb->mark_pending = NULL;
 }
 
 void nu__msg_free(nu__msg *m)
 {
+	if (m->rel)
+		nu__rel_unref(m->rel);
 	free(m);
 }
 #define msg_free nu__msg_free
@@ -85,53 +90,80 @@ static nu__msg *link_of(nu__msg *m)
 	return n;
 }
 
+/* Append m to a lane's FIFO. */
+static void fifo_append(nu__lane *ln, nu__msg *m)
+{
+	if (ln->tail)
+		atomic_store_explicit(&ln->tail->next, m, memory_order_relaxed);
+	else
+		ln->head = m;
+	ln->tail = m;
+	ln->len++;
+}
+
 /* Move everything pushed so far onto a lane into its FIFO (oldest first),
- * dropping messages meant for an earlier process of this slot. */
-static void lane_take(nu__lane *ln, nu_pid self)
+ * dropping messages meant for an earlier process of this slot and acting
+ * on exit signals (p NULL: drain, no signal is acted on). Returns the
+ * first signal that ends p, kept out of the FIFO, or NULL. */
+static nu__msg *lane_take(nu__proc *p, nu__lane *ln, nu_pid self)
 {
 	/* A plain load first: an exchange on an empty lane is a wasted
 	 * locked instruction. A push racing with it found the lane empty and
 	 * wakes us, so the next take sees it. */
 	if (!atomic_load_explicit(&ln->top, memory_order_relaxed))
-		return;
+		return NULL;
 	nu__msg *m = atomic_exchange_explicit(&ln->top, NULL,
 					      memory_order_acq_rel);
-	nu__msg *rev = NULL;
+	nu__msg *rev = NULL, *die = NULL;
+	nu__mailbox *mb = p ? &p->mailbox : NULL;
 	while (m) {
 		nu__msg *next = link_of(m);
 		atomic_store_explicit(&m->next, rev, memory_order_relaxed);
 		rev = m;
 		m = next;
 	}
-	while (rev) {
-		nu__msg *next = atomic_load_explicit(&rev->next,
-						     memory_order_relaxed);
+	for (; rev; rev = m) {
+		m = atomic_load_explicit(&rev->next, memory_order_relaxed);
 		atomic_store_explicit(&rev->next, NULL, memory_order_relaxed);
-		if (rev->to != self) {
+		int r = rev->to == self ? NU__SIG_KEEP : NU__SIG_DROPPED;
+		if (r == NU__SIG_KEEP && (rev->kind & NU__MSG_SIGMASK) && !die)
+			r = nu__signal_take(p, rev); /* may free rev */
+		else if (r == NU__SIG_DROPPED)
 			msg_free(rev);
-		} else {
-			if (ln->tail)
-				atomic_store_explicit(&ln->tail->next, rev,
-						      memory_order_relaxed);
-			else
-				ln->head = rev;
-			ln->tail = rev;
-			ln->len++;
+		int keep = r == NU__SIG_KEEP;
+		if (keep)
+			fifo_append(ln, rev);
+		else if (r == NU__SIG_DIE)
+			die = rev;
+		if (mb && rev == mb->mark_pending) {
+			/* the reference's mark: this message, or the last
+			 * one kept before it */
+			mb->mark = keep ? rev : ln->tail;
+			mb->mark_pending = NULL;
 		}
-		rev = next;
 	}
+	return die;
 }
 
-static void mailbox_take(nu__mailbox *mb, nu_pid self)
+/* Take both lanes; exit when a signal ends p (signals only come on the
+ * normal lane, after everything on it before them is queued). */
+static void mailbox_take(nu__proc *p)
 {
-	for (int i = 0; i < NU__LANES; i++)
-		lane_take(&mb->lane[i], self);
+	lane_take(p, &p->mailbox.lane[NU__LANE_PRIO], p->pid);
+	nu__msg *die = lane_take(p, &p->mailbox.lane[NU__LANE_NORMAL], p->pid);
+	if (__builtin_expect(die != NULL, 0))
+		nu__proc_exit(nu__sched_self(), p, nu__signal_die(p, die));
+}
+
+void nu__mailbox_take_signals(nu__proc *p)
+{
+	mailbox_take(p);
 }
 
 void nu__mailbox_drain(nu__mailbox *mb)
 {
-	mailbox_take(mb, -1); /* nothing is meant for pid -1: frees all */
 	for (int i = 0; i < NU__LANES; i++) {
+		lane_take(NULL, &mb->lane[i], -1); /* nothing is for pid -1 */
 		nu__msg *m = mb->lane[i].head;
 		while (m) {
 			nu__msg *next = atomic_load_explicit(
@@ -146,12 +178,14 @@ void nu__mailbox_drain(nu__mailbox *mb)
 nu__msg *nu__msg_new(nu_pid to, nu_pid from, nu_term t)
 {
 	size_t size = nu__term_flat_size(t);
-	nu__msg *m = malloc(sizeof(*m) + size);
+	nu__msg *m = size <= UINT32_MAX ? malloc(sizeof(*m) + size) : NULL;
 	if (!m)
 		return NULL;
 	m->to = to;
 	m->from = from;
-	m->size = size;
+	m->size = (uint32_t)size;
+	m->kind = 0;
+	m->rel = NULL;
 	m->term = size ? nu__term_copy_sized(t, m->data, size) : t;
 	atomic_store_explicit(&m->next, NULL, memory_order_relaxed);
 	return m;
@@ -174,8 +208,11 @@ void nu__msg_deliver(nu__node *n, nu__msg *m, int lane)
 		return;
 	}
 	nu__proc *p = nu__slot_proc(&n->mem, nu__pid_index(m->to));
+	unsigned sig = m->kind & NU__MSG_SIGMASK; /* m is not ours after */
 	if (lane_push(&p->mailbox.lane[lane], m))
 		nu__proc_wake(p);
+	if (sig && sig != NU__SIG_DOWN)
+		nu__proc_signal(p, NU__PS_MAIL);
 }
 
 /* ------------------------------------------------- bounded mailboxes */
@@ -241,8 +278,10 @@ static int bound_reserve(nu__sched **sp, nu__proc *p, nu_pid to)
 		if (p->mbox_policy == NU_MAILBOX_FAIL)
 			return -EAGAIN;
 		if (p->mbox_policy == NU_MAILBOX_KILL) {
-			if (nu_is_alive(to) == 1)
-				nu__proc_kill(p, nu_atom("mailbox_overflow"));
+			nu__sched *s = *sp;
+			nu__signal_exit(NU__SIG_KILL, to,
+					s && s->current ? s->current->pid : 0,
+					nu_atom("mailbox_overflow"), NULL);
 			return 1;
 		}
 		if (!*sp || !(*sp)->current || (*sp)->current == p)
@@ -255,10 +294,10 @@ static int bound_reserve(nu__sched **sp, nu__proc *p, nu_pid to)
 	}
 }
 
-/* A message left a bounded mailbox: count it out, let a waiter in. */
-static void bound_release(nu__proc *p)
+/* Message m left a bounded mailbox: count it out, let a waiter in. */
+static void bound_release(nu__proc *p, const nu__msg *m)
 {
-	if (!p->mbox_limit)
+	if (!(m->kind & NU__MSG_COUNTED))
 		return;
 	atomic_fetch_sub(&p->mbox_count, 1);
 	if (atomic_load(&p->mbox_waiters))
@@ -284,9 +323,12 @@ static int send_on(nu_pid to, nu_term msg, int lane)
 		return rc > 0 ? 0 : rc; /* dropped: a send to a dead process */
 	nu__msg *m = nu__msg_new(to, s && s->current ? s->current->pid : 0, msg);
 	if (!m) {
-		bound_release(p);
+		if (p->mbox_limit)
+			atomic_fetch_sub(&p->mbox_count, 1);
 		return -ENOMEM;
 	}
+	if (p->mbox_limit)
+		m->kind = NU__MSG_COUNTED;
 	nu__msg_deliver(n, m, lane);
 	if (s && s->current)
 		nu__sched_charge(s, 1);
@@ -358,7 +400,7 @@ static int select_wait(nu__sched **sp, nu__proc *p, uint64_t deadline,
 	nu__msg *prev = start;
 	uint64_t token = 0;
 	for (;;) {
-		mailbox_take(mb, p->pid);
+		mailbox_take(p);
 		nu__msg *pprev = NULL;
 		int r = lane_scan(&mb->lane[NU__LANE_PRIO], NU__LANE_PRIO,
 				  &pprev, scan, ctx, f);
@@ -400,8 +442,8 @@ static nu_term select_take(nu__proc *p, const found *f)
 	if (mb->mark == f->m)
 		mb->mark = f->prev;
 	ln->len--;
+	bound_release(p, f->m);
 	msg_free(f->m);
-	bound_release(p);
 	return t;
 }
 
@@ -459,10 +501,14 @@ void nu__mailbox_mark_ref(uint64_t ref_id)
 	nu__sched *s = nu__sched_self();
 	if (!s || !s->current)
 		return;
-	nu__proc *p = s->current;
-	mailbox_take(&p->mailbox, p->pid);
-	p->mailbox.mark = p->mailbox.lane[NU__LANE_NORMAL].tail;
-	p->mailbox.mark_ref = ref_id;
+	nu__mailbox *mb = &s->current->mailbox;
+	nu__lane *ln = &mb->lane[NU__LANE_NORMAL];
+	/* No take here (it would act on exit signals inside nu_make_ref):
+	 * the newest pushed message becomes the mark when it is taken. */
+	nu__msg *top = atomic_load_explicit(&ln->top, memory_order_acquire);
+	mb->mark = ln->tail;
+	mb->mark_pending = top;
+	mb->mark_ref = ref_id;
 }
 
 int nu_receive_select(const nu_clause *clauses, size_t n, int64_t timeout_ms,
@@ -477,6 +523,8 @@ int nu_receive_select(const nu_clause *clauses, size_t n, int64_t timeout_ms,
 	nu__proc *p = s->current;
 	clause_ctx cc = { clauses, n };
 	found f;
+	if (p->mailbox.mark_pending)
+		mailbox_take(p); /* settle the mark first */
 	int k = select_wait(&s, p, deadline_of(timeout_ms), scan_clauses, &cc,
 			    marked_start(&p->mailbox, clauses, n), &f);
 	if (k < 0)

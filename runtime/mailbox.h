@@ -16,9 +16,18 @@ typedef struct nu__msg {
 	nu_pid to;                /* the receiver it was meant for */
 	nu_pid from;              /* 0 when sent from outside a process */
 	nu_term term;             /* points into data[] (or an immediate) */
-	size_t size;
+	uint32_t size;            /* bytes of data[] in use */
+	uint32_t kind;            /* NU__MSG_* | NU__SIG_* */
+	struct nu__rel *rel;      /* a signal's relation reference, or NULL */
 	_Alignas(16) unsigned char data[];
 } nu__msg;
+
+/* nu__msg.kind: a signal kind (signal.h) in the low bits, 0 for a plain
+ * message; flags above. */
+enum {
+	NU__MSG_SIGMASK = 7,
+	NU__MSG_COUNTED = 8,  /* counted in a bounded mailbox */
+};
 
 /* One lane of a mailbox. */
 typedef struct nu__lane {
@@ -38,6 +47,9 @@ typedef struct nu__mailbox {
 	 * reference mark_ref was made (NULL: none was queued). */
 	nu__msg *mark;
 	uint64_t mark_ref;
+	/* The newest pushed message when the reference was made, if it
+	 * was still in `top`: the mark, once taken into the FIFO. */
+	nu__msg *mark_pending;
 } nu__mailbox;
 
 struct nu__proc;
@@ -50,7 +62,8 @@ struct nu__node;
 nu__msg *nu__msg_new(nu_pid to, nu_pid from, nu_term t);
 void nu__msg_free(nu__msg *m);
 /* Push m to its receiver's lane (NU__LANE_*) and wake it, or free m when
- * the receiver is dead. */
+ * the receiver is dead. An exit signal also flags the receiver, so that it
+ * acts on it at its next resume whatever it waits for. */
 void nu__msg_deliver(struct nu__node *n, nu__msg *m, int lane);
 
 /* Nonzero when senders pushed messages the receiver has not taken yet. */
@@ -77,5 +90,9 @@ void nu__mailbox_await(const nu_clause *c);
 
 /* Free every message of an exiting process (and stale ones). */
 void nu__mailbox_drain(nu__mailbox *mb);
+
+/* Take what was pushed to the calling process p, acting on the exit
+ * signals among it (signal.c); may end p. */
+void nu__mailbox_take_signals(struct nu__proc *p);
 
 #endif

@@ -29,10 +29,12 @@
  * operations are seq_cst CAS on one word: every wake is seen by exactly one
  * of the two sides.
  *
- * Killing. nu__proc_kill stores the reason, sets `killed` (release) and
- * wakes the process; every resume point checks `killed` and its
- * scheduler's `stop` flag and exits (a kill's reason is read after seeing
- * `killed`, in the slow path, with acquire). Shutdown sets `stopping` and
+ * Pending work. Others ask a process for something by setting bits in
+ * its `pending` word (release) and waking it; every resume point checks
+ * `pending` and its scheduler's `stop` flag (two loads) and, when either
+ * is set, acts: exit signals queued in the mailbox (signal.c), a prune of
+ * the relation stack (relation.c), or the shutdown kill, whose reason is
+ * read after the acquire exchange of the bits. Shutdown sets `stopping` and
  * every scheduler's `stop`, then wakes every parked process it finds; a
  * process that parks after the walk passed it re-checks `stopping` right
  * after its park is committed (seq_cst CAS, then seq_cst load, against the
@@ -47,6 +49,7 @@
 #include "ctx.h"
 #include "fiber.h"
 #include "node.h"
+#include "relation.h"
 #include "sched.h"
 
 /* Reductions a spawn costs. A spawn does ~40 times the work of a plain
@@ -252,7 +255,7 @@ static void proc_init(nu__node *n, nu__proc *p, uint32_t index, nu_fn fn,
 	atomic_store_explicit(&p->mbox_count, 0, memory_order_relaxed);
 	atomic_store_explicit(&p->mbox_waiters, NULL, memory_order_relaxed);
 	atomic_store_explicit(&p->wstate, NU__WS_RUNNING, memory_order_relaxed);
-	atomic_store_explicit(&p->killed, 0, memory_order_relaxed);
+	atomic_store_explicit(&p->pending, 0, memory_order_relaxed);
 	atomic_store_explicit(&p->timed_out, 0, memory_order_relaxed);
 	atomic_store_explicit(&p->wait_token, 0, memory_order_relaxed);
 	p->reason = NU_ATOM_NORMAL;
@@ -265,10 +268,14 @@ static void proc_init(nu__node *n, nu__proc *p, uint32_t index, nu_fn fn,
 	p->asan_fake = NULL;
 	nu__mailbox_init(&p->mailbox);
 	p->dict = NULL;
-	/* p->monitors is left as it is: a record a stale watcher of the
-	 * slot's last process pushed stays, and our exit drops it (link.c) */
-	p->watching = NULL;
-	p->nwatching = p->wcap = 0;
+	/* p->rels is left as it is: a record a stale watcher of the slot's
+	 * last process pushed stays, and our prune or exit drops it */
+	atomic_store_explicit(&p->rel_pushes, 0, memory_order_relaxed);
+	atomic_store_explicit(&p->prune_at, 64, memory_order_relaxed);
+	p->held = NULL;
+	p->nheld = p->heldcap = 0;
+	p->trap_exit = 0;
+	p->reason_msg = NULL;
 	atomic_store_explicit(&p->exiting, 0, memory_order_relaxed);
 	atomic_store_explicit(&p->reg_name, 0, memory_order_relaxed);
 	nu__heap_init2(&p->heap, page + NU__P_HEAP, nu__slot_heap_size(m),
@@ -321,9 +328,9 @@ static nu_pid spawn_in(nu__sched **sp, nu_fn fn, void *arg,
 	uint32_t gen = atomic_load_explicit(&n->mem.gen[idx],
 					    memory_order_relaxed) + 1;
 	nu_pid pid = p->pid = nu__pid_make((uint32_t)idx, gen);
-	if (o->monitor_ref &&
-	    (!s->current || nu__monitor_new_child(s->current, p,
-						  o->monitor_ref))) {
+	if ((o->monitor_ref || o->link) &&
+	    (!s->current ||
+	     nu__rel_spawn(s->current, p, o->link, o->monitor_ref))) {
 		/* not published yet: give the slot and the entry back */
 		nu__slot_put(&n->mem, &s->slots, (uint32_t)idx, p->sp_low,
 			     nu__heap_top(&p->heap), nu__heap_far_top(&p->heap));
@@ -399,7 +406,7 @@ _Noreturn void nu__proc_exit(nu__sched *s, nu__proc *p, nu_term reason)
 {
 	p->reason = reason;
 	atomic_store(&p->wait_token, 0); /* a pending timer finds nothing */
-	nu__link_exit(p);
+	nu__rel_exit(p);
 	if (p->flags & NU__PF_GUARDED) {
 		nu__node *n = nu__node_get();
 		uintptr_t lo = (uintptr_t)p->stack_lo - n->mem.page;
@@ -426,6 +433,8 @@ void nu__proc_reap(nu__sched *s, nu__proc *p)
 		     nu__heap_top(&p->heap), nu__heap_far_top(&p->heap));
 	if (main) /* first: stopping makes count_give return every credit */
 		nu__node_main_exited(s, reason);
+	if (p->reason_msg) /* held the reason: not needed any more */
+		nu__msg_free(p->reason_msg);
 	count_give(n, s);
 	if (atomic_load(&n->stopping) && atomic_load(&n->reserved) == 0)
 		nu__sched_kick_all(s);
@@ -464,18 +473,32 @@ void nu__proc_wake(nu__proc *p)
 		nu__sched_ready(nu__sched_self(), p, 1);
 }
 
+void nu__proc_signal(nu__proc *p, int bits)
+{
+	/* release: what the bits ask about (a pushed signal, a pushed
+	 * record) is visible to the acquire exchange in the slow path */
+	atomic_fetch_or_explicit(&p->pending, bits, memory_order_release);
+	nu__proc_wake(p);
+}
+
 void nu__proc_kill(nu__proc *p, nu_term reason)
 {
 	p->kill_reason = reason;
-	atomic_store_explicit(&p->killed, 1, memory_order_release);
-	nu__proc_wake(p);
+	nu__proc_signal(p, NU__PS_KILL);
 }
 
 void nu__proc_check_kill_slow(nu__sched *s, nu__proc *p)
 {
-	if (atomic_load_explicit(&p->killed, memory_order_acquire))
+	if (atomic_load_explicit(&s->stop, memory_order_relaxed))
+		nu__proc_exit(s, p, NU_ATOM_SHUTDOWN); /* the node stops */
+	int bits = atomic_exchange_explicit(&p->pending, 0,
+					    memory_order_acquire);
+	if (bits & NU__PS_KILL)
 		nu__proc_exit(s, p, p->kill_reason);
-	nu__proc_exit(s, p, NU_ATOM_SHUTDOWN); /* the node is stopping */
+	if (bits & NU__PS_PRUNE)
+		nu__rel_prune(p);
+	if (bits & NU__PS_MAIL)
+		nu__mailbox_take_signals(p); /* may end p */
 }
 
 /* Call fn(m, index, arg) for every slot ever carved. */
@@ -498,8 +521,8 @@ static void drain_slot(nu__mem *m, uint32_t idx, void *arg)
 	/* read-only first: a released slot reads as zeros */
 	if (nu__mailbox_pushed(&p->mailbox))
 		nu__mailbox_drain(&p->mailbox);
-	if (atomic_load(&p->monitors))
-		nu__link_drop_stale(p);
+	if (atomic_load(&p->rels))
+		nu__rel_drop_stale(p);
 }
 
 void nu__proc_drain_all(void)

@@ -40,10 +40,10 @@ struct nu__proc {
 	int32_t bind_sched;       /* scheduler affinity, -1 = none */
 	int32_t bind_group;       /* node-group affinity, -1 = none */
 	_Atomic int wstate;       /* NU__WS_* (see proc.c: parking) */
-	_Atomic int killed;       /* set by others: exit at the next resume */
+	_Atomic int pending;      /* NU__PS_*: act at the next resume */
 	_Atomic int timed_out;    /* the armed timeout fired (timer.c) */
 	_Atomic uint64_t wait_token; /* the wait a timer may end, 0 = none */
-	nu_term kill_reason;      /* written before killed is set */
+	nu_term kill_reason;      /* written before NU__PS_KILL is set */
 	nu_term reason;           /* exit reason */
 	nu_fn fn;
 	void *arg;
@@ -59,10 +59,14 @@ struct nu__proc {
 	_Atomic uint32_t mbox_count; /* queued messages (bounded only) */
 	_Atomic(struct nu__bwait *) mbox_waiters; /* senders waiting for room */
 	void *dict;               /* process dictionary (dict.c), in the heap */
-	_Atomic(struct nu__mon *) monitors; /* who watches us (link.c) */
-	_Atomic int exiting;      /* past the point of notifying watchers */
-	struct nu__mon **watching; /* whom we watch (link.c), malloc'd */
-	uint32_t nwatching, wcap;
+	_Atomic(struct nu__rel *) rels; /* relations pushed on us (relation.c) */
+	_Atomic uint32_t rel_pushes; /* pushes since the last prune */
+	_Atomic uint32_t prune_at; /* ask for a prune at this count */
+	_Atomic int exiting;      /* past the point of taking `rels` */
+	struct nu__rel **held;    /* relations we own (relation.c), malloc'd */
+	uint32_t nheld, heldcap;
+	int trap_exit;            /* exit signals become messages (signal.c) */
+	struct nu__msg *reason_msg; /* holds the reason a signal killed us */
 	_Atomic nu_term reg_name; /* registered name (registry.c), 0 = none */
 	nu__heap heap;
 };
@@ -103,8 +107,21 @@ void nu__proc_wake(nu__proc *p);
  * resumed on. Exits (does not return) when the process was killed. */
 struct nu__sched *nu__proc_park(struct nu__sched *s);
 
-/* Ask live process p to exit with reason at its next resume, and wake it
- * if parked. Caller guarantees p is live. */
+/* nu__proc.pending bits: set by others, acted on by the process at its
+ * next resume point (nu__proc_check_kill). */
+enum {
+	NU__PS_KILL = 1,  /* exit with kill_reason (shutdown) */
+	NU__PS_MAIL = 2,  /* exit signals are queued in the mailbox */
+	NU__PS_PRUNE = 4, /* prune the relation stack */
+};
+
+/* Set pending bits of p and wake it. p may have died and its slot been
+ * reused: the bits then reach the slot's next process, for which they
+ * are harmless (a spurious take or prune). */
+void nu__proc_signal(nu__proc *p, int bits);
+
+/* Shutdown: ask live process p to exit with reason at its next resume,
+ * and wake it if parked. Caller guarantees p is live. */
 void nu__proc_kill(nu__proc *p, nu_term reason);
 
 /* Called by the scheduler context after p's final switch-out: return its
@@ -115,13 +132,14 @@ void nu__proc_reap(struct nu__sched *s, nu__proc *p);
 _Noreturn void nu__proc_exit(struct nu__sched *s, nu__proc *p,
 			     nu_term reason);
 
-/* Exit now if p was killed or the node is stopping: every resume point
- * calls this. The fast check is two loads. */
-_Noreturn void nu__proc_check_kill_slow(struct nu__sched *s, nu__proc *p);
+/* Act on what others asked of p (pending bits; exits when p was killed or
+ * the node is stopping): every resume point calls this. The fast check is
+ * two loads. */
+void nu__proc_check_kill_slow(struct nu__sched *s, nu__proc *p);
 #define nu__proc_check_kill(s, p)                                            \
 	do {                                                                 \
 		if (__builtin_expect(                                        \
-			    atomic_load_explicit(&(p)->killed,               \
+			    atomic_load_explicit(&(p)->pending,              \
 						 memory_order_relaxed) |     \
 				    atomic_load_explicit(&(s)->stop,         \
 							 memory_order_relaxed), \
@@ -139,16 +157,6 @@ void nu__registry_exit(nu__proc *p);
 /* At teardown, with no process left: free messages that stale senders
  * pushed into dead processes' mailboxes after those were drained. */
 void nu__proc_drain_all(void);
-
-/* Tell watchers (and, next, links) that p exits with p->reason; drop
- * p's own monitors. Process context, heap intact (link.c). */
-void nu__link_exit(nu__proc *p);
-
-/* Teardown: free monitor records stale watchers left on a dead slot. */
-void nu__link_drop_stale(nu__proc *p);
-
-/* Monitor a child that has not run yet (spawn option): 0 or -ENOMEM. */
-int nu__monitor_new_child(nu__proc *me, nu__proc *child, nu_term *ref);
 
 /* Kill every live process of the node (shutdown). */
 void nu__proc_kill_all(nu_term reason);

@@ -20,8 +20,12 @@
  *
  * Entries are not removed when a wait ends early: they fire as no-ops at
  * their deadline. This keeps arm/disarm O(log n)/O(1) and lock-free across
- * threads (a process may disarm on another scheduler than its entry's);
- * the cost is heap space for waits with long timeouts that end early.
+ * threads (a process may disarm on another scheduler than its entry's).
+ * So that waits with long timeouts that end early (a server receiving
+ * with a timeout, a million times a second) do not fill the heap, a full
+ * heap first drops its stale entries (wait token gone, process dead,
+ * send_after cancelled) and grows only when that frees less than half:
+ * the heap stays within twice its live entries, at O(1) amortised.
  *
  * send_after. A timer that sends a message instead of waking a process
  * carries a record {state, ref id, prepared message}. Records are also in
@@ -108,16 +112,56 @@ static void sift_down(nu__timers *t, uint32_t i)
 	t->v[i] = e;
 }
 
+/* Forward: the send_after record's parts compaction needs. */
+static int tsend_cancelled(const struct nu__tsend *r);
+static void tsend_free(struct nu__tsend *r);
+
+/* An entry that can only fire as a no-op. */
+static int entry_stale(const nu__timer_entry *e)
+{
+	if (e->send)
+		return tsend_cancelled(e->send);
+	return nu_is_alive(e->pid) != 1 ||
+	       atomic_load_explicit(&e->proc->wait_token,
+				    memory_order_relaxed) != e->token;
+}
+
+/* Drop the stale entries and rebuild the heap (O(n)). */
+static void compact(nu__timers *t)
+{
+	uint32_t j = 0;
+	for (uint32_t i = 0; i < t->n; i++) {
+		if (!entry_stale(&t->v[i]))
+			t->v[j++] = t->v[i];
+		else if (t->v[i].send)
+			tsend_free(t->v[i].send);
+	}
+	t->n = j;
+	for (uint32_t i = t->n / 2; i-- > 0;)
+		sift_down(t, i);
+}
+
+/* Room for one more entry: 0 or -ENOMEM. */
+static int heap_room(nu__timers *t)
+{
+	if (t->n < t->cap)
+		return 0;
+	compact(t);
+	if (t->n <= t->cap / 2)
+		return 0;
+	nu__timer_entry *v = realloc(t->v, 2 * t->cap * sizeof(*v));
+	if (!v)
+		return t->n < t->cap ? 0 : -ENOMEM;
+	t->v = v;
+	t->cap *= 2;
+	return 0;
+}
+
 uint64_t nu__timer_arm(nu__sched *s, nu__proc *p, uint64_t deadline)
 {
 	nu__timers *t = &s->timers;
-	if (t->n == t->cap) {
-		nu__timer_entry *v = realloc(t->v, 2 * t->cap * sizeof(*v));
-		if (!v)
-			return 0;
-		t->v = v;
-		t->cap *= 2;
-	}
+	if (heap_room(t))
+		return 0;
 	uint64_t token = ++t->next_token;
 	atomic_store_explicit(&p->timed_out, 0, memory_order_relaxed);
 	atomic_store_explicit(&p->wait_token, token, memory_order_release);
@@ -185,6 +229,18 @@ static void tsend_drop(nu__tsend *r)
 	free(r);
 }
 
+static int tsend_cancelled(const nu__tsend *r)
+{
+	return atomic_load(&r->state) == TS_CANCELLED;
+}
+
+/* A cancelled record (the canceller unhashed it). */
+static void tsend_free(nu__tsend *r)
+{
+	nu__msg_free(r->msg);
+	free(r);
+}
+
 static void tsend_fire(nu__tsend *r)
 {
 	int exp = TS_ARMED;
@@ -193,23 +249,18 @@ static void tsend_fire(nu__tsend *r)
 		ts_unhash(r);
 		pthread_mutex_unlock(&ts_lock);
 		nu__msg_deliver(nu__node_get(), r->msg, NU__LANE_NORMAL);
+		free(r);
 	} else {
-		nu__msg_free(r->msg); /* cancelled: the canceller unhashed it */
+		tsend_free(r);
 	}
-	free(r);
 }
 
 /* Arm r on s's heap; 0 or -ENOMEM. */
 static int tsend_arm(nu__sched *s, nu__tsend *r)
 {
 	nu__timers *t = &s->timers;
-	if (t->n == t->cap) {
-		nu__timer_entry *v = realloc(t->v, 2 * t->cap * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		t->v = v;
-		t->cap *= 2;
-	}
+	if (heap_room(t))
+		return -ENOMEM;
 	pthread_mutex_lock(&ts_lock);
 	r->hnext = ts_table[r->ref % TS_BUCKETS];
 	ts_table[r->ref % TS_BUCKETS] = r;
@@ -308,8 +359,8 @@ int nu_sleep(uint64_t ms)
 	uint64_t token = nu__timer_arm(s, p, nu__now_ns() + ms * 1000000u);
 	if (!token)
 		return -ENOMEM;
-	/* Wakes other than the timer's (none are sent to a sleeper today, but
-	 * park may return early) loop back to sleep. */
+	/* Wakes other than the timer's (a stale sender's, an exit signal
+	 * that turned into a message) loop back to sleep. */
 	while (!atomic_load_explicit(&p->timed_out, memory_order_acquire))
 		s = nu__proc_park(s);
 	return 0;

@@ -50,4 +50,21 @@ static inline long nt_rss(void)
 	return rss * sysconf(_SC_PAGESIZE);
 }
 
+/* Bytes the C allocator has handed out and not got back (under ASan, its
+ * own count: freed blocks sit in quarantine, outside it). */
+#if defined(__SANITIZE_ADDRESS__)
+size_t __sanitizer_get_current_allocated_bytes(void);
+static inline long nt_heap_bytes(void)
+{
+	return (long)__sanitizer_get_current_allocated_bytes();
+}
+#else
+#include <malloc.h>
+static inline long nt_heap_bytes(void)
+{
+	struct mallinfo2 mi = mallinfo2();
+	return (long)(mi.uordblks + mi.hblkhd); /* small blocks + mmapped */
+}
+#endif
+
 #endif

@@ -219,6 +219,45 @@ static void test_send_after(void)
 	CU_ASSERT_EQUAL(nu_send_after(1, 1, nu_int(1), &r), -EPERM);
 }
 
+/* Waits with a long timeout that end early, 200,000 times: the timer
+ * heap drops their stale entries instead of growing by one each. */
+static void echo(void *a)
+{
+	(void)a;
+	nu_term t;
+	while (nu_receive(&t, 5000) == 0 && nu_pid_value(t) > 0)
+		nu_send(nu_pid_value(t), nu_atom("pong"));
+}
+
+static void early_main(void *a)
+{
+	(void)a;
+	nu_spawn_opts o;
+	nu_spawn_opts_init(&o);
+	o.scheduler = 0; /* both on one scheduler: every receive parks */
+	nu_pid e = nu_spawn_opt(echo, NULL, &o);
+	nu_term t, me = nu_pid_term(nu_self());
+	long before = 0;
+	for (int i = 0; i < 200000; i++) {
+		if (i == 1000)
+			before = nt_heap_bytes();
+		CU_ASSERT_EQUAL_FATAL(nu_send(e, me), 0);
+		CU_ASSERT_EQUAL_FATAL(nu_receive(&t, 60000), 0);
+	}
+	long grown = nt_heap_bytes() - before;
+	CU_ASSERT(grown < 1 << 20); /* not compacted: ~8 MB */
+	if (grown >= 1 << 20)
+		fprintf(stderr, "grew %ld bytes\n", grown);
+	nu_send(e, nu_atom("stop"));
+}
+
+static void test_early(void)
+{
+	nu_config c;
+	nt_config(&c, nt_two(), 1000, 1 << 20);
+	CU_ASSERT_EQUAL(nu_start(&c, early_main, NULL), 0);
+}
+
 static CU_TestInfo tests[] = {
 	{ "1000 sleepers: none early, none late", test_many_sleepers },
 	{ "a lone sleeper on an idle node", test_lone_sleeper },
@@ -226,6 +265,7 @@ static CU_TestInfo tests[] = {
 	{ "killed sleepers exit at once", test_killed_sleepers },
 	{ "nu_sleep outside a process", test_outside },
 	{ "send_after fires once, cancel stops it", test_send_after },
+	{ "waits ended early do not pile up in the heap", test_early },
 	CU_TEST_INFO_NULL,
 };
 

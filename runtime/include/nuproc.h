@@ -350,6 +350,9 @@ typedef struct nu_spawn_opts {
 	 * start (Erlang's spawn_monitor; no window in which it could exit
 	 * unobserved) and *monitor_ref gets the reference. */
 	nu_term *monitor_ref;
+	/* Nonzero: the spawner links to the new process from the start
+	 * (Erlang's spawn_link). With monitor_ref, both or neither. */
+	int link;
 } nu_spawn_opts;
 
 /* Fill *o with the defaults (no affinity, default stack). */
@@ -533,10 +536,53 @@ int nu_monitor(nu_pid pid, nu_term *ref);
 /*
  * Turn a monitor off. Once this returns, no DOWN for ref will arrive any
  * more; one may have arrived before: with flush, it is removed too. 0,
- * -ENOENT (no active monitor of the caller has this reference), -EINVAL
- * (not a reference), -EPERM (outside a process).
+ * -ENOENT (no active monitor of the caller has this reference: never
+ * made, turned off, or its DOWN already taken into the mailbox; flush
+ * still removes a queued DOWN), -EINVAL (not a reference), -EPERM
+ * (outside a process). Never waits.
  */
 int nu_demonitor(nu_term ref, int flush);
+
+/* ------------------------------------------------- links and exit signals */
+
+/*
+ * Link the caller and pid: when either exits, the other gets an exit
+ * signal with the reason. An exit signal with reason normal is ignored;
+ * any other reason ends the receiver with that reason, unless it traps
+ * exits (nu_trap_exit), in which case it gets {'EXIT', Pid, Reason} as a
+ * message. Linking twice is linking once; linking to oneself does
+ * nothing. A pid that is not alive gives the caller the exit signal
+ * noproc at once (a caller that does not trap exits ends there). 0,
+ * -EPERM (outside a process), -EINVAL (a pid that could never name a
+ * process), -ENOMEM.
+ */
+int nu_link(nu_pid pid);
+
+/*
+ * Remove the link between the caller and pid, if any. Once this returns,
+ * the link has no effect any more (a trapping caller may hold an
+ * {'EXIT', Pid, _} message taken before). 0, -EPERM, -EINVAL.
+ */
+int nu_unlink(nu_pid pid);
+
+/*
+ * Set whether the caller traps exits: exit signals (other than kill)
+ * become {'EXIT', From, Reason} messages instead of ending it. The flag
+ * in force when a signal reaches the process decides. Returns the
+ * previous setting (0 or 1), or -EPERM outside a process.
+ */
+int nu_trap_exit(int on);
+
+/*
+ * Send pid the exit signal reason from the caller (Erlang's exit/2).
+ * kill cannot be trapped: pid exits with reason killed. Any other reason
+ * acts as a link's exit signal would (normal is ignored unless pid traps
+ * exits, or pid is the caller: then it exits normally). The signal comes
+ * after everything the caller sent pid before. Sent to the caller itself,
+ * it acts before nu_kill returns. 0 (also for a pid no longer alive),
+ * -EPERM (outside a process), -EINVAL (a bad pid or reason), -ENOMEM.
+ */
+int nu_kill(nu_pid pid, nu_term reason);
 
 /* --------------------------------------------------------- registered names */
 

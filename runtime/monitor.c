@@ -1,0 +1,90 @@
+/* monitor.c — monitors: nu_monitor, nu_demonitor.
+ *
+ * A monitor is a relation record (relation.c) owned by the watcher and
+ * pushed onto the target's stack; the target's exit claims it and sends
+ * {'DOWN', Ref, process, Pid, Reason} as a signal (signal.c) that, when
+ * the watcher takes it, turns the record off and out of the watcher's
+ * list. A dead target, or one that died between the liveness check and
+ * the push, gets the watcher a DOWN with reason noproc at once.
+ *
+ * Demonitor turns the record off, or cancels a DOWN already in flight (it
+ * is dropped when it arrives), so once it returns no DOWN for the
+ * reference can still come; one may have come before, which flush
+ * removes. No waiting for the target, ever.
+ */
+#include <errno.h>
+
+#include "node.h"
+#include "proc.h"
+#include "relation.h"
+#include "sched.h"
+#include "signal.h"
+#include "term.h"
+
+int nu_monitor(nu_pid pid, nu_term *ref)
+{
+	nu__sched *s = nu__sched_self();
+	if (!s || !s->current)
+		return -EPERM;
+	if (!ref || nu_is_alive(pid) < 0)
+		return -EINVAL;
+	nu__proc *me = s->current;
+	nu_term r = nu_make_ref();
+	if (r == NU_NONE)
+		return -ENOMEM;
+	uint64_t id = nu__ref_id(r);
+	if (nu_is_alive(pid) != 1) { /* dead: DOWN noproc at once */
+		*ref = r;
+		return nu__signal_down(me->pid, pid, id, NU_ATOM_NOPROC, NULL);
+	}
+	nu__rel *m = nu__rel_new(me, NU__REL_MONITOR, pid, id);
+	if (!m)
+		return -ENOMEM;
+	*ref = r;
+	nu__proc *t = nu__slot_proc(&nu__node_get()->mem, nu__pid_index(pid));
+	if (nu__rel_push(t, m))
+		return 0;
+	/* Gone between the check and the push. Take the record back (its
+	 * stack reference is dropped by the slot's next holder) and report
+	 * noproc, unless the target claimed it: its DOWN is on the way. */
+	int exp = NU__REL_ACTIVE;
+	if (atomic_compare_exchange_strong(&m->state, &exp, NU__REL_OFF)) {
+		nu__rel_unhold(me, m);
+		return nu__signal_down(me->pid, pid, id, NU_ATOM_NOPROC, NULL);
+	}
+	return 0;
+}
+
+/* A queued {'DOWN', Ref, _, _, _} for the reference with id *arg. */
+static int is_down_for(nu_term t, void *arg)
+{
+	static _Atomic nu_term down;
+	nu_term d = atomic_load_explicit(&down, memory_order_relaxed);
+	if (!d)
+		atomic_store_explicit(&down, d = nu_atom("DOWN"),
+				      memory_order_relaxed);
+	nu_term r = nu_tuple_elem(t, 1);
+	return nu_tuple_size(t) == 5 && nu_tuple_elem(t, 0) == d &&
+	       nu_term_type(r) == NU_T_REF &&
+	       nu__ref_id(r) == *(const uint64_t *)arg;
+}
+
+int nu_demonitor(nu_term ref, int flush)
+{
+	nu__sched *s = nu__sched_self();
+	if (!s || !s->current)
+		return -EPERM;
+	if (nu_term_type(ref) != NU_T_REF)
+		return -EINVAL;
+	nu__proc *me = s->current;
+	uint64_t id = nu__ref_id(ref);
+	nu__rel *m = nu__rel_find_held(me, NU__REL_MONITOR, 0, id);
+	if (m) {
+		nu__rel_cancel(m);
+		nu__rel_unhold(me, m);
+	}
+	nu_term t;
+	while (flush && nu_receive_if(is_down_for, &id, &t, 0) == 0)
+		nu_term_free(t);
+	return m ? 0 : -ENOENT;
+}
