@@ -1010,17 +1010,6 @@ uintptr_t nu__heap_top(const nu__heap *h) { return h->win[0].top; }
 /* See heap.h. */
 uintptr_t nu__heap_far_top(const nu__heap *h) { return h->win[1].top; }
 
-/* See heap.h. */
-int nu__heap_owns(const nu__heap *h, const void *p)
-{
-	uintptr_t a = (uintptr_t)p;
-
-	for (int i = 0; i < 2; i++)
-		if (a >= h->win[i].base && a < h->win[i].end)
-			return 1;
-	return 0;
-}
-
 /* ------------------------------------------------------------ self-check */
 
 #define FAIL_IF(c) do { if (c) return -__LINE__; } while (0)

@@ -85,6 +85,14 @@ typedef struct nu__heap {
 void nu__heap_init2(nu__heap *h, void *near, size_t near_size, void *far,
 		    size_t far_size);
 
+/* p lies in one of h's windows (a block of h, or part of one). */
+static inline int nu__heap_owns(const nu__heap *h, const void *p)
+{
+	uintptr_t a = (uintptr_t)p;
+	return (a - h->win[0].base < h->win[0].end - h->win[0].base) ||
+	       (a - h->win[1].base < h->win[1].end - h->win[1].base);
+}
+
 /* nu__heap_init2(h, base, size, NULL, 0), except that base is rounded up
  * to 16 bytes and base + size down: one window, no far spill. */
 void nu__heap_init(nu__heap *h, void *base, size_t size);
@@ -138,8 +146,6 @@ uintptr_t nu__heap_top(const nu__heap *h);
  * has not been touched since init; 0 when there is none. */
 uintptr_t nu__heap_far_top(const nu__heap *h);
 
-/* 1 when p lies inside one of this heap's windows, else 0. */
-int nu__heap_owns(const nu__heap *h, const void *p);
 
 /*
  * Walk every block and free list and check the invariants listed in

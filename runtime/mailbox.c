@@ -345,13 +345,57 @@ int nu_send_priority(nu_pid to, nu_term msg)
 	return send_on(to, msg, NU__LANE_PRIO);
 }
 
-/* The message's term copied into p's heap (one block), or NU_NONE. */
-static nu_term msg_copy_in(nu__proc *p, const nu__msg *m)
+/* ------------------------------------------------------- fragments */
+
+/* A taken message's block stays as the received term's storage: a heap
+ * fragment of the receiver, on its list until nu_term_free() or exit. */
+static void frag_add(nu__proc *p, nu__msg *m)
 {
-	if (!m->size)
-		return m->term;
-	void *buf = nu__heap_alloc(&p->heap, m->size);
-	return buf ? nu__term_copy_sized(m->term, buf, m->size) : NU_NONE;
+	m->kind |= NU__MSG_FRAG;
+	m->prev = NULL;
+	p->frag_bytes += m->size;
+	atomic_store_explicit(&m->next, p->frags, memory_order_relaxed);
+	if (p->frags)
+		p->frags->prev = m;
+	p->frags = m;
+}
+
+nu__msg *nu__frag_of(void *ptr)
+{
+	if (!ptr || ((uintptr_t)ptr & 15))
+		return NULL;
+	nu__msg *m = (nu__msg *)((char *)ptr - offsetof(nu__msg, data));
+	if (!(m->kind & NU__MSG_FRAG) ||
+	    (void *)nu__box_ptr(m->term) != ptr)
+		return NULL;
+	return m;
+}
+
+void nu__frag_free(nu__proc *p, nu__msg *m)
+{
+	nu__msg *next = atomic_load_explicit(&m->next, memory_order_relaxed);
+	if (m->prev)
+		atomic_store_explicit(&m->prev->next, next,
+				      memory_order_relaxed);
+	else
+		p->frags = next;
+	if (next)
+		next->prev = m->prev;
+	p->frag_bytes -= m->size;
+	free(m);
+}
+
+void nu__frags_free(nu__proc *p)
+{
+	nu__msg *m = p->frags;
+	while (m) {
+		nu__msg *next = atomic_load_explicit(&m->next,
+						     memory_order_relaxed);
+		free(m);
+		m = next;
+	}
+	p->frags = NULL;
+	p->frag_bytes = 0;
 }
 
 /* ------------------------------------------------- selective receive */
@@ -421,15 +465,13 @@ static int select_wait(nu__sched **sp, nu__proc *p, uint64_t deadline,
 	}
 }
 
-/* Unlink the found message from its lane, copy its term into the heap,
- * free it. NU_NONE (and the message stays) when the heap has no room. */
+/* Unlink the found message from its lane; its term, which stays in the
+ * block (now a fragment of p's heap; an immediate's block goes). */
 static nu_term select_take(nu__proc *p, const found *f)
 {
 	nu__mailbox *mb = &p->mailbox;
 	nu__lane *ln = &mb->lane[f->lane];
-	nu_term t = msg_copy_in(p, f->m);
-	if (t == NU_NONE)
-		return NU_NONE;
+	nu_term t = f->m->term;
 	nu__msg *next = atomic_load_explicit(&f->m->next,
 					     memory_order_relaxed);
 	if (f->prev)
@@ -443,7 +485,10 @@ static nu_term select_take(nu__proc *p, const found *f)
 		mb->mark = f->prev;
 	ln->len--;
 	bound_release(p, f->m);
-	msg_free(f->m);
+	if (f->m->size)
+		frag_add(p, f->m);
+	else
+		msg_free(f->m);
 	return t;
 }
 
@@ -529,12 +574,8 @@ int nu_receive_select(const nu_clause *clauses, size_t n, int64_t timeout_ms,
 			    marked_start(&p->mailbox, clauses, n), &f);
 	if (k < 0)
 		return k;
+	/* the bindings point into the message, which stays as it is */
 	nu_term t = select_take(p, &f);
-	if (t == NU_NONE)
-		return -ENOMEM;
-	/* Bind again against the copy: the first match pointed into the
-	 * message block, which is gone. */
-	nu_pattern_match(clauses[k].pattern, t, clauses[k].pre, clauses[k].vars);
 	if (msg)
 		*msg = t;
 	nu__sched_charge(s, 1);
@@ -567,10 +608,7 @@ int nu_receive_if(int (*pred)(nu_term msg, void *arg), void *arg,
 			    NULL, &f);
 	if (k < 0)
 		return k;
-	nu_term t = select_take(p, &f);
-	if (t == NU_NONE)
-		return -ENOMEM;
-	*out = t;
+	*out = select_take(p, &f);
 	nu__sched_charge(s, 1);
 	return 0;
 }
@@ -594,10 +632,7 @@ int nu_receive(nu_term *out, int64_t timeout_ms)
 			    NULL, &f);
 	if (k < 0)
 		return k;
-	nu_term t = select_take(p, &f);
-	if (t == NU_NONE)
-		return -ENOMEM; /* the message stays queued */
-	*out = t;
+	*out = select_take(p, &f);
 	nu__sched_charge(s, 1);
 	return 0;
 }

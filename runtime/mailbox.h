@@ -18,7 +18,10 @@ typedef struct nu__msg {
 	nu_term term;             /* points into data[] (or an immediate) */
 	uint32_t size;            /* bytes of data[] in use */
 	uint32_t kind;            /* NU__MSG_* | NU__SIG_* */
-	struct nu__rel *rel;      /* a signal's relation reference, or NULL */
+	union {
+		struct nu__rel *rel; /* a signal's relation reference */
+		struct nu__msg *prev; /* a fragment: in the process's list */
+	};
 	_Alignas(16) unsigned char data[];
 } nu__msg;
 
@@ -27,6 +30,7 @@ typedef struct nu__msg {
 enum {
 	NU__MSG_SIGMASK = 7,
 	NU__MSG_COUNTED = 8,  /* counted in a bounded mailbox */
+	NU__MSG_FRAG = 16,    /* received: a fragment of the receiver's heap */
 };
 
 /* One lane of a mailbox. */
@@ -90,6 +94,15 @@ void nu__mailbox_await(const nu_clause *c);
 
 /* Free every message of an exiting process (and stale ones). */
 void nu__mailbox_drain(nu__mailbox *mb);
+
+/* Received terms stay in their message block, which becomes a fragment
+ * of the receiver's heap (mailbox.c). nu__frag_of: the fragment whose
+ * term starts at ptr (ptr outside the heap's windows), or NULL.
+ * nu__frag_free: give it back. nu__frags_free: all of an exited
+ * process's. */
+nu__msg *nu__frag_of(void *ptr);
+void nu__frag_free(struct nu__proc *p, nu__msg *m);
+void nu__frags_free(struct nu__proc *p);
 
 /* Take what was pushed to the calling process p, acting on the exit
  * signals among it (signal.c); may end p. */

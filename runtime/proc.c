@@ -276,6 +276,8 @@ static void proc_init(nu__node *n, nu__proc *p, uint32_t index, nu_fn fn,
 	p->nheld = p->heldcap = 0;
 	p->trap_exit = 0;
 	p->reason_msg = NULL;
+	p->frags = NULL;
+	p->frag_bytes = 0;
 	atomic_store_explicit(&p->exiting, 0, memory_order_relaxed);
 	atomic_store_explicit(&p->reg_name, 0, memory_order_relaxed);
 	nu__heap_init2(&p->heap, page + NU__P_HEAP, nu__slot_heap_size(m),
@@ -435,6 +437,8 @@ void nu__proc_reap(nu__sched *s, nu__proc *p)
 		nu__node_main_exited(s, reason);
 	if (p->reason_msg) /* held the reason: not needed any more */
 		nu__msg_free(p->reason_msg);
+	if (p->frags)
+		nu__frags_free(p);
 	count_give(n, s);
 	if (atomic_load(&n->stopping) && atomic_load(&n->reserved) == 0)
 		nu__sched_kick_all(s);
@@ -454,7 +458,10 @@ nu__sched *nu__proc_park(nu__sched *s)
 {
 	nu__proc *p = s->current;
 	int exp = NU__WS_NOTIFIED;
-	if (atomic_compare_exchange_strong(&p->wstate, &exp, NU__WS_RUNNING))
+	/* a load first: a CAS that fails is still a locked instruction, and
+	 * most parks find no early wake (only wakers move RUNNING on) */
+	if (atomic_load_explicit(&p->wstate, memory_order_relaxed) == exp &&
+	    atomic_compare_exchange_strong(&p->wstate, &exp, NU__WS_RUNNING))
 		return nu__sched_charge(s, 1); /* woken already */
 	return nu__sched_switch_out(s, p, NU__AFTER_PARK);
 }
@@ -587,21 +594,44 @@ void *nu_calloc(size_t n, size_t size)
 	return h ? nu__heap_calloc(h, n, size) : NULL;
 }
 
+/* A received message's block (mailbox.c) moved into the heap: as
+ * realloc, p being such a block. */
+static void *frag_realloc(nu__heap *h, nu__msg *m, size_t n)
+{
+	void *q = nu__heap_alloc(h, n);
+	if (q) {
+		memcpy(q, m->data, n < m->size ? n : m->size);
+		nu__frag_free(nu__sched_self()->current, m);
+	}
+	return q;
+}
+
 void *nu_realloc(void *p, size_t n)
 {
 	nu__heap *h = self_heap();
-	return h ? nu__heap_realloc(h, p, n) : NULL;
+	if (!h)
+		return NULL;
+	nu__msg *m = p && !nu__heap_owns(h, p) ? nu__frag_of(p) : NULL;
+	return m ? frag_realloc(h, m, n) : nu__heap_realloc(h, p, n);
 }
 
 void nu_free(void *p)
 {
 	nu__heap *h = self_heap();
-	if (h && p)
+	if (!h || !p)
+		return;
+	if (nu__heap_owns(h, p)) {
 		nu__heap_free(h, p);
+		return;
+	}
+	nu__msg *m = nu__frag_of(p); /* a received message */
+	if (m)
+		nu__frag_free(nu__sched_self()->current, m);
 }
 
 size_t nu_heap_used(void)
 {
 	nu__heap *h = self_heap();
-	return h ? nu__heap_used(h) : 0;
+	return h ? nu__heap_used(h) + nu__sched_self()->current->frag_bytes
+		 : 0;
 }

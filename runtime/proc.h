@@ -67,6 +67,8 @@ struct nu__proc {
 	uint32_t nheld, heldcap;
 	int trap_exit;            /* exit signals become messages (signal.c) */
 	struct nu__msg *reason_msg; /* holds the reason a signal killed us */
+	struct nu__msg *frags;    /* received messages' blocks (mailbox.c) */
+	size_t frag_bytes;        /* their terms' bytes */
 	_Atomic nu_term reg_name; /* registered name (registry.c), 0 = none */
 	nu__heap heap;
 };
