@@ -337,16 +337,88 @@ static void ping_n(nu_pid pong, long n)
 	}
 }
 
+/* --cross: the two processes are bound to two different schedulers. */
+static int cross;
+
+typedef struct {
+	nu_pid pong, parent;
+	long n;
+	double ns;
+} pinger_arg;
+
+static void pinger(void *arg)
+{
+	pinger_arg *pa = arg;
+	ping_n(pa->pong, 1000);
+	uint64_t t0 = now_ns();
+	ping_n(pa->pong, pa->n);
+	pa->ns = (double)(now_ns() - t0) / pa->n;
+	nu_send(pa->parent, nu_atom("done"));
+}
+
 static void run_pingpong(const long *a)
 {
-	nu_pid pong = nu_spawn(ponger, NULL);
-	if (pong < 0)
+	nu_spawn_opts o;
+	nu_spawn_opts_init(&o);
+	pinger_arg pa = { 0, nu_self(), a[0], 0 };
+	if (cross) /* ping on one scheduler, pong on another (-EINVAL when
+		    * there is only one) */
+		o.scheduler = 1;
+	if ((pa.pong = nu_spawn_opt(ponger, NULL, &o)) < 0)
 		_exit(4);
-	ping_n(pong, 1000);
+	if (cross) {
+		o.scheduler = 0;
+		nu_term t;
+		if (nu_spawn_opt(pinger, &pa, &o) < 0 || nu_receive(&t, -1))
+			_exit(4);
+	} else {
+		pinger(&pa); /* here: the same scheduler as pong */
+		nu_term t;
+		nu_receive(&t, -1);
+	}
+	emit(cross ? "pingpong_cross" : "pingpong", pa.ns, "ns/rtt");
+	nu_send(pa.pong, nu_atom("stop"));
+}
+
+/* fanin S K: S processes send K messages {msg, K} each to this one, which
+ * takes them with a selective receive on {msg, _} (anchors: fanin). */
+static nu_pid fan_sink;
+static long fan_k;
+
+static void fan_sender(void *arg)
+{
+	(void)arg;
+	nu_term tag = nu_atom("msg");
+	for (long k = fan_k; k > 0; k--) {
+		nu_term m = nu_tuple(2, tag, nu_int(k));
+		if (nu_send(fan_sink, m))
+			_exit(5);
+		nu_term_free(m);
+	}
+}
+
+static void run_fanin(const long *a)
+{
+	long s = a[0], k = a[1];
+	nu_pattern *pat;
+	if (nu_pattern_compile("{msg, _}", &pat, NULL))
+		_exit(4);
+	nu_clause c = { pat, NULL, NULL };
+	fan_sink = nu_self();
+	fan_k = k;
 	uint64_t t0 = now_ns();
-	ping_n(pong, a[0]);
-	emit("pingpong", (double)(now_ns() - t0) / a[0], "ns/rtt");
-	nu_send(pong, nu_atom("stop"));
+	for (long i = 0; i < s; i++)
+		if (nu_spawn(fan_sender, NULL) < 0)
+			_exit(4);
+	for (long i = s * k; i > 0; i--) {
+		nu_term t;
+		if (nu_receive_select(&c, 1, -1, &t) != 0)
+			_exit(5);
+		nu_term_free(t);
+	}
+	double ns = (double)(now_ns() - t0);
+	emit("fanin", (double)(s * k) / (ns / 1e9), "msg/s");
+	nu_pattern_free(pat);
 }
 
 /* ring P LAPS: P processes (this one included) pass a token around LAPS
@@ -476,6 +548,7 @@ static const scenario scenarios[] = {
 	{ "idle", run_idle, 1, { 100000 }, "N" },
 	{ "switch", run_switch, 1, { 10000000 }, "N" },
 	{ "pingpong", run_pingpong, 1, { 1000000 }, "N" },
+	{ "fanin", run_fanin, 2, { 1000, 1000 }, "SENDERS MSGS" },
 	{ "ring", run_ring, 2, { 10000, 100 }, "P LAPS" },
 	{ "selrecv", run_selrecv, 2, { 10000, 100000 }, "QUEUED N" },
 };
@@ -589,7 +662,8 @@ static int run_scenario(const opts *o, const scenario *sc, const long *args)
 static void usage(void)
 {
 	fprintf(stderr, "usage: nuproc-bench [--schedulers K] [--nodes LIST]"
-			" [--reps R] [--json] [SCENARIO [ARGS]]\nscenarios:");
+			" [--reps R] [--json] [--cross] [SCENARIO [ARGS]]\n"
+			"--cross: pingpong across two schedulers\nscenarios:");
 	for (size_t i = 0; i < NSCEN; i++)
 		fprintf(stderr, " %s %s;", scenarios[i].name, scenarios[i].usage);
 	fprintf(stderr, "\n");
@@ -622,6 +696,8 @@ static int parse_opts(opts *o, int argc, char **argv)
 	for (; i < argc && !strncmp(argv[i], "--", 2); i++) {
 		if (!strcmp(argv[i], "--json"))
 			o->json = 1;
+		else if (!strcmp(argv[i], "--cross"))
+			cross = 1;
 		else if (!strcmp(argv[i], "--schedulers") && i + 1 < argc)
 			o->cfg.schedulers = (unsigned)atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
