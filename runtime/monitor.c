@@ -86,5 +86,5 @@ int nu_demonitor(nu_term ref, int flush)
 	nu_term t;
 	while (flush && nu_receive_if(is_down_for, &id, &t, 0) == 0)
 		nu_term_free(t);
-	return m ? 0 : -ENOENT;
+	return m ? 0 : 1;
 }

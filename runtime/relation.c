@@ -6,7 +6,8 @@
  *             by two processes and freed by the last reference:
  *             - the owner (the watcher; the process that linked) keeps it
  *               in `held`, an array only it touches; each record knows its
- *               index there (held_at), so removal is O(1);
+ *               index there (held_at), so removal is O(1) (it leaves
+ *               a hole, which the next growth compacts away);
  *             - the target keeps it on `rels`, a lock-free stack that any
  *               process pushes onto with a CAS and only the target pops
  *               (prune, exit); the target may walk it at any time, since
@@ -67,15 +68,27 @@ void nu__rel_unref(nu__rel *r)
 		free(r);
 }
 
-/* Room for one more held record: 0 or -ENOMEM. Before the list grows,
- * links the other end turned off leave it (amortised O(1)). */
+/* Room for one more held record: 0 or -ENOMEM. Before the list grows it
+ * is compacted: holes left by removals go, and so do links the other end
+ * turned off (amortised O(1): the list at most doubles its live part). */
 static int held_room(nu__proc *me)
 {
 	if (me->nheld < me->heldcap)
 		return 0;
-	for (uint32_t i = me->nheld; i-- > 0;)
-		if (atomic_load(&me->held[i]->state) == NU__REL_OFF)
-			nu__rel_unhold(me, me->held[i]);
+	uint32_t j = 0;
+	for (uint32_t i = 0; i < me->nheld; i++) {
+		nu__rel *r = me->held[i];
+		if (!r)
+			continue;
+		if (atomic_load(&r->state) == NU__REL_OFF) {
+			r->held_at = NU__REL_NOT_HELD;
+			nu__rel_unref(r);
+			continue;
+		}
+		r->held_at = j;
+		me->held[j++] = r;
+	}
+	me->nheld = j;
 	if (me->heldcap && me->nheld <= me->heldcap / 2)
 		return 0;
 	uint32_t cap = me->heldcap ? 2 * me->heldcap : 4;
@@ -105,9 +118,11 @@ void nu__rel_unhold(nu__proc *me, nu__rel *r)
 	uint32_t i = r->held_at;
 	if (i == NU__REL_NOT_HELD)
 		return;
-	nu__rel *last = me->held[--me->nheld];
-	me->held[i] = last;
-	last->held_at = i;
+	/* a hole, not a swap with the last: that would touch another
+	 * record (a cache miss per DOWN when a million are held) */
+	me->held[i] = NULL;
+	if (i == me->nheld - 1)
+		me->nheld--;
 	r->held_at = NU__REL_NOT_HELD;
 	nu__rel_unref(r);
 }
@@ -150,7 +165,7 @@ nu__rel *nu__rel_find_held(nu__proc *me, int kind, nu_pid target,
 {
 	for (uint32_t i = 0; i < me->nheld; i++) {
 		nu__rel *r = me->held[i];
-		if (r->kind == kind && (ref ? r->ref == ref : r->target == target))
+		if (r && r->kind == kind && (ref ? r->ref == ref : r->target == target))
 			return r;
 	}
 	return NULL;
@@ -222,6 +237,8 @@ void nu__rel_exit(nu__proc *p)
 	/* owner side: monitors stop, links fire */
 	for (uint32_t i = 0; i < p->nheld; i++) {
 		nu__rel *r = p->held[i];
+		if (!r)
+			continue;
 		if (r->kind == NU__REL_LINK) {
 			exit_claim(p, r, r->target);
 		} else {

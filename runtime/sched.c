@@ -649,6 +649,19 @@ static void sched_run(nu__sched *s, nu__proc *p)
 	after_fast(s);
 }
 
+/* A process resumed from a yield takes what was pushed to it meanwhile
+ * (BEAM moves signals in at schedule-in too): the messages are still in
+ * cache, a spawner monitoring its children does not face a million cold
+ * DOWNs at the end, and exit signals act at this safe point. */
+static inline void yield_take(nu__proc *p)
+{
+	if (__builtin_expect(atomic_load_explicit(
+				     &p->mailbox.lane[NU__LANE_NORMAL].top,
+				     memory_order_relaxed) != NULL,
+			     0))
+		nu__mailbox_take_signals(p);
+}
+
 static inline __attribute__((always_inline)) nu__sched *
 switch_out(nu__sched *s, nu__proc *p, int after)
 {
@@ -662,6 +675,7 @@ switch_out(nu__sched *s, nu__proc *p, int after)
 		if (!q && (++s->lone_yields & 63)) {
 			s->reds = s->budget;
 			nu__proc_check_kill(s, p);
+			yield_take(p);
 			return s;
 		}
 	}
@@ -697,6 +711,8 @@ switch_out(nu__sched *s, nu__proc *p, int after)
 	after_fast(r);
 	*r->errno_at = p->saved_errno;
 	nu__proc_check_kill(r, p);
+	if (after == NU__AFTER_YIELD)
+		yield_take(p);
 	return r;
 }
 

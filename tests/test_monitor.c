@@ -64,7 +64,7 @@ static void basics_main(void *a)
 	p = nu_spawn(waits_for_go, NULL);
 	CU_ASSERT_EQUAL(nu_monitor(p, &ref), 0);
 	CU_ASSERT_EQUAL(nu_demonitor(ref, 0), 0);
-	CU_ASSERT_EQUAL(nu_demonitor(ref, 0), -ENOENT);
+	CU_ASSERT_EQUAL(nu_demonitor(ref, 0), 1); /* off already */
 	nu_send(p, nu_atom("go"));
 	nt_wait_alone();
 	CU_ASSERT(expect_down(ref, p, 50) == NU_NONE);
@@ -75,14 +75,14 @@ static void basics_main(void *a)
 	nu_send(p, nu_atom("go"));
 	nt_wait_alone();
 	nu_sleep(5);
-	CU_ASSERT_EQUAL(nu_demonitor(ref, 1), 0);
+	CU_ASSERT_EQUAL(nu_demonitor(ref, 1), 1); /* it fired */
 	CU_ASSERT(expect_down(ref, p, 0) == NU_NONE);
 
 	/* bad input */
 	CU_ASSERT_EQUAL(nu_monitor(p, NULL), -EINVAL);
 	CU_ASSERT_EQUAL(nu_monitor(0, &ref), -EINVAL);
 	CU_ASSERT_EQUAL(nu_demonitor(nu_int(1), 0), -EINVAL);
-	CU_ASSERT_EQUAL(nu_demonitor(nu_make_ref(), 0), -ENOENT);
+	CU_ASSERT_EQUAL(nu_demonitor(nu_make_ref(), 0), 1);
 }
 
 static void test_basics(void)
@@ -105,7 +105,8 @@ static void race_main(void *a)
 		CU_ASSERT_EQUAL_FATAL(nu_monitor(p, &ref), 0);
 		if (i % 3)
 			nu_yield(); /* sometimes let it exit first */
-		CU_ASSERT_EQUAL_FATAL(nu_demonitor(ref, 1), 0);
+		int rc = nu_demonitor(ref, 1); /* 1: it fired first */
+		CU_ASSERT_FATAL(rc == 0 || rc == 1);
 		CU_ASSERT_FATAL(expect_down(ref, p, 0) == NU_NONE);
 	}
 	nt_wait_alone();

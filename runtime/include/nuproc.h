@@ -535,10 +535,10 @@ int nu_monitor(nu_pid pid, nu_term *ref);
 
 /*
  * Turn a monitor off. Once this returns, no DOWN for ref will arrive any
- * more; one may have arrived before: with flush, it is removed too. 0,
- * -ENOENT (no active monitor of the caller has this reference: never
- * made, turned off, or its DOWN already taken into the mailbox; flush
- * still removes a queued DOWN), -EINVAL (not a reference), -EPERM
+ * more; one may have arrived before: with flush, it is removed too. 0 (it
+ * was on), 1 (no monitor of the caller with this reference was on: it
+ * fired, and its DOWN may be queued, or it was off already, or never
+ * existed: Erlang's demonitor/2 info), -EINVAL (not a reference), -EPERM
  * (outside a process). Never waits.
  */
 int nu_demonitor(nu_term ref, int flush);
