@@ -499,18 +499,46 @@ static uint64_t deadline_of(int64_t timeout_ms)
 				 : nu__now_ns() + (uint64_t)timeout_ms * 1000000u;
 }
 
+#define QUICK_MAX 8 /* clauses whose quick test is kept */
+
 typedef struct {
 	const nu_clause *c;
 	size_t n;
+	nu__pattern_sig sig[QUICK_MAX];
 } clause_ctx;
 
+static void clause_ctx_init(clause_ctx *cc, const nu_clause *c, size_t n)
+{
+	cc->c = c;
+	cc->n = n;
+	for (size_t i = 0; i < n && i < QUICK_MAX; i++)
+		cc->sig[i] = nu__pattern_sig_of(c[i].pattern);
+}
+
+/* The pattern's quick test (pattern.h): 0 when t cannot match. */
+static inline int sig_passes(const nu__pattern_sig *sg, nu_term t)
+{
+	if (!sg->hdr)
+		return 1;
+	if (!nu__is_boxed(t))
+		return 0;
+	const uint64_t *b = nu__box_ptr(t);
+	return b[0] == sg->hdr && (!sg->first || b[1] == sg->first);
+}
+
+/* The scan of a selective receive: most queued messages a receive skips
+ * fail the quick test (a tuple of another arity or tag), so the full
+ * matcher runs only on likely ones. */
 static int scan_clauses(nu_term t, void *ctx)
 {
 	const clause_ctx *cc = ctx;
-	for (size_t i = 0; i < cc->n; i++)
+	for (size_t i = 0; i < cc->n; i++) {
+		if (i < QUICK_MAX && !sig_passes(&cc->sig[i], t))
+			continue;
 		if (nu_pattern_match(cc->c[i].pattern, t, cc->c[i].pre,
 				     cc->c[i].vars) == 1)
 			return (int)i;
+	}
 	return -1;
 }
 
@@ -566,7 +594,8 @@ int nu_receive_select(const nu_clause *clauses, size_t n, int64_t timeout_ms,
 	if (rc || timeout_ms < -1)
 		return -EINVAL;
 	nu__proc *p = s->current;
-	clause_ctx cc = { clauses, n };
+	clause_ctx cc;
+	clause_ctx_init(&cc, clauses, n);
 	found f;
 	if (p->mailbox.mark_pending)
 		mailbox_take(p); /* settle the mark first */
@@ -640,7 +669,8 @@ int nu_receive(nu_term *out, int64_t timeout_ms)
 void nu__mailbox_await(const nu_clause *c)
 {
 	nu__sched *s = nu__sched_self();
-	clause_ctx cc = { c, 1 };
+	clause_ctx cc;
+	clause_ctx_init(&cc, c, 1);
 	found f;
 	select_wait(&s, s->current, UINT64_MAX, scan_clauses, &cc, NULL, &f);
 }

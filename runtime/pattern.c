@@ -72,7 +72,10 @@ struct nu_pattern {
 	const pins *code;
 	const nu_term *lits;
 	const char *const *names; /* nvars NUL-terminated names */
+	nu__pattern_sig sig;
 };
+
+static nu__pattern_sig quick_sig(const nu_pattern *p);
 
 /* ------------------------------------------------------------ matcher */
 
@@ -573,7 +576,7 @@ static nu_pattern *finish(comp *c)
 	const char **names = (const char **)(lits + nl);
 	char *cells = (char *)(names + c->nvars), *str = cells + flat;
 	*p = (nu_pattern){ (uint32_t)c->ncode, (uint32_t)nl,
-			   (uint32_t)c->nvars, code, lits, names };
+			   (uint32_t)c->nvars, code, lits, names, { 0, 0 } };
 	nl = 0;
 	for (size_t i = 0; i < c->ncode; i++) {
 		code[i] = c->code[i];
@@ -591,7 +594,28 @@ static nu_pattern *finish(comp *c)
 		str[c->vars[i].n] = 0;
 		str += c->vars[i].n + 1;
 	}
+	p->sig = quick_sig(p);
 	return p;
+}
+
+/* The shape a subject must have at its top (nu__pattern_sig). */
+static nu__pattern_sig quick_sig(const nu_pattern *p)
+{
+	nu__pattern_sig sg = { 0, 0 };
+	if (p->ncode < 2 || p->code[0].op != OP_TUPLE || !p->code[0].arg)
+		return sg;
+	sg.hdr = NU__HDR(NU__K_TUPLE, p->code[0].arg);
+	if (p->code[1].op == OP_LIT) {
+		nu_term l = p->lits[p->code[1].arg];
+		if (!nu__is_boxed(l) && !nu__is_cons(l))
+			sg.first = l; /* an immediate: equal iff the same word */
+	}
+	return sg;
+}
+
+nu__pattern_sig nu__pattern_sig_of(const nu_pattern *p)
+{
+	return p->sig;
 }
 
 static void comp_done(comp *c)

@@ -31,4 +31,18 @@
  */
 int nu__pattern_fixed_ref(const nu_pattern *p, const nu_term *pre);
 
+/*
+ * A quick test a receive runs on each queued message before the full
+ * match: when hdr is not 0 the subject must be a tuple whose header word
+ * is hdr (kind and arity), and when first is not 0 its first element must
+ * be that immediate. Both 0: no quick test. A subject that fails it does
+ * not match; one that passes still needs nu_pattern_match().
+ */
+typedef struct nu__pattern_sig {
+	uint64_t hdr;
+	nu_term first;
+} nu__pattern_sig;
+
+nu__pattern_sig nu__pattern_sig_of(const nu_pattern *p);
+
 #endif /* NU_PATTERN_H */
