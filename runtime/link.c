@@ -45,42 +45,37 @@ static int link_noproc(nu__sched *s, nu__proc *me, nu_pid pid)
 	return rc;
 }
 
-int nu_link(nu_pid pid)
+/* The checks nu_link and nu_unlink share: 0 with *sp the caller's
+ * scheduler, -EPERM outside a process, -EINVAL for a bad pid. */
+static int link_args(nu_pid pid, nu__sched **sp)
 {
 	nu__sched *s = nu__sched_self();
 	if (!s || !s->current)
 		return -EPERM;
 	int alive = nu_is_alive(pid);
-	if (alive < 0)
-		return alive;
+	*sp = s;
+	return alive < 0 ? alive : 0;
+}
+
+int nu_link(nu_pid pid)
+{
+	nu__sched *s;
+	int rc = link_args(pid, &s);
+	if (rc)
+		return rc;
 	nu__proc *me = s->current;
 	if (pid == me->pid || linked(me, pid))
 		return 0;
-	if (!alive)
-		return link_noproc(s, me, pid);
-	nu__rel *r = nu__rel_new(me, NU__REL_LINK, pid, 0);
-	if (!r)
-		return -ENOMEM;
-	nu__proc *t = nu__slot_proc(&nu__node_get()->mem, nu__pid_index(pid));
-	if (nu__rel_push(t, r))
-		return 0;
-	/* gone meanwhile: take it back, unless its exit claimed it (then
-	 * its exit signal is on the way) */
-	int exp = NU__REL_ACTIVE;
-	if (!atomic_compare_exchange_strong(&r->state, &exp, NU__REL_OFF))
-		return 0;
-	nu__rel_unhold(me, r);
-	return link_noproc(s, me, pid);
+	rc = nu__rel_attach(me, NU__REL_LINK, pid, 0);
+	return rc == 1 ? link_noproc(s, me, pid) : rc;
 }
 
 int nu_unlink(nu_pid pid)
 {
-	nu__sched *s = nu__sched_self();
-	if (!s || !s->current)
-		return -EPERM;
-	int alive = nu_is_alive(pid);
-	if (alive < 0)
-		return alive;
+	nu__sched *s;
+	int rc = link_args(pid, &s);
+	if (rc)
+		return rc;
 	nu__proc *me = s->current;
 	nu__rel *r = nu__rel_find_held(me, NU__REL_LINK, pid, 0);
 	if (r) {

@@ -33,38 +33,21 @@ int nu_monitor(nu_pid pid, nu_term *ref)
 	if (r == NU_NONE)
 		return -ENOMEM;
 	uint64_t id = nu__ref_id(r);
-	if (nu_is_alive(pid) != 1) { /* dead: DOWN noproc at once */
-		*ref = r;
-		return nu__signal_down(me->pid, pid, id, NU_ATOM_NOPROC, NULL);
-	}
-	nu__rel *m = nu__rel_new(me, NU__REL_MONITOR, pid, id);
-	if (!m)
-		return -ENOMEM;
+	int rc = nu__rel_attach(me, NU__REL_MONITOR, pid, id);
+	if (rc < 0)
+		return rc;
 	*ref = r;
-	nu__proc *t = nu__slot_proc(&nu__node_get()->mem, nu__pid_index(pid));
-	if (nu__rel_push(t, m))
-		return 0;
-	/* Gone between the check and the push. Take the record back (its
-	 * stack reference is dropped by the slot's next holder) and report
-	 * noproc, unless the target claimed it: its DOWN is on the way. */
-	int exp = NU__REL_ACTIVE;
-	if (atomic_compare_exchange_strong(&m->state, &exp, NU__REL_OFF)) {
-		nu__rel_unhold(me, m);
-		return nu__signal_down(me->pid, pid, id, NU_ATOM_NOPROC, NULL);
-	}
-	return 0;
+	/* not alive: DOWN noproc at once */
+	return rc ? nu__signal_down(me->pid, pid, id, NU_ATOM_NOPROC, NULL) : 0;
 }
 
 /* A queued {'DOWN', Ref, _, _, _} for the reference with id *arg. */
 static int is_down_for(nu_term t, void *arg)
 {
 	static _Atomic nu_term down;
-	nu_term d = atomic_load_explicit(&down, memory_order_relaxed);
-	if (!d)
-		atomic_store_explicit(&down, d = nu_atom("DOWN"),
-				      memory_order_relaxed);
 	nu_term r = nu_tuple_elem(t, 1);
-	return nu_tuple_size(t) == 5 && nu_tuple_elem(t, 0) == d &&
+	return nu_tuple_size(t) == 5 &&
+	       nu_tuple_elem(t, 0) == nu__atom_cached(&down, "DOWN") &&
 	       nu_term_type(r) == NU_T_REF &&
 	       nu__ref_id(r) == *(const uint64_t *)arg;
 }

@@ -357,26 +357,35 @@ static int fold_tuple(comp *c, size_t at)
 	return emit_lit(c, t, c->cpos[at]);
 }
 
-static int comp_tuple(comp *c)
+/* A braced, comma-separated sequence ({...} or #{...}, the opening token
+ * current): instruction op, then elem() for each element; op's arg is
+ * the count. The instruction's index, or -1 on failure. */
+static ptrdiff_t comp_braced(comp *c, uint32_t op, int (*elem)(comp *))
 {
 	size_t at = c->ncode;
 	uint32_t n = 0;
-	if (!emit(c, OP_TUPLE, 0, c->tok.pos))
-		return 0;
+	if (!emit(c, op, 0, c->tok.pos))
+		return -1;
 	advance(c);
 	if (c->tok.kind != NU__TOK_RBRACE)
 		for (;;) {
-			if (!comp_pat(c))
-				return 0;
+			if (!elem(c))
+				return -1;
 			n++;
 			if (c->tok.kind != NU__TOK_COMMA)
 				break;
 			advance(c);
 		}
 	if (!expect(c, NU__TOK_RBRACE))
-		return 0;
+		return -1;
 	c->code[at].arg = n;
-	return fold_tuple(c, at);
+	return (ptrdiff_t)at;
+}
+
+static int comp_tuple(comp *c)
+{
+	ptrdiff_t at = comp_braced(c, OP_TUPLE, comp_pat);
+	return at >= 0 && fold_tuple(c, (size_t)at);
 }
 
 /* Fold the list's trailing cells whose head and tail are LITs, innermost
@@ -477,27 +486,15 @@ static int comp_key(comp *c)
 	return 1;
 }
 
+/* One Key => Pattern association of a map pattern. */
+static int comp_assoc(comp *c)
+{
+	return comp_key(c) && expect(c, NU__TOK_ASSOC) && comp_pat(c);
+}
+
 static int comp_map(comp *c)
 {
-	size_t at = c->ncode;
-	uint32_t n = 0;
-	if (!emit(c, OP_MAP, 0, c->tok.pos))
-		return 0;
-	advance(c);
-	if (c->tok.kind != NU__TOK_RBRACE)
-		for (;;) {
-			if (!comp_key(c) || !expect(c, NU__TOK_ASSOC) ||
-			    !comp_pat(c))
-				return 0;
-			n++;
-			if (c->tok.kind != NU__TOK_COMMA)
-				break;
-			advance(c);
-		}
-	if (!expect(c, NU__TOK_RBRACE))
-		return 0;
-	c->code[at].arg = n;
-	return 1;
+	return comp_braced(c, OP_MAP, comp_assoc) >= 0;
 }
 
 static int comp_pat(comp *c)

@@ -154,10 +154,27 @@ static void stack_push(nu__proc *t, nu__rel *r)
 		nu__proc_signal(t, NU__PS_PRUNE);
 }
 
-int nu__rel_push(nu__proc *t, nu__rel *r)
+int nu__rel_attach(nu__proc *me, int kind, nu_pid target, uint64_t ref)
 {
+	if (nu_is_alive(target) != 1)
+		return 1;
+	nu__rel *r = nu__rel_new(me, kind, target, ref);
+	if (!r)
+		return -ENOMEM;
+	nu__proc *t = nu__slot_proc(&nu__node_get()->mem,
+				    nu__pid_index(target));
 	stack_push(t, r);
-	return nu_is_alive(r->target) == 1 && !atomic_load(&t->exiting);
+	/* re-check (seq_cst, against the exit's `exiting` then take) */
+	if (nu_is_alive(target) == 1 && !atomic_load(&t->exiting))
+		return 0;
+	/* Gone meanwhile: take the record back (its stack reference is
+	 * dropped by the slot's next holder), unless the exit claimed it:
+	 * then its signal is on the way. */
+	int exp = NU__REL_ACTIVE;
+	if (!atomic_compare_exchange_strong(&r->state, &exp, NU__REL_OFF))
+		return 0;
+	nu__rel_unhold(me, r);
+	return 1;
 }
 
 nu__rel *nu__rel_find_held(nu__proc *me, int kind, nu_pid target,

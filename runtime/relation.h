@@ -49,10 +49,13 @@ void nu__rel_unref(nu__rel *r);
 nu__rel *nu__rel_new(struct nu__proc *me, int kind, nu_pid target,
 		     uint64_t ref);
 
-/* Push r onto target process t's stack (t may have died and its slot been
- * reused: see relation.c), then re-check: 1 when t is still alive and not
- * exiting, 0 when it is gone (the caller takes r back with a CAS). */
-int nu__rel_push(struct nu__proc *t, nu__rel *r);
+/* A new relation of kind from the calling process `me` (owner) to
+ * target, pushed onto the target's stack: 0 when it stands (or the
+ * target's exit already claimed it: its signal is on the way), 1 when
+ * target is not alive (no relation: the caller reports noproc), or
+ * -ENOMEM. */
+int nu__rel_attach(struct nu__proc *me, int kind, nu_pid target,
+		   uint64_t ref);
 
 /* Drop r from its owner's held list (owner context; no-op when not held)
  * and the list's reference. */

@@ -52,17 +52,6 @@
 #include "sched.h"
 #include "term.h"
 
-/* An atom looked up once (atoms are never freed or moved). */
-static nu_term cached_atom(_Atomic nu_term *slot, const char *name)
-{
-	nu_term a = atomic_load_explicit(slot, memory_order_relaxed);
-	if (!a) {
-		a = nu_atom(name);
-		atomic_store_explicit(slot, a, memory_order_relaxed);
-	}
-	return a;
-}
-
 /* A signal of kind to `to`, its tuple built from el[0..n) (element
  * ref_at, if >= 0, the reference with id ref) in a scratch heap: on the
  * stack when small, since the sender may be an exiting process whose heap
@@ -103,7 +92,7 @@ int nu__signal_exit(int kind, nu_pid to, nu_pid from, nu_term reason,
 		    nu__rel *rel)
 {
 	static _Atomic nu_term exit_atom;
-	nu_term el[3] = { cached_atom(&exit_atom, "EXIT"), nu_pid_term(from),
+	nu_term el[3] = { nu__atom_cached(&exit_atom, "EXIT"), nu_pid_term(from),
 			  reason };
 	return send_built(kind, to, from, 3, el, 0, -1, rel);
 }
@@ -112,8 +101,9 @@ int nu__signal_down(nu_pid to, nu_pid from, uint64_t ref, nu_term reason,
 		    nu__rel *rel)
 {
 	static _Atomic nu_term down, process;
-	nu_term el[5] = { cached_atom(&down, "DOWN"), NU_NONE,
-			  cached_atom(&process, "process"), nu_pid_term(from),
+	nu_term el[5] = { nu__atom_cached(&down, "DOWN"), NU_NONE,
+			  nu__atom_cached(&process, "process"),
+			  nu_pid_term(from),
 			  reason };
 	return send_built(NU__SIG_DOWN, to, from, 5, el, ref, 1, rel);
 }

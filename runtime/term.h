@@ -4,6 +4,7 @@
 #ifndef NU_TERM_H
 #define NU_TERM_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -75,6 +76,18 @@ nu_term nu__map_put_in(nu__heap *h, nu_term map, nu_term key, nu_term val);
 nu_term nu__make_ref_in(nu__heap *h);
 /* The id of a reference term (t must be one: nu_term_type(t) == NU_T_REF).
  * Ids grow with time: a reference made later has a larger id. */
+/* The atom `name`, looked up once into *slot (atoms are never freed or
+ * moved, so a racing second lookup stores the same value). */
+static inline nu_term nu__atom_cached(_Atomic nu_term *slot, const char *name)
+{
+	nu_term a = atomic_load_explicit(slot, memory_order_relaxed);
+	if (!a) {
+		a = nu_atom(name);
+		atomic_store_explicit(slot, a, memory_order_relaxed);
+	}
+	return a;
+}
+
 static inline uint64_t nu__ref_id(nu_term t)
 {
 	return nu__box_ptr(t)[1];

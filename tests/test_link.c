@@ -246,7 +246,6 @@ static void trap_main(void *a)
 	/* a link signal with reason kill is trappable (not nu_kill's) */
 	c = spawn_l(exits_kill, NULL);
 	CU_ASSERT_EQUAL(exit_reason(c, 5000), NU_ATOM_KILL);
-	CU_ASSERT_EQUAL(nu_is_alive(nu_self()), 1);
 
 	/* nu_kill: a trapped reason becomes a message, normal included */
 	CU_ASSERT_EQUAL(nu_kill(nu_self(), nu_atom("hey")), 0);
@@ -337,7 +336,8 @@ static void kill_main(void *a)
 	CU_ASSERT_EQUAL(nu_kill(t, nu_atom("bye")), 0);
 	CU_ASSERT_EQUAL(down_reason(ref, t, 5000), nu_atom("bye"));
 
-	/* a sleeper is ended at once, not when its sleep is over */
+	/* a process waiting in receive is ended at once, not at its
+	 * timeout (nu_sleep: kill_sleeper_main) */
 	t = spawn_mon(lingers, NULL, &ref);
 	uint64_t t0 = now_ms();
 	CU_ASSERT_EQUAL(nu_kill(t, nu_atom("wake")), 0);
@@ -470,7 +470,6 @@ static void unlink_main(void *a)
 	CU_ASSERT_EQUAL(nu_unlink(t3), 0);
 	CU_ASSERT_EQUAL(nu_unlink(me), 0);
 	CU_ASSERT_EQUAL(nu_link(me), 0); /* a no-op */
-	CU_ASSERT_EQUAL(nu_is_alive(me), 1);
 }
 
 static void test_unlink(void)
@@ -486,7 +485,6 @@ static void race_main(void *a)
 {
 	(void)a;
 	nu_trap_exit(1);
-	int got = 0;
 	for (int i = 0; i < 2000; i++) {
 		nu_term ref;
 		nu_pid t = spawn_lm(exits_boom, NULL, &ref);
@@ -495,14 +493,13 @@ static void race_main(void *a)
 		CU_ASSERT_EQUAL(nu_unlink(t), 0);
 		/* an EXIT may have been taken before unlink (into the
 		 * queue): drop it now; none may come later */
-		got += exit_reason(t, 0) != NU_NONE;
+		exit_reason(t, 0);
 		CU_ASSERT_EQUAL(down_reason(ref, t, 5000), nu_atom("boom"));
 		CU_ASSERT(exit_reason(t, 0) == NU_NONE);
 	}
 	nt_wait_alone();
 	nu_term t;
 	CU_ASSERT_EQUAL(nu_receive(&t, 20), -ETIMEDOUT);
-	(void)got;
 }
 
 static void test_race(void)
@@ -552,7 +549,6 @@ static void bad_main(void *a)
 	CU_ASSERT_EQUAL(nu_unlink(-3), -EINVAL);
 	CU_ASSERT_EQUAL(nu_kill(-3, NU_ATOM_KILL), -EINVAL);
 	CU_ASSERT_EQUAL(nu_kill(nu_self(), NU_NONE), -EINVAL);
-	CU_ASSERT_EQUAL(nu_is_alive(nu_self()), 1);
 }
 
 static void test_bad(void)
