@@ -492,6 +492,12 @@ static void *carve(nu__heap *h, nu__heap_win *w, uint32_t t, uint32_t fl)
 
 	if (t > w->end - b)
 		return NULL;
+	if (h->limit && b + t > w->top &&
+	    (w == &h->win[0] ? h->win[1].top - h->win[1].base
+			     : h->win[0].top - h->win[0].base) +
+			    (b + t - w->base) >
+		    h->limit)
+		nu__heap_over_limit(); /* does not return */
 	hd_store(b, (hd){ t | fl | F_USED, *last_of(h, w), 0, 0 });
 	w->bump = b + t;
 	*last_of(h, w) = t;
@@ -859,6 +865,7 @@ void nu__heap_init2(nu__heap *h, void *near, size_t near_size, void *far,
 	h->frag = 0;
 	h->last[0] = 0;
 	h->last[1] = 0;
+	h->limit = 0;
 #ifdef NU__HEAP_ASAN
 	{
 		nu__heap_win *w = &h->win[0];

@@ -66,7 +66,13 @@ typedef struct nu__heap {
 	uint32_t small[NU__HEAP_NSMALL]; /* LIFO free list heads, per class */
 	uint32_t large[NU__HEAP_NLARGE]; /* free large blocks, per power of 2 */
 	nu__heap_win win[2];	/* [0] the near window, [1] the far one */
+	size_t limit;		/* window bytes a heap may touch, 0 = all;
+				   past it nu__heap_over_limit() */
 } nu__heap;
+
+/* A process heap grew past its limit (fault.c's fallback accounting):
+ * ends the calling process with heap_limit (proc.c). */
+void nu__heap_over_limit(void);
 
 /*
  * Take near = [near, near + near_size) and far = [far, far + far_size) as

@@ -62,6 +62,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "fault.h"
 #include "fiber.h"
 #include "proc.h"
 #include "topo.h"
@@ -150,10 +151,13 @@ int nu__mem_init(nu__mem *m, const nu_config *cfg, const int *node_ids,
 	int rc = mem_geometry(m, cfg, nnodes, nsched);
 	if (rc)
 		return rc;
+	m->uffd = -1;
 	m->gen_len = (size_t)m->nslots * sizeof(uint32_t);
 	m->gen = reserve(m->gen_len);
+	m->resident_len = m->gen_len;
+	m->resident = reserve(m->resident_len);
 	m->regions = calloc(nnodes, sizeof(*m->regions));
-	if (!m->gen || !m->regions) {
+	if (!m->gen || !m->resident || !m->regions) {
 		nu__mem_fini(m);
 		return -ENOMEM;
 	}
@@ -192,7 +196,10 @@ void nu__mem_fini(nu__mem *m)
 	free(m->regions);
 	if (m->gen)
 		munmap((void *)m->gen, m->gen_len);
+	if (m->resident)
+		munmap((void *)m->resident, m->resident_len);
 	memset(m, 0, sizeof(*m));
+	m->uffd = -1;
 }
 
 int nu__slot_cache_init(nu__slot_cache *c, unsigned warm_cap, int group)
@@ -326,6 +333,12 @@ void nu__slot_put(nu__mem *m, nu__slot_cache *c, uint32_t index,
 	 * touched the stack pages below P. */
 	int stack_dirty = sp_low < page + 1024;
 	int heap_dirty = heap_top > page + m->page || far_top > far;
+	/* With userfaultfd the count is exact: more than P and one fault's
+	 * batch resident means the process went beyond a warm slot's set
+	 * (the batch a leaf call below P may have populated stays, counted
+	 * to the slot, as it did before the fault path existed). */
+	if (m->uffd >= 0 && nu__fault_resident(m, index) > 1 + m->batch)
+		stack_dirty = heap_dirty = 1;
 	if (!stack_dirty && !heap_dirty && home && c->nwarm == c->warm_cap)
 		depot_give(&m->regions[c->group], c);
 	if (!stack_dirty && !heap_dirty && home && c->nwarm < c->warm_cap) {
@@ -343,6 +356,10 @@ void nu__slot_put(nu__mem *m, nu__slot_cache *c, uint32_t index,
 				    : 0;
 	e->heap_to = heap_top > page + m->page ? round_up(heap_top, m->page) : 0;
 	e->far_to = far_top > far ? round_up(far_top, m->page) : 0;
+	if (e->far_to && m->uffd >= 0) /* and the last fault's batch */
+		e->far_to += (uintptr_t)m->batch * m->page;
+	if (e->far_to > far + m->far_size)
+		e->far_to = far + m->far_size;
 	__atomic_store_n(&c->npend, c->npend + 1, __ATOMIC_RELAXED);
 }
 
@@ -366,13 +383,25 @@ static void release_run(nu__mem *m, const nu__pending *e, unsigned n)
 {
 	char *base = nu__slot_base(m, e->index);
 	madvise(base, (size_t)n * m->slot_size, MADV_DONTNEED);
-	for (unsigned i = 0; i < n; i++)
+	for (unsigned i = 0; i < n; i++) {
 		release_far(m, &e[i]);
+		nu__fault_released(m, e[i].index, 1);
+	}
 }
 
 static void release_part(nu__mem *m, const nu__pending *e)
 {
 	uintptr_t page = (uintptr_t)nu__slot_page(m, e->index);
+	if (m->uffd >= 0) {
+		/* a fault's batch may have populated pages past what the
+		 * process reached: give back the whole windows around P */
+		char *base = nu__slot_base(m, e->index);
+		madvise(base + m->page, m->stack_size, MADV_DONTNEED);
+		madvise((void *)(page + m->page), m->near_size, MADV_DONTNEED);
+		release_far(m, e);
+		nu__fault_released(m, e->index, 0);
+		return;
+	}
 	if (e->stack_from)
 		madvise((void *)e->stack_from, page - e->stack_from,
 			MADV_DONTNEED);

@@ -37,6 +37,7 @@ typedef struct nu__region {
 	uint32_t *depot;          /* warm free slots shared by the node's */
 	uint32_t ndepot;          /* schedulers, moved in batches */
 	uint32_t depot_cap;
+	_Atomic uint64_t pages;   /* resident through the fault path */
 } nu__region;
 
 /* A scheduler's private slot caches. */
@@ -69,6 +70,10 @@ typedef struct nu__mem {
 	nu__region *regions;
 	unsigned nregions;
 	int guards;               /* MADV_GUARD_INSTALL works */
+	int uffd;                 /* userfaultfd (fault.c), -1: fallback */
+	unsigned batch;           /* pages a fault populates at most */
+	_Atomic uint32_t *resident; /* per slot: pages populated (fault.c) */
+	size_t resident_len;
 } nu__mem;
 
 /* Reserve the regions (one per node id) and the process table. */

@@ -19,6 +19,8 @@
  */
 #include "node.h"
 
+#include "fault.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +32,7 @@ nu__node *_Atomic nu__node_g;
 #define DEFAULT_HEAP (16u << 20)
 #define DEFAULT_REDUCTIONS 4000u
 #define DEFAULT_WARM 4096u
+#define DEFAULT_BATCH 16u
 
 void nu_config_init(nu_config *cfg)
 {
@@ -41,6 +44,7 @@ void nu_config_init(nu_config *cfg)
 	cfg->heap_size = DEFAULT_HEAP;
 	cfg->reductions = DEFAULT_REDUCTIONS;
 	cfg->warm_slots = DEFAULT_WARM;
+	cfg->fault_batch = DEFAULT_BATCH;
 }
 
 /* Fill defaults into zero fields and check ranges. */
@@ -58,10 +62,13 @@ static int config_check(nu_config *c)
 		c->reductions = d.reductions;
 	if (!c->warm_slots)
 		c->warm_slots = d.warm_slots;
+	if (!c->fault_batch)
+		c->fault_batch = d.fault_batch;
 	if (c->max_procs > NU__PID_MAX_INDEX || c->reductions > (1u << 30) ||
 	    c->stack_size < NU__MIN_STACK || c->stack_size > (64u << 20) ||
 	    c->heap_size < (64u << 10) || c->heap_size > (1u << 30) ||
-	    c->warm_slots > (1u << 20) || (c->nnodes && !c->nodes))
+	    c->warm_slots > (1u << 20) || (c->nnodes && !c->nodes) ||
+	    c->fault_batch > 64 || c->max_heap > ((size_t)1 << 40))
 		return -EINVAL;
 	return 0;
 }
@@ -177,6 +184,8 @@ static int node_build(nu__node *n)
 	rc = nu__mem_init(&n->mem, &n->cfg, node_ids, nsched_of, n->ngroups,
 			  n->topo.fallback);
 	if (!rc)
+		rc = nu__fault_init(&n->mem, n->cfg.fault_batch);
+	if (!rc)
 		rc = nu__registry_init(n);
 	if (rc)
 		return rc;
@@ -206,8 +215,10 @@ static void node_free(nu__node *n)
 	for (unsigned i = 0; n->groups && i < n->ngroups; i++)
 		pthread_mutex_destroy(&n->groups[i].gq_lock);
 	free(n->groups);
-	if (n->mem.regions)
+	if (n->mem.regions) {
+		nu__fault_fini(&n->mem);
 		nu__mem_fini(&n->mem);
+	}
 	nu__registry_fini(n);
 	nu__topo_free(&n->topo);
 	pthread_mutex_destroy(&n->lock);

@@ -51,6 +51,7 @@
 #include "node.h"
 #include "relation.h"
 #include "sched.h"
+#include "term.h"
 
 /* Reductions a spawn costs. A spawn does ~40 times the work of a plain
  * runtime call, and the charge bounds how many fresh processes a spawning
@@ -231,6 +232,8 @@ static int spawn_check(nu__node *n, nu_fn fn, const nu_spawn_opts *o)
 {
 	if (!fn || !o || (unsigned)o->mailbox_policy > NU_MAILBOX_KILL)
 		return -EINVAL;
+	if (o->max_heap > ((size_t)1 << 40))
+		return -EINVAL;
 	if (o->stack_size &&
 	    (o->stack_size < NU__MIN_STACK ||
 	     o->stack_size > nu__slot_stack_max(&n->mem)))
@@ -282,6 +285,12 @@ static void proc_init(nu__node *n, nu__proc *p, uint32_t index, nu_fn fn,
 	atomic_store_explicit(&p->reg_name, 0, memory_order_relaxed);
 	nu__heap_init2(&p->heap, page + NU__P_HEAP, nu__slot_heap_size(m),
 		       nu__slot_far(m, index), m->far_size);
+	size_t max = o->max_heap ? o->max_heap : n->cfg.max_heap;
+	uint64_t pages = (max + m->page - 1) / m->page;
+	p->heap_pages = 0;
+	p->heap_max = pages > UINT32_MAX ? UINT32_MAX : (uint32_t)pages;
+	if (m->uffd < 0) /* the fallback: the allocator counts */
+		p->heap.limit = (size_t)p->heap_max * m->page;
 	p->sp = nu__ctx_make(p->stack_hi, nu__proc_entry, p);
 }
 
@@ -442,6 +451,13 @@ void nu__proc_reap(nu__sched *s, nu__proc *p)
 	count_give(n, s);
 	if (atomic_load(&n->stopping) && atomic_load(&n->reserved) == 0)
 		nu__sched_kick_all(s);
+}
+
+void nu__heap_over_limit(void)
+{
+	static _Atomic nu_term heap_limit;
+	nu__sched *s = nu__sched_self();
+	nu__proc_exit(s, s->current, nu__atom_cached(&heap_limit, "heap_limit"));
 }
 
 void nu_exit(nu_term reason)

@@ -66,6 +66,7 @@
 #include <time.h>
 
 #include "ctx.h"
+#include "fault.h"
 #include "fiber.h"
 #include "node.h"
 #include "topo.h"
@@ -887,7 +888,10 @@ void *nu__sched_main(void *arg)
 	nu__sched *s = arg;
 	nu__node *n = nu__node_get();
 	int rc = sched_setup(s, n);
+	if (!rc)
+		rc = nu__fault_thread_init(s);
 	if (!nu__node_sched_ready(n, rc) || rc) {
+		nu__fault_thread_fini(s);
 		nu__timers_fini(&s->timers);
 		nu__ring_fini(&s->ring);
 		tls_sched = NULL;
@@ -899,6 +903,7 @@ void *nu__sched_main(void *arg)
 	nu__slot_flush(&n->mem, &s->slots);
 	nu__timers_fini(&s->timers);
 	nu__ring_fini(&s->ring);
+	nu__fault_thread_fini(s);
 	tls_sched = NULL;
 	return NULL;
 }

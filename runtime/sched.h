@@ -3,6 +3,7 @@
 #define NU_SCHED_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -60,6 +61,8 @@ typedef struct nu__sched {
 	nu__slot_cache slots;
 	nu__timers timers;
 	void *asan_fake;        /* ASan fake stack of the loop context */
+	void *fault_area;       /* signal stack + fault-exit stack (fault.c) */
+	stack_t old_altstack;
 	void *tsan_fiber;       /* TSan fiber of the loop context */
 	int spinning;           /* woken to look for work (group nspinning) */
 	void *loop_stack_lo;    /* the thread's own stack (loop context) */

@@ -275,6 +275,13 @@ typedef struct nu_config {
 	/* Warm slots each scheduler keeps resident for fast spawns;
 	 * default 4096. */
 	unsigned warm_slots;
+	/* Default heap limit of a process (bytes; nu_spawn_opts.max_heap
+	 * overrides it); 0 = its heap windows (~57 KiB + heap_size). A
+	 * process whose heap grows past it exits with reason heap_limit. */
+	size_t max_heap;
+	/* Pages a fault on process memory populates at once (userfaultfd
+	 * mode); default 16, from 1 to 64. */
+	unsigned fault_batch;
 } nu_config;
 
 /* Fill *cfg with the defaults. */
@@ -353,6 +360,10 @@ typedef struct nu_spawn_opts {
 	/* Nonzero: the spawner links to the new process from the start
 	 * (Erlang's spawn_link). With monitor_ref, both or neither. */
 	int link;
+	/* Heap limit in bytes (rounded up to pages; counts received
+	 * messages kept); 0 = the node's max_heap. Past it the process
+	 * exits with reason heap_limit. */
+	size_t max_heap;
 } nu_spawn_opts;
 
 /* Fill *o with the defaults (no affinity, default stack). */
@@ -683,6 +694,41 @@ void nu_free(void *p);
 /* Bytes currently allocated in the calling process's heap (0 outside a
  * process). */
 size_t nu_heap_used(void);
+
+/*
+ * Make [addr, addr + len) resident before handing it to the kernel. With
+ * userfaultfd on (SIGBUS mode), a system call or io_uring operation that
+ * writes into a process page never touched before fails with EFAULT
+ * instead of waiting for it; the nu_ I/O calls do this themselves, a
+ * process making its own system calls into its stack or heap calls this
+ * first. The pages are charged to the process as a touch would (past its
+ * heap limit it exits with heap_limit). 0; -EINVAL for a NULL addr with a
+ * nonzero len or a range that wraps; 0 and nothing done outside a node or
+ * in the fallback mode.
+ */
+int nu_mem_populate(void *addr, size_t len);
+
+/* A snapshot of a live process (another process's figures may be a
+ * moment old). */
+typedef struct nu_proc_info {
+	/* Bytes of its slot resident: pages the userfaultfd fault path
+	 * populated and release did not give back (exact); in the fallback
+	 * mode an estimate from its stack depth and heap high-water mark. */
+	size_t resident_bytes;
+	size_t heap_pages_bytes; /* of which its heap windows (uffd mode) */
+	size_t heap_limit;     /* bytes; 0 = its heap windows */
+	uint32_t mailbox_len;  /* messages taken into its queue, not received */
+	int scheduler;         /* the scheduler that runs or last ran it */
+} nu_proc_info;
+
+/* Fill *info for pid. 0, -EINVAL (NULL info or a pid that cannot be one),
+ * -ESRCH (not alive, or no node). */
+int nu_process_info(nu_pid pid, nu_proc_info *info);
+
+/* Resident bytes the fault path accounts for on NUMA node `node` (libnuma
+ * numbering), all slots together; -EINVAL for a node the node does not
+ * run on, -ESRCH outside a node, -EOPNOTSUPP in the fallback mode. */
+int64_t nu_node_resident(int node);
 
 #ifdef __cplusplus
 }

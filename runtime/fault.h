@@ -1,0 +1,34 @@
+/* fault.h — private to nuproc: the userfaultfd fault path. See fault.c. */
+#ifndef NU_FAULT_H
+#define NU_FAULT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mem.h"
+
+struct nu__sched;
+
+/* Register the node's reservations with a userfaultfd in SIGBUS mode and
+ * install the fault handlers, or choose the fallback (plain anonymous
+ * memory, said once on stderr). 0, or -errno when NUPROC_UFFD=1 forces
+ * userfaultfd and it is refused. Sets m->uffd (-1 in the fallback). */
+int nu__fault_init(nu__mem *m, unsigned batch);
+void nu__fault_fini(nu__mem *m);
+
+/* Per scheduler thread: the signal stack and the stack a process that
+ * dies of a fault exits on. 0 or -ENOMEM. */
+int nu__fault_thread_init(struct nu__sched *s);
+void nu__fault_thread_fini(struct nu__sched *s);
+
+/* Make [addr, addr + len) resident before the kernel writes into it
+ * (system calls and io_uring get EFAULT from a missing page in SIGBUS
+ * mode). Charges the pages to their slot as a touch would. 0 or -errno. */
+int nu__mem_populate(void *addr, size_t len);
+
+/* Pages of slot idx populated through the fault path and not released. */
+uint32_t nu__fault_resident(const nu__mem *m, uint32_t idx);
+/* The slot's pages went back: all of them (full), or all but P. */
+void nu__fault_released(nu__mem *m, uint32_t idx, int full);
+
+#endif
