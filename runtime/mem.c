@@ -131,6 +131,7 @@ static int mem_geometry(nu__mem *m, const nu_config *cfg, unsigned nnodes,
 	m->near_size = (size_t)NU__NEAR_PAGES * m->page;
 	m->far_size = round_up(cfg->heap_size, m->page);
 	m->slot_size = m->page + m->stack_size + m->page + m->near_size;
+	m->heap_max_pages = nu__mem_pages(m, cfg->max_heap);
 	uint64_t margin = (uint64_t)nsched * (2 * cfg->warm_slots + PEND_CAP);
 	uint64_t total = cfg->max_procs + margin;
 	uint64_t per = (total + nnodes - 1) / nnodes;

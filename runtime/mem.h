@@ -72,6 +72,7 @@ typedef struct nu__mem {
 	int guards;               /* MADV_GUARD_INSTALL works */
 	int uffd;                 /* userfaultfd (fault.c), -1: fallback */
 	unsigned batch;           /* pages a fault populates at most */
+	uint32_t heap_max_pages;  /* the node's default heap limit, 0 = none */
 	_Atomic uint32_t *resident; /* per slot: pages populated (fault.c) */
 	size_t resident_len;
 } nu__mem;
@@ -132,6 +133,13 @@ static inline char *nu__slot_far(const nu__mem *m, uint32_t index)
 static inline size_t nu__slot_stack_max(const nu__mem *m)
 {
 	return m->stack_size + NU__P_STACK_TOP;
+}
+
+/* bytes in pages, rounded up, saturated at UINT32_MAX. */
+static inline uint32_t nu__mem_pages(const nu__mem *m, size_t bytes)
+{
+	uint64_t pages = ((uint64_t)bytes + m->page - 1) / m->page;
+	return pages > UINT32_MAX ? UINT32_MAX : (uint32_t)pages;
 }
 
 /* Install / remove a guard page at addr (page aligned); 0 or -errno. */

@@ -285,10 +285,10 @@ static void proc_init(nu__node *n, nu__proc *p, uint32_t index, nu_fn fn,
 	atomic_store_explicit(&p->reg_name, 0, memory_order_relaxed);
 	nu__heap_init2(&p->heap, page + NU__P_HEAP, nu__slot_heap_size(m),
 		       nu__slot_far(m, index), m->far_size);
-	size_t max = o->max_heap ? o->max_heap : n->cfg.max_heap;
-	uint64_t pages = (max + m->page - 1) / m->page;
+	/* no division on the common spawn: the default is precomputed */
 	p->heap_pages = 0;
-	p->heap_max = pages > UINT32_MAX ? UINT32_MAX : (uint32_t)pages;
+	p->heap_max = o->max_heap ? nu__mem_pages(m, o->max_heap)
+				  : m->heap_max_pages;
 	if (m->uffd < 0) /* the fallback: the allocator counts */
 		p->heap.limit = (size_t)p->heap_max * m->page;
 	p->sp = nu__ctx_make(p->stack_hi, nu__proc_entry, p);

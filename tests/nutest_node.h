@@ -37,6 +37,20 @@ static inline void nt_wait_alone(void)
 		nu_yield();
 }
 
+/* The reason in pid's {'DOWN', Ref, process, Pid, Reason} for ref, or
+ * NU_NONE when none comes within timeout ms. */
+static inline nu_term nt_down_reason(nu_term ref, nu_pid pid, int64_t timeout)
+{
+	nu_pattern *pat;
+	if (nu_pattern_compile("{'DOWN', R, process, P, Why}", &pat, NULL))
+		return NU_NONE;
+	nu_term pre[3] = { ref, nu_pid_term(pid), NU_NONE }, vars[3], t;
+	nu_clause c = { pat, pre, vars };
+	int rc = nu_receive_select(&c, 1, timeout, &t);
+	nu_pattern_free(pat);
+	return rc == 0 ? vars[2] : NU_NONE;
+}
+
 /* This OS process's resident bytes. */
 static inline long nt_rss(void)
 {

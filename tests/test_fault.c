@@ -23,20 +23,6 @@ static int uffd_mode(void)
 
 static void cfg(nu_config *c) { nt_config(c, nt_two(), 20000, 4 << 20); }
 
-/* The DOWN of the monitored pid's exit: its reason. */
-static nu_term down_reason(nu_term ref, nu_pid pid)
-{
-	nu_pattern *pat;
-	CU_ASSERT_EQUAL_FATAL(
-		nu_pattern_compile("{'DOWN', R, process, P, Why}", &pat, NULL), 0);
-	nu_term pre[3] = { ref, nu_pid_term(pid), NU_NONE }, vars[3], t;
-	nu_clause c = { pat, pre, vars };
-	int rc = nu_receive_select(&c, 1, 10000, &t);
-	nu_pattern_free(pat);
-	CU_ASSERT_EQUAL(rc, 0);
-	return rc == 0 ? vars[2] : NU_NONE;
-}
-
 static nu_pid spawn_watched(nu_fn fn, void *arg, size_t max_heap,
 			    nu_term *ref)
 {
@@ -87,7 +73,7 @@ static void main_stack(void *a)
 		nu_term ref;
 		nu_pid p = spawn_watched(overflows, NULL, 0, &ref);
 		CU_ASSERT_FATAL(p > 0);
-		CU_ASSERT_EQUAL(down_reason(ref, p), nu_atom("stack_overflow"));
+		CU_ASSERT_EQUAL(nt_down_reason(ref, p, 10000), nu_atom("stack_overflow"));
 	}
 	nt_wait_alone();
 	CU_ASSERT_EQUAL(atomic_load(&siblings_done), 20);
@@ -130,14 +116,14 @@ static void main_heap(void *a)
 	nu_term ref;
 	nu_pid p = spawn_watched(hog, NULL, 256 << 10, &ref);
 	CU_ASSERT_FATAL(p > 0);
-	CU_ASSERT_EQUAL(down_reason(ref, p), nu_atom("heap_limit"));
+	CU_ASSERT_EQUAL(nt_down_reason(ref, p, 10000), nu_atom("heap_limit"));
 	p = spawn_watched(modest, NULL, 256 << 10, &ref);
 	CU_ASSERT_FATAL(p > 0);
-	CU_ASSERT_EQUAL(down_reason(ref, p), nu_atom("fine"));
+	CU_ASSERT_EQUAL(nt_down_reason(ref, p, 10000), nu_atom("fine"));
 	/* the node default applies when the spawn does not say */
 	p = spawn_watched(hog, NULL, 0, &ref);
 	CU_ASSERT_FATAL(p > 0);
-	CU_ASSERT_EQUAL(down_reason(ref, p), nu_atom("heap_limit"));
+	CU_ASSERT_EQUAL(nt_down_reason(ref, p, 10000), nu_atom("heap_limit"));
 }
 
 static void test_heap_limit(void)

@@ -49,19 +49,6 @@ static nu_pid spawn_mon(nu_fn fn, void *arg, nu_term *ref)
 	return nu_spawn_opt(fn, arg, &o);
 }
 
-/* The reason of pid's DOWN for ref, NU_NONE on timeout. */
-static nu_term down_reason(nu_term ref, nu_pid pid, int64_t timeout)
-{
-	nu_pattern *pat;
-	if (nu_pattern_compile("{'DOWN', R, process, P, Why}", &pat, NULL))
-		return NU_NONE;
-	nu_term pre[3] = { ref, nu_pid_term(pid), NU_NONE }, vars[3], t;
-	nu_clause c = { pat, pre, vars };
-	int rc = nu_receive_select(&c, 1, timeout, &t);
-	nu_pattern_free(pat);
-	return rc == 0 ? vars[2] : NU_NONE;
-}
-
 /* The reason of an {'EXIT', From, Why} from `from`, NU_NONE on timeout. */
 static nu_term exit_reason(nu_pid from, int64_t timeout)
 {
@@ -156,22 +143,22 @@ static void propagation_main(void *a)
 
 	/* a linked process's reason ends us */
 	nu_pid m = spawn_mon(middle, &boom, &ref);
-	why = down_reason(ref, m, 5000);
+	why = nt_down_reason(ref, m, 5000);
 	CU_ASSERT_EQUAL(why, boom);
 
 	/* normal does not: middle lingers until told */
 	nu_term normal = NU_ATOM_NORMAL;
 	m = spawn_mon(middle, &normal, &ref);
-	CU_ASSERT(down_reason(ref, m, 200) == NU_NONE);
+	CU_ASSERT(nt_down_reason(ref, m, 200) == NU_NONE);
 	CU_ASSERT_EQUAL(nu_is_alive(m), 1);
 	nu_send(m, nu_atom("done"));
-	CU_ASSERT_EQUAL(down_reason(ref, m, 5000), NU_ATOM_NORMAL);
+	CU_ASSERT_EQUAL(nt_down_reason(ref, m, 5000), NU_ATOM_NORMAL);
 
 	/* a tuple reason crosses heaps intact */
 	nu_term big = nu_tuple(3, nu_atom("shutdown"), nu_binary("x", 1),
 			       nu_cons(nu_int(1), NU_NIL));
 	m = spawn_mon(middle, &big, &ref);
-	why = down_reason(ref, m, 5000);
+	why = nt_down_reason(ref, m, 5000);
 	CU_ASSERT(why != NU_NONE && nu_term_equal(why, big));
 }
 
@@ -213,7 +200,7 @@ static void chain_main(void *a)
 		nu_sleep(1);
 	CU_ASSERT_EQUAL(nu_process_count(), CHAIN + 1);
 	CU_ASSERT_EQUAL(nu_kill(tail, nu_atom("cut")), 0);
-	CU_ASSERT_EQUAL(down_reason(ref, head, 5000), nu_atom("cut"));
+	CU_ASSERT_EQUAL(nt_down_reason(ref, head, 5000), nu_atom("cut"));
 	nt_wait_alone();
 }
 
@@ -318,7 +305,7 @@ static void kill_main(void *a)
 	nu_pid t = spawn_mon(traps_and_lingers, &me, &ref);
 	CU_ASSERT_EQUAL(wait_atom("trapping", 5000), 0);
 	CU_ASSERT_EQUAL(nu_kill(t, NU_ATOM_KILL), 0);
-	CU_ASSERT_EQUAL(down_reason(ref, t, 5000), NU_ATOM_KILLED);
+	CU_ASSERT_EQUAL(nt_down_reason(ref, t, 5000), NU_ATOM_KILLED);
 
 	/* a trapping victim gets other reasons as a message */
 	t = spawn_mon(traps_and_lingers, &me, &ref);
@@ -327,21 +314,21 @@ static void kill_main(void *a)
 	why = exit_reason(me, 5000); /* relayed: {'EXIT', Me, hey} */
 	CU_ASSERT_EQUAL(why, nu_atom("hey"));
 	nu_send(t, nu_atom("stop"));
-	CU_ASSERT_EQUAL(down_reason(ref, t, 5000), NU_ATOM_NORMAL);
+	CU_ASSERT_EQUAL(nt_down_reason(ref, t, 5000), NU_ATOM_NORMAL);
 
 	/* non-trapping: normal is ignored, anything else ends it */
 	t = spawn_mon(lingers, NULL, &ref);
 	CU_ASSERT_EQUAL(nu_kill(t, NU_ATOM_NORMAL), 0);
-	CU_ASSERT(down_reason(ref, t, 100) == NU_NONE);
+	CU_ASSERT(nt_down_reason(ref, t, 100) == NU_NONE);
 	CU_ASSERT_EQUAL(nu_kill(t, nu_atom("bye")), 0);
-	CU_ASSERT_EQUAL(down_reason(ref, t, 5000), nu_atom("bye"));
+	CU_ASSERT_EQUAL(nt_down_reason(ref, t, 5000), nu_atom("bye"));
 
 	/* a process waiting in receive is ended at once, not at its
 	 * timeout (nu_sleep: kill_sleeper_main) */
 	t = spawn_mon(lingers, NULL, &ref);
 	uint64_t t0 = now_ms();
 	CU_ASSERT_EQUAL(nu_kill(t, nu_atom("wake")), 0);
-	CU_ASSERT_EQUAL(down_reason(ref, t, 5000), nu_atom("wake"));
+	CU_ASSERT_EQUAL(nt_down_reason(ref, t, 5000), nu_atom("wake"));
 	CU_ASSERT(now_ms() - t0 < 2000);
 
 	/* a kill to a dead pid is a no-op */
@@ -362,7 +349,7 @@ static void kill_sleeper_main(void *a)
 	nu_yield();
 	uint64_t t0 = now_ms();
 	CU_ASSERT_EQUAL(nu_kill(t, NU_ATOM_KILL), 0);
-	CU_ASSERT_EQUAL(down_reason(ref, t, 5000), NU_ATOM_KILLED);
+	CU_ASSERT_EQUAL(nt_down_reason(ref, t, 5000), NU_ATOM_KILLED);
 	CU_ASSERT(now_ms() - t0 < 2000);
 }
 
@@ -377,13 +364,13 @@ static void kill_self_main(void *a)
 	(void)a;
 	nu_term ref, r = NU_ATOM_NORMAL;
 	nu_pid t = spawn_mon(kill_self, &r, &ref);
-	CU_ASSERT_EQUAL(down_reason(ref, t, 5000), NU_ATOM_NORMAL);
+	CU_ASSERT_EQUAL(nt_down_reason(ref, t, 5000), NU_ATOM_NORMAL);
 	r = NU_ATOM_KILL;
 	t = spawn_mon(kill_self, &r, &ref);
-	CU_ASSERT_EQUAL(down_reason(ref, t, 5000), NU_ATOM_KILLED);
+	CU_ASSERT_EQUAL(nt_down_reason(ref, t, 5000), NU_ATOM_KILLED);
 	r = nu_atom("mine");
 	t = spawn_mon(kill_self, &r, &ref);
-	CU_ASSERT_EQUAL(down_reason(ref, t, 5000), nu_atom("mine"));
+	CU_ASSERT_EQUAL(nt_down_reason(ref, t, 5000), nu_atom("mine"));
 }
 
 static void test_kill(void)
@@ -404,7 +391,7 @@ static void killed_links_main(void *a)
 	nu_pid t = spawn_lm(lingers, NULL, &ref);
 	CU_ASSERT_EQUAL(nu_kill(t, NU_ATOM_KILL), 0);
 	CU_ASSERT_EQUAL(exit_reason(t, 5000), NU_ATOM_KILLED);
-	CU_ASSERT_EQUAL(down_reason(ref, t, 5000), NU_ATOM_KILLED);
+	CU_ASSERT_EQUAL(nt_down_reason(ref, t, 5000), NU_ATOM_KILLED);
 }
 
 static void test_killed_links(void)
@@ -429,7 +416,7 @@ static void noproc_main(void *a)
 	nt_wait_alone();
 	nu_term ref;
 	nu_pid t = spawn_mon(link_dead, &dead, &ref);
-	CU_ASSERT_EQUAL(down_reason(ref, t, 5000), NU_ATOM_NOPROC);
+	CU_ASSERT_EQUAL(nt_down_reason(ref, t, 5000), NU_ATOM_NOPROC);
 }
 
 static void test_noproc(void)
@@ -449,14 +436,14 @@ static void unlink_main(void *a)
 	nu_pid t = spawn_lm(exits_with_msg, NULL, &ref);
 	CU_ASSERT_EQUAL(nu_unlink(t), 0);
 	nu_send(t, nu_atom("boom"));
-	CU_ASSERT_EQUAL(down_reason(ref, t, 5000), nu_atom("boom"));
+	CU_ASSERT_EQUAL(nt_down_reason(ref, t, 5000), nu_atom("boom"));
 
 	/* it linked to us, we unlink from our end */
 	nu_pid t2 = spawn_mon(links_then_lingers, &me, &ref);
 	CU_ASSERT_EQUAL(wait_atom("linked", 5000), 0);
 	CU_ASSERT_EQUAL(nu_unlink(t2), 0);
 	CU_ASSERT_EQUAL(nu_kill(t2, nu_atom("bye")), 0);
-	CU_ASSERT_EQUAL(down_reason(ref, t2, 5000), nu_atom("bye"));
+	CU_ASSERT_EQUAL(nt_down_reason(ref, t2, 5000), nu_atom("bye"));
 
 	/* linking twice is one link: one unlink removes it */
 	nu_pid t3 = spawn_mon(exits_with_msg, NULL, &ref);
@@ -464,7 +451,7 @@ static void unlink_main(void *a)
 	CU_ASSERT_EQUAL(nu_link(t3), 0);
 	CU_ASSERT_EQUAL(nu_unlink(t3), 0);
 	nu_send(t3, nu_atom("boom"));
-	CU_ASSERT_EQUAL(down_reason(ref, t3, 5000), nu_atom("boom"));
+	CU_ASSERT_EQUAL(nt_down_reason(ref, t3, 5000), nu_atom("boom"));
 
 	/* unlinking what is not linked, or oneself, is fine */
 	CU_ASSERT_EQUAL(nu_unlink(t3), 0);
@@ -494,7 +481,7 @@ static void race_main(void *a)
 		/* an EXIT may have been taken before unlink (into the
 		 * queue): drop it now; none may come later */
 		exit_reason(t, 0);
-		CU_ASSERT_EQUAL(down_reason(ref, t, 5000), nu_atom("boom"));
+		CU_ASSERT_EQUAL(nt_down_reason(ref, t, 5000), nu_atom("boom"));
 		CU_ASSERT(exit_reason(t, 0) == NU_NONE);
 	}
 	nt_wait_alone();

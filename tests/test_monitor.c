@@ -28,37 +28,24 @@ static void waits_for_go(void *a)
 	nu_receive(&t, 5000);
 }
 
-/* The DOWN for ref: check its shape, return its reason. */
-static nu_term expect_down(nu_term ref, nu_pid pid, int64_t timeout)
-{
-	nu_pattern *pat;
-	CU_ASSERT_EQUAL_FATAL(
-		nu_pattern_compile("{'DOWN', R, process, P, Why}", &pat, NULL), 0);
-	nu_term pre[3] = { ref, nu_pid_term(pid), NU_NONE }, vars[3], t;
-	nu_clause c = { pat, pre, vars };
-	int rc = nu_receive_select(&c, 1, timeout, &t);
-	nu_pattern_free(pat);
-	return rc == 0 ? vars[2] : NU_NONE;
-}
-
 static void basics_main(void *a)
 {
 	(void)a;
 	nu_term ref, why;
 	nu_pid p = nu_spawn(normal_exit, NULL);
 	CU_ASSERT_EQUAL(nu_monitor(p, &ref), 0);
-	why = expect_down(ref, p, 2000);
+	why = nt_down_reason(ref, p, 2000);
 	CU_ASSERT(why == NU_ATOM_NORMAL || why == NU_ATOM_NOPROC);
 
 	p = nu_spawn(tuple_exit, NULL);
 	CU_ASSERT_EQUAL(nu_monitor(p, &ref), 0);
-	why = expect_down(ref, p, 2000);
+	why = nt_down_reason(ref, p, 2000);
 	nu_term want = nu_tuple(2, nu_atom("bad"), nu_binary("why", 3));
 	CU_ASSERT(nu_term_equal(why, want) || why == NU_ATOM_NOPROC);
 
 	nt_wait_alone(); /* p is dead for sure now */
 	CU_ASSERT_EQUAL(nu_monitor(p, &ref), 0);
-	CU_ASSERT(expect_down(ref, p, 0) == NU_ATOM_NOPROC);
+	CU_ASSERT(nt_down_reason(ref, p, 0) == NU_ATOM_NOPROC);
 
 	/* demonitor before the exit: no DOWN, ever */
 	p = nu_spawn(waits_for_go, NULL);
@@ -67,7 +54,7 @@ static void basics_main(void *a)
 	CU_ASSERT_EQUAL(nu_demonitor(ref, 0), 1); /* off already */
 	nu_send(p, nu_atom("go"));
 	nt_wait_alone();
-	CU_ASSERT(expect_down(ref, p, 50) == NU_NONE);
+	CU_ASSERT(nt_down_reason(ref, p, 50) == NU_NONE);
 
 	/* demonitor with flush after the DOWN came: it is removed */
 	p = nu_spawn(waits_for_go, NULL);
@@ -76,7 +63,7 @@ static void basics_main(void *a)
 	nt_wait_alone();
 	nu_sleep(5);
 	CU_ASSERT_EQUAL(nu_demonitor(ref, 1), 1); /* it fired */
-	CU_ASSERT(expect_down(ref, p, 0) == NU_NONE);
+	CU_ASSERT(nt_down_reason(ref, p, 0) == NU_NONE);
 
 	/* bad input */
 	CU_ASSERT_EQUAL(nu_monitor(p, NULL), -EINVAL);
@@ -107,7 +94,7 @@ static void race_main(void *a)
 			nu_yield(); /* sometimes let it exit first */
 		int rc = nu_demonitor(ref, 1); /* 1: it fired first */
 		CU_ASSERT_FATAL(rc == 0 || rc == 1);
-		CU_ASSERT_FATAL(expect_down(ref, p, 0) == NU_NONE);
+		CU_ASSERT_FATAL(nt_down_reason(ref, p, 0) == NU_NONE);
 	}
 	nt_wait_alone();
 	nu_term t;
