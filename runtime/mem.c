@@ -44,7 +44,11 @@
  * from spawn or exit; adjacent whole slots are merged into one call (each
  * call is a TLB shootdown). A free slot beyond the warm LIFO's and the
  * depot's capacity is released whole and joins its region's cold list. Guard markers survive
- * MADV_DONTNEED, so a slot's guard is installed once.
+ * MADV_DONTNEED, so a slot's guard is installed once. A scheduler about to
+ * sleep trims its LIFO and its depot to NU__WARM_IDLE_KEEP slots
+ * (nu__slot_trim): the warm set is a cache for bursts of spawns, and once
+ * a burst is over its pages go back (after 100,000 processes of 1 MiB a
+ * node is within ~1 MiB of where it started, not 16 MiB per scheduler).
  *
  * Limits: a leaf call deeper than the last switch is not seen, so such a
  * stack page may stay resident in a warm slot (at most warm_cap slots per
@@ -362,6 +366,35 @@ void nu__slot_put(nu__mem *m, nu__slot_cache *c, uint32_t index,
 	if (e->far_to > far + m->far_size)
 		e->far_to = far + m->far_size;
 	__atomic_store_n(&c->npend, c->npend + 1, __ATOMIC_RELAXED);
+}
+
+/* Queue slot index for a whole release (it goes cold). */
+static void pend_full(nu__slot_cache *c, uint32_t index)
+{
+	c->pend[c->npend] = (nu__pending){ .index = index, .full = 1 };
+	__atomic_store_n(&c->npend, c->npend + 1, __ATOMIC_RELAXED);
+}
+
+void nu__slot_trim(nu__mem *m, nu__slot_cache *c, unsigned keep)
+{
+	nu__region *r = &m->regions[c->group];
+	while (c->nwarm > keep) {
+		while (c->nwarm > keep && c->npend < c->pend_cap) {
+			cache_set_warm(c, c->nwarm - 1);
+			pend_full(c, c->warm[c->nwarm]);
+		}
+		nu__slot_flush(m, c);
+	}
+	while (__atomic_load_n(&r->ndepot, __ATOMIC_RELAXED) > keep) {
+		pthread_mutex_lock(&r->lock);
+		while (r->ndepot > keep && c->npend < c->pend_cap) {
+			__atomic_store_n(&r->ndepot, r->ndepot - 1,
+					 __ATOMIC_RELAXED);
+			pend_full(c, r->depot[r->ndepot]);
+		}
+		pthread_mutex_unlock(&r->lock);
+		nu__slot_flush(m, c);
+	}
 }
 
 static int pend_cmp(const void *a, const void *b)

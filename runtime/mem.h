@@ -98,6 +98,14 @@ void nu__slot_put(nu__mem *m, nu__slot_cache *c, uint32_t index,
 /* Release the pending slots' pages (batched madvise). */
 void nu__slot_flush(nu__mem *m, nu__slot_cache *c);
 
+/* Warm slots a scheduler keeps (in its LIFO and in its depot) while it
+ * sleeps. */
+#define NU__WARM_IDLE_KEEP 128u
+
+/* Release the warm slots beyond keep, the cache's and then its depot's,
+ * whole (they go cold): called by a scheduler about to sleep. */
+void nu__slot_trim(nu__mem *m, nu__slot_cache *c, unsigned keep);
+
 /* Nonzero when enough slots are pending to make a flush worthwhile. */
 static inline int nu__slot_flush_due(const nu__slot_cache *c)
 {

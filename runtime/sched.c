@@ -14,7 +14,9 @@
  *
  * Dispatch order (sched_pick): inbox (drained into the run queue), every
  * 61st tick the group's global queue first (so it cannot starve), runnext
- * (at most RUNNEXT_CAP times in a row while the run queue waits), the run
+ * (its streak has a 2 ms slice while the run queue waits; then it goes to
+ * the tail, behind what waited: Go's runnext inherits the time slice the
+ * same way, and a ping-pong pair keeps the CPU and its cache), the run
  * queue, bound processes, the global queue, then stealing.
  *
  * Hand-off. A context never makes itself runnable before its registers are
@@ -71,10 +73,12 @@
 #include "node.h"
 #include "topo.h"
 
-#define RUNNEXT_CAP 32
+#define RUNNEXT_CHECK 32
+#define RUNNEXT_SLICE_NS 2000000 /* a runnext streak's time slice */
 #define STEAL_REMOTE_MIN 8
 #define GQ_CHECK_TICKS 61
 #define SPIN_NS 50000 /* idle spin before sleeping in the ring */
+#define TRIM_IDLE_NS 10000000 /* idle this long: trim the warm slots */
 
 #if defined(__x86_64__)
 #define cpu_relax() __builtin_ia32_pause()
@@ -481,19 +485,31 @@ static nu__proc *steal(nu__sched *s)
 
 /* --------------------------------------------------------- dispatch */
 
+/* runnext, unless its streak has used up its slice while others wait:
+ * then it goes to the tail of the run queue, behind them. The clock is
+ * read on every RUNNEXT_CHECK-th pick of a streak only (the first reading
+ * starts the slice), so a ping-pong pair pays one clock read per 32
+ * switches. */
 static nu__proc *pick_runnext(nu__sched *s)
 {
 	nu__proc *p = s->runnext;
 	if (!p)
 		return NULL;
-	if (s->runnext_streak >= RUNNEXT_CAP &&
-	    (runq_len(s) || s->pinned_head)) {
-		s->runnext_streak = 0;
-		return NULL;
-	}
 	s->runnext = NULL;
-	s->runnext_streak++;
-	return p;
+	if (++s->runnext_streak % RUNNEXT_CHECK)
+		return p;
+	uint64_t now = nu__now_ns();
+	if (!s->runnext_since) {
+		s->runnext_since = now;
+		return p;
+	}
+	if (now - s->runnext_since < RUNNEXT_SLICE_NS ||
+	    !(runq_len(s) || s->pinned_head))
+		return p;
+	s->runnext_streak = 0;
+	s->runnext_since = 0;
+	runq_put(s, p);
+	return NULL;
 }
 
 /* The full pick: inbox, due global-queue check, bound processes, runnext,
@@ -517,12 +533,9 @@ sched_pick_slow(nu__sched *s, int may_steal, int gq_due)
 	if ((p = pick_runnext(s)))
 		return p;
 	s->runnext_streak = 0;
+	s->runnext_since = 0;
 	if ((p = runq_get(s)) || (p = pinned_get(s)))
 		return p;
-	if ((p = s->runnext)) { /* capped, but a thief emptied the queue */
-		s->runnext = NULL;
-		return p;
-	}
 	if ((p = gq_get(s, s->grp)))
 		return p;
 	return may_steal ? steal(s) : NULL;
@@ -544,7 +557,9 @@ sched_pick(nu__sched *s, int may_steal)
 	if (s->pinned_head && (s->gq_countdown & 1))
 		return pinned_get(s);
 	nu__proc *p = s->runnext;
-	if (p && s->runnext_streak < RUNNEXT_CAP) {
+	if (p) {
+		if (!((s->runnext_streak + 1) % RUNNEXT_CHECK))
+			return sched_pick_slow(s, may_steal, 0);
 		s->runnext = NULL;
 		s->runnext_streak++;
 		return p;
@@ -558,6 +573,7 @@ sched_pick(nu__sched *s, int may_steal)
 			    &s->rq_head, &h, h + 1, memory_order_release,
 			    memory_order_relaxed)) {
 			s->runnext_streak = 0;
+			s->runnext_since = 0;
 			return p;
 		}
 	}
@@ -794,7 +810,18 @@ static int sched_spin(nu__sched *s)
 	return 0;
 }
 
-static void sched_park(nu__sched *s)
+/* Nonzero when s keeps more warm slots than a sleeping scheduler should. */
+static int sched_warm_excess(nu__sched *s, nu__node *n)
+{
+	const nu__region *r = &n->mem.regions[s->slots.group];
+	return s->slots.nwarm > NU__WARM_IDLE_KEEP ||
+	       __atomic_load_n(&r->ndepot, __ATOMIC_RELAXED) >
+		       NU__WARM_IDLE_KEEP;
+}
+
+/* Sleep until work arrives, or a timer is due, or, when max_ns >= 0, at
+ * most max_ns. */
+static void sched_park(nu__sched *s, int64_t max_ns)
 {
 	nu__group *g = s->grp;
 	if (s->spinning) {
@@ -804,9 +831,12 @@ static void sched_park(nu__sched *s)
 	atomic_store(&s->parked, 1);
 	idle_bit(g, s->id, 1);
 	atomic_fetch_add(&g->nparked, 1);
-	if (!sched_has_work(s))
-		nu__ring_wait(&s->ring,
-			      nu__timers_wait_ns(&s->timers, nu__now_ns()));
+	if (!sched_has_work(s)) {
+		int64_t t = nu__timers_wait_ns(&s->timers, nu__now_ns());
+		if (max_ns >= 0 && (t < 0 || t > max_ns))
+			t = max_ns;
+		nu__ring_wait(&s->ring, t);
+	}
 	atomic_store(&s->parked, 0);
 	if (idle_unclaim(g, s->id))
 		atomic_fetch_sub(&g->nparked, 1);
@@ -820,6 +850,24 @@ static void sched_found_work(nu__sched *s)
 		s->spinning = 0;
 		atomic_fetch_sub(&s->grp->nspinning, 1);
 	}
+}
+
+/* Nothing to do: sleep. A scheduler that stays idle TRIM_IDLE_NS with
+ * more warm slots than it keeps while sleeping gives the excess back
+ * (nu__slot_trim) before sleeping on: a burst's warm set is not kept
+ * forever, and a scheduler idle between the bursts of a busy node does
+ * not trim a set the next burst needs (trimming at every sleep made
+ * spawn_exit on two schedulers 50% slower). */
+static void sched_idle(nu__sched *s, nu__node *n)
+{
+	if (!sched_warm_excess(s, n)) {
+		sched_park(s, -1);
+		return;
+	}
+	uint64_t t0 = nu__now_ns();
+	sched_park(s, TRIM_IDLE_NS);
+	if (nu__now_ns() - t0 >= TRIM_IDLE_NS && !sched_has_work(s))
+		nu__slot_trim(&n->mem, &s->slots, NU__WARM_IDLE_KEEP);
 }
 
 static void sched_loop(nu__sched *s)
@@ -848,7 +896,7 @@ static void sched_loop(nu__sched *s)
 			break;
 		}
 		if (!sched_spin(s))
-			sched_park(s);
+			sched_idle(s, n);
 	}
 	sched_found_work(s);
 }

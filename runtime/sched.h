@@ -33,6 +33,7 @@ typedef struct nu__sched {
 	nu__proc *current;      /* process running now, NULL in the loop */
 	nu__proc *runnext;      /* runs next; not stealable */
 	unsigned runnext_streak;
+	uint64_t runnext_since; /* the streak's slice began (0: not yet) */
 	int after;              /* NU__AFTER_* for the resumed context */
 	nu__proc *after_proc;
 	int32_t reds;           /* reductions left in this slice */
@@ -63,6 +64,9 @@ typedef struct nu__sched {
 	void *asan_fake;        /* ASan fake stack of the loop context */
 	void *fault_area;       /* signal stack + fault-exit stack (fault.c) */
 	stack_t old_altstack;
+	int crash_sig;          /* the isolated crash: signal and address, */
+	uintptr_t crash_addr;   /* from the handler to the crash exit, and */
+	_Alignas(16) unsigned char crash_buf[512]; /* its reason (crash.c) */
 	void *tsan_fiber;       /* TSan fiber of the loop context */
 	int spinning;           /* woken to look for work (group nspinning) */
 	void *loop_stack_lo;    /* the thread's own stack (loop context) */
