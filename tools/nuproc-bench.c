@@ -26,6 +26,8 @@
 
 #include "nuproc.h"
 
+#include "bench.h"
+
 /* Private headers: `switch` measures the bare context switch for its
  * ratio and parks its main process with the runtime's own park. */
 #include "ctx.h"
@@ -41,13 +43,19 @@ typedef struct scenario {
 	int nargs;
 	long dflt[MAX_ARGS];
 	const char *usage;
+	/* A last argument of 0 runs the scenario once per value here. */
+	long sweep[4];
+	/* The first argument may be 0 (otherwise it must be positive). */
+	int zero_ok;
+	/* Adjusts the node's config from the arguments (may be NULL). */
+	void (*config)(nu_config *cfg, const long *args);
 } scenario;
 
 static int out_fd = -1;
 static long g_args[MAX_ARGS];
 static const scenario *g_sc;
 
-static uint64_t now_ns(void)
+uint64_t now_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -55,7 +63,7 @@ static uint64_t now_ns(void)
 }
 
 /* Report one figure from inside a run. */
-static void emit(const char *name, double value, const char *unit)
+void emit(const char *name, double value, const char *unit)
 {
 	char line[160];
 	int n = snprintf(line, sizeof(line), "%s %.6f %s\n", name, value, unit);
@@ -63,7 +71,7 @@ static void emit(const char *name, double value, const char *unit)
 		_exit(3);
 }
 
-static void wait_count(int64_t target)
+void wait_count(int64_t target)
 {
 	while (nu_process_count() > target)
 		nu_yield();
@@ -196,7 +204,7 @@ static void idler(void *arg)
 /* First touch of fresh anonymous pages, ns per page: what every page a
  * benchmark makes resident costs on this machine, in this run (the VM's
  * page faults are slow and vary run to run; anchors: pagefault). */
-static double first_touch_ns(long pages)
+double first_touch_ns(long pages)
 {
 	size_t len = (size_t)pages * 4096;
 	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
@@ -540,17 +548,31 @@ static void run_selrecv(const long *a)
 	emit(name, (double)(t2 - t1) / k, "ns/recv");
 }
 
+static void config_fault(nu_config *cfg, const long *args)
+{
+	cfg->fault_batch = (unsigned)args[1];
+}
+
+#define SCEN(n, f, k, u, ...) \
+	{ .name = n, .run = f, .nargs = k, .usage = u, .dflt = { __VA_ARGS__ } }
+
 static const scenario scenarios[] = {
-	{ "spawn_exit", run_spawn_exit, 1, { 1000000 }, "N" },
-	{ "spawn_wait_seq", run_spawn_wait_seq, 1, { 1000000 }, "N" },
-	{ "spawn_wait_poll", run_spawn_wait_poll, 1, { 1000000 }, "N" },
-	{ "spawn_monitor_all", run_spawn_monitor_all, 1, { 1000000 }, "N" },
-	{ "idle", run_idle, 1, { 100000 }, "N" },
-	{ "switch", run_switch, 1, { 10000000 }, "N" },
-	{ "pingpong", run_pingpong, 1, { 1000000 }, "N" },
-	{ "fanin", run_fanin, 2, { 1000, 1000 }, "SENDERS MSGS" },
-	{ "ring", run_ring, 2, { 10000, 100 }, "P LAPS" },
-	{ "selrecv", run_selrecv, 2, { 10000, 100000 }, "QUEUED N" },
+	SCEN("spawn_exit", run_spawn_exit, 1, "N", 1000000),
+	SCEN("spawn_wait_seq", run_spawn_wait_seq, 1, "N", 1000000),
+	SCEN("spawn_wait_poll", run_spawn_wait_poll, 1, "N", 1000000),
+	SCEN("spawn_monitor_all", run_spawn_monitor_all, 1, "N", 1000000),
+	SCEN("idle", run_idle, 1, "N", 100000),
+	SCEN("switch", run_switch, 1, "N", 10000000),
+	SCEN("pingpong", run_pingpong, 1, "N", 1000000),
+	SCEN("fanin", run_fanin, 2, "SENDERS MSGS", 1000, 1000),
+	SCEN("ring", run_ring, 2, "P LAPS", 10000, 100),
+	SCEN("selrecv", run_selrecv, 2, "QUEUED N", 10000, 100000),
+	SCEN("heap_churn", run_heap_churn, 2, "N KIB", 1000000, 64),
+	{ .name = "fault", .run = run_fault, .nargs = 2, .dflt = { 2048, 0 },
+	  .usage = "PAGES BATCH", .sweep = { 1, 16, 64 },
+	  .config = config_fault },
+	{ .name = "churn_latency", .run = run_churn_latency, .nargs = 3,
+	  .dflt = { 5000, 5000, 4096 }, .usage = "RATE MS ELEMS", .zero_ok = 1 },
 };
 #define NSCEN (sizeof(scenarios) / sizeof(scenarios[0]))
 
@@ -591,7 +613,10 @@ static int run_once(const opts *o, const scenario *sc, const long *args,
 		out_fd = fds[1];
 		g_sc = sc;
 		memcpy(g_args, args, sizeof(g_args));
-		int rc = nu_start(&o->cfg, bench_main, NULL);
+		nu_config cfg = o->cfg;
+		if (sc->config)
+			sc->config(&cfg, args);
+		int rc = nu_start(&cfg, bench_main, NULL);
 		if (rc != 0)
 			fprintf(stderr, "nuproc-bench: %s: %s\n", sc->name,
 				rc < 0 ? nu_strerror(rc) : "main process failed");
@@ -647,6 +672,16 @@ static void print_rec(const opts *o, const scenario *sc, rec *r)
 
 static int run_scenario(const opts *o, const scenario *sc, const long *args)
 {
+	long swept[MAX_ARGS];
+	if (sc->sweep[0] && args[sc->nargs - 1] == 0) {
+		int failed = 0;
+		memcpy(swept, args, sizeof(swept));
+		for (int i = 0; i < 4 && sc->sweep[i]; i++) {
+			swept[sc->nargs - 1] = sc->sweep[i];
+			failed |= run_scenario(o, sc, swept);
+		}
+		return failed;
+	}
 	rec recs[MAX_RECS];
 	int nrecs = 0, failed = 0;
 	for (int i = 0; i < o->reps; i++)
@@ -735,7 +770,7 @@ int main(int argc, char **argv)
 		memcpy(args, sc->dflt, sizeof(args));
 		for (int j = 0; j < sc->nargs && i + 1 + j < argc; j++)
 			args[j] = atol(argv[i + 1 + j]);
-		if (args[0] <= 0)
+		if (args[0] < 0 || (args[0] == 0 && !sc->zero_ok))
 			usage();
 		return run_scenario(&o, sc, args);
 	}
