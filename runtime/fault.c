@@ -32,8 +32,10 @@
  * guard page is a missing page like any other and SIGBUS recognises it.
  *
  * Faults that are not ours (outside the regions, or no node running) go to
- * the handler that was installed before ours, or to the default action,
- * which re-raises when the instruction runs again.
+ * crash isolation (crash.c, SIGSEGV only: it may end just the running
+ * process the same way), then to the handler that was installed before
+ * ours, or to the default action, which re-raises when the instruction
+ * runs again.
  *
  * Rejected: a fault-handling thread (a cross-CPU round trip per fault), a
  * per-slot registration or mprotect guard (a VMA each), UFFDIO_ZEROPAGE
@@ -55,6 +57,8 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include "crash.h"
+#include "fiber.h"
 #include "node.h"
 #include "proc.h"
 #include "sched.h"
@@ -349,24 +353,48 @@ static void fault_exit(uintptr_t reason)
 	nu__proc_exit(s, s->current, (nu_term)reason);
 }
 
+/* Where a redirected thread resumes, on the fault stack: ASan learns that
+ * it left the process's stack for good (no false report from the frames
+ * it abandoned), then fn(arg) ends the process. */
+static void fault_entry(void (*fn)(uintptr_t), uintptr_t arg)
+{
+	nu__sched *s = nu__sched_self();
+	nu__fiber_leave(NULL, (char *)s->fault_area + ALT_STACK, FAULT_STACK);
+	nu__fiber_arrive(NULL);
+	fn(arg);
+	__builtin_trap(); /* fn does not return */
+}
+
+void nu__fault_redirect(void *ucv, nu__sched *s, void (*fn)(uintptr_t),
+			uintptr_t arg)
+{
+	ucontext_t *uc = ucv;
+	char *lo = (char *)s->fault_area + ALT_STACK;
+	uintptr_t top = ((uintptr_t)lo + FAULT_STACK) & ~(uintptr_t)15;
+	/* the last exit's frames left their poison behind (they never
+	 * returned): clear it, ASan would take it for this exit's overflow */
+	nu__fiber_unpoison(lo, FAULT_STACK);
+#if defined(__x86_64__)
+	uc->uc_mcontext.gregs[REG_RSP] = (greg_t)(top - 8); /* as if called */
+	uc->uc_mcontext.gregs[REG_RIP] = (greg_t)(uintptr_t)fault_entry;
+	uc->uc_mcontext.gregs[REG_RDI] = (greg_t)(uintptr_t)fn;
+	uc->uc_mcontext.gregs[REG_RSI] = (greg_t)arg;
+#elif defined(__aarch64__)
+	uc->uc_mcontext.sp = top;
+	uc->uc_mcontext.pc = (uintptr_t)fault_entry;
+	uc->uc_mcontext.regs[0] = (uintptr_t)fn;
+	uc->uc_mcontext.regs[1] = arg;
+	uc->uc_mcontext.regs[30] = 0;
+#else
+#error "nu__fault_redirect: unsupported architecture"
+#endif
+}
+
 /* Make the interrupted thread continue in fault_exit(reason) on the
  * scheduler's fault stack when the handler returns. */
 static void redirect(ucontext_t *uc, nu__sched *s, nu_term reason)
 {
-	uintptr_t top = ((uintptr_t)s->fault_area + ALT_STACK + FAULT_STACK) &
-			~(uintptr_t)15;
-#if defined(__x86_64__)
-	uc->uc_mcontext.gregs[REG_RSP] = (greg_t)(top - 8); /* as if called */
-	uc->uc_mcontext.gregs[REG_RIP] = (greg_t)(uintptr_t)fault_exit;
-	uc->uc_mcontext.gregs[REG_RDI] = (greg_t)reason;
-#elif defined(__aarch64__)
-	uc->uc_mcontext.sp = top;
-	uc->uc_mcontext.pc = (uintptr_t)fault_exit;
-	uc->uc_mcontext.regs[0] = reason;
-	uc->uc_mcontext.regs[30] = 0;
-#else
-#error "redirect: unsupported architecture"
-#endif
+	nu__fault_redirect(uc, s, fault_exit, (uintptr_t)reason);
 }
 
 /* Our part of a fault: 1 handled (resolved or redirected), 0 not ours. */
@@ -406,25 +434,31 @@ static int handle(int sig, uintptr_t a, ucontext_t *uc)
 	return 1;
 }
 
-static void chain(int sig, siginfo_t *si, void *uc)
+void nu__fault_chain(const struct sigaction *old, int sig, siginfo_t *si,
+		     void *uc)
 {
-	const struct sigaction *o = sig == SIGBUS ? &old_bus : &old_segv;
-	if ((o->sa_flags & SA_SIGINFO) && o->sa_sigaction) {
-		o->sa_sigaction(sig, si, uc);
+	if ((old->sa_flags & SA_SIGINFO) && old->sa_sigaction) {
+		old->sa_sigaction(sig, si, uc);
 		return;
 	}
-	if (o->sa_handler != SIG_DFL && o->sa_handler != SIG_IGN) {
-		o->sa_handler(sig);
+	if (old->sa_handler != SIG_DFL && old->sa_handler != SIG_IGN) {
+		old->sa_handler(sig);
 		return;
 	}
-	signal(sig, SIG_DFL); /* the instruction runs again and dies */
+	if (old->sa_handler == SIG_IGN && si->si_code <= 0)
+		return; /* sent (kill, raise), and ignored before we came */
+	signal(sig, SIG_DFL); /* a fault recurs: the instruction runs again */
+	if (si->si_code <= 0)
+		raise(sig); /* a sent signal would not */
 }
 
 static void on_fault(int sig, siginfo_t *si, void *uc)
 {
 	int saved = errno;
-	if (!handle(sig, (uintptr_t)si->si_addr, uc))
-		chain(sig, si, uc);
+	if (!handle(sig, (uintptr_t)si->si_addr, uc) &&
+	    !(sig == SIGSEGV && nu__crash_isolate(sig, si, uc)))
+		nu__fault_chain(sig == SIGBUS ? &old_bus : &old_segv, sig, si,
+				uc);
 	errno = saved;
 }
 
@@ -470,6 +504,20 @@ static size_t estimate(const nu__mem *m, const nu__proc *p)
 	return m->page + stack + ((heap + m->page - 1) & ~(m->page - 1));
 }
 
+/* A snapshot of p's state; racy by nature (it may change as we look). */
+static nu_proc_state proc_state(const nu__proc *p)
+{
+	if (atomic_load_explicit(&p->exiting, memory_order_relaxed))
+		return NU_PROC_EXITING;
+	if (atomic_load_explicit(&p->wstate, memory_order_relaxed) ==
+	    NU__WS_PARKED)
+		return NU_PROC_WAITING;
+	const nu__sched *s = p->sched;
+	if (s && __atomic_load_n(&s->current, __ATOMIC_RELAXED) == p)
+		return NU_PROC_RUNNING;
+	return NU_PROC_RUNNABLE;
+}
+
 int nu_process_info(nu_pid pid, nu_proc_info *info)
 {
 	int alive = nu_is_alive(pid);
@@ -494,6 +542,11 @@ int nu_process_info(nu_pid pid, nu_proc_info *info)
 	o.mailbox_len = p->mailbox.lane[0].len + p->mailbox.lane[1].len;
 	nu__sched *s = p->sched;
 	o.scheduler = s ? s->id : -1;
+	o.state = proc_state(p);
+	o.reductions = __atomic_load_n(&p->reductions, __ATOMIC_RELAXED);
+	nu__sched *self = nu__sched_self();
+	if (self && self->current == p) /* ourselves: and this slice's */
+		o.reductions += (uint64_t)(self->budget - self->reds);
 	if (nu_is_alive(pid) != 1) /* ended meanwhile: the figures may be
 				      the slot's next process's */
 		return -ESRCH;

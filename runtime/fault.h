@@ -2,6 +2,7 @@
 #ifndef NU_FAULT_H
 #define NU_FAULT_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,6 +21,20 @@ void nu__fault_fini(nu__mem *m);
  * dies of a fault exits on. 0 or -ENOMEM. */
 int nu__fault_thread_init(struct nu__sched *s);
 void nu__fault_thread_fini(struct nu__sched *s);
+
+/* In a signal handler: make the interrupted thread (uc, a ucontext_t)
+ * continue in fn(arg) on s's fault stack when the handler returns. fn
+ * must not return: it ends s->current (nu__proc_exit), in normal
+ * context. The kernel's sigreturn restores the signal mask. */
+void nu__fault_redirect(void *uc, struct nu__sched *s, void (*fn)(uintptr_t),
+			uintptr_t arg);
+
+/* Pass a signal on to the handler old (as saved by sigaction), or, when
+ * that was the default action, reset it so that the faulting instruction
+ * runs again and dies; a sent signal (kill, raise, abort) is raised
+ * again. */
+void nu__fault_chain(const struct sigaction *old, int sig, siginfo_t *si,
+		     void *uc);
 
 /* Make [addr, addr + len) resident before the kernel writes into it
  * (system calls and io_uring get EFAULT from a missing page in SIGBUS

@@ -19,6 +19,7 @@
  */
 #include "node.h"
 
+#include "crash.h"
 #include "fault.h"
 
 #include <errno.h>
@@ -68,7 +69,8 @@ static int config_check(nu_config *c)
 	    c->stack_size < NU__MIN_STACK || c->stack_size > (64u << 20) ||
 	    c->heap_size < (64u << 10) || c->heap_size > (1u << 30) ||
 	    c->warm_slots > (1u << 20) || (c->nnodes && !c->nodes) ||
-	    c->fault_batch > 64 || c->max_heap > ((size_t)1 << 40))
+	    c->fault_batch > 64 || c->max_heap > ((size_t)1 << 40) ||
+	    (unsigned)c->crash_isolation > 1)
 		return -EINVAL;
 	return 0;
 }
@@ -186,6 +188,8 @@ static int node_build(nu__node *n)
 	if (!rc)
 		rc = nu__fault_init(&n->mem, n->cfg.fault_batch);
 	if (!rc)
+		rc = nu__crash_init(&n->cfg);
+	if (!rc)
 		rc = nu__registry_init(n);
 	if (rc)
 		return rc;
@@ -215,7 +219,8 @@ static void node_free(nu__node *n)
 	for (unsigned i = 0; n->groups && i < n->ngroups; i++)
 		pthread_mutex_destroy(&n->groups[i].gq_lock);
 	free(n->groups);
-	if (n->mem.regions) {
+	if (n->mem.regions) { /* (only a node that built them set these up) */
+		nu__crash_fini();
 		nu__fault_fini(&n->mem);
 		nu__mem_fini(&n->mem);
 	}

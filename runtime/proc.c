@@ -267,6 +267,7 @@ static void proc_init(nu__node *n, nu__proc *p, uint32_t index, nu_fn fn,
 	p->stack_hi = page + NU__P_STACK_TOP;
 	p->stack_lo = p->stack_hi - nu__slot_stack_max(m);
 	p->sp_low = (uintptr_t)p->stack_hi;
+	p->reductions = 0;
 	p->saved_errno = 0;
 	p->asan_fake = NULL;
 	nu__mailbox_init(&p->mailbox);

@@ -56,6 +56,7 @@ struct nu__proc {
 	char *stack_lo;           /* lowest usable stack byte */
 	char *stack_hi;           /* one past the highest stack byte */
 	uintptr_t sp_low;         /* deepest sp seen at a switch */
+	uint64_t reductions;      /* charged so far, counted at switch-out */
 	int saved_errno;
 	void *asan_fake;          /* ASan fake-stack handle across switches */
 	void *tsan_fiber;

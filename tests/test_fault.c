@@ -174,6 +174,19 @@ static void main_account(void *a)
 		CU_ASSERT(total >= (int64_t)want);
 	}
 	CU_ASSERT(big.scheduler >= 0);
+	CU_ASSERT_EQUAL(base.state, NU_PROC_WAITING); /* in its receive */
+	/* our own state and reductions: each send and receive charges one */
+	nu_proc_info me0, me1;
+	CU_ASSERT_EQUAL_FATAL(nu_process_info(nu_self(), &me0), 0);
+	CU_ASSERT_EQUAL(me0.state, NU_PROC_RUNNING);
+	for (int i = 0; i < 300; i++) {
+		nu_term t;
+		nu_send(nu_self(), nu_int(i));
+		CU_ASSERT_EQUAL(nu_receive(&t, 0), 0);
+	}
+	CU_ASSERT_EQUAL_FATAL(nu_process_info(nu_self(), &me1), 0);
+	CU_ASSERT(me1.reductions >= me0.reductions + 600);
+	CU_ASSERT(me1.reductions < me0.reductions + 100000);
 	nu_send(p0, nu_atom("go"));
 	nu_send(p1, nu_atom("go"));
 	nt_wait_alone();

@@ -282,6 +282,21 @@ typedef struct nu_config {
 	/* Pages a fault on process memory populates at once (userfaultfd
 	 * mode); default 16, from 1 to 64. */
 	unsigned fault_batch;
+	/* Crash isolation, 0 (default) or 1. When 1 (or when the environment
+	 * has NUPROC_CRASH_ISOLATION=1), a SIGSEGV, SIGFPE, SIGILL or SIGABRT
+	 * (abort()) raised while a process runs its own code ends only that
+	 * process, with reason {signal, Name, Address}: Name the atom
+	 * 'SIGSEGV', 'SIGFPE', 'SIGILL' or 'SIGABRT', Address the faulting
+	 * address (si_addr; the instruction's for SIGFPE and SIGILL, 0 for
+	 * SIGABRT) as an integer; its links and monitors see that reason and
+	 * the node runs on. "Its own code" includes the libraries it calls:
+	 * a lock it held there stays held, its malloc'd memory leaks. A crash
+	 * in the runtime itself, or outside any process, is reported on
+	 * stderr (signal, address, scheduler, the running pid, a backtrace)
+	 * and the OS process dies of it as without isolation. Off, every
+	 * crash kills the OS process. nu_start gives -ENOTSUP when the
+	 * library was built without its code range (LTO, no objcopy). */
+	int crash_isolation;
 } nu_config;
 
 /* Fill *cfg with the defaults. */
@@ -302,8 +317,8 @@ typedef void (*nu_fn)(void *arg);
  * reason was a small integer n in 0..255, 1 for any other reason.
  * Errors: -EINVAL (NULL main_fn, a config field out of range, an unknown
  * node), -EBUSY (a node is already running), -ENOMEM (the reservation or
- * the table could not be made), or the error of a failed thread or ring
- * setup.
+ * the table could not be made), -ENOTSUP (crash_isolation in a library
+ * built without it), or the error of a failed thread or ring setup.
  */
 int nu_start(const nu_config *cfg, nu_fn main_fn, void *arg);
 
@@ -708,6 +723,14 @@ size_t nu_heap_used(void);
  */
 int nu_mem_populate(void *addr, size_t len);
 
+/* What a live process is doing (nu_proc_info.state). */
+typedef enum nu_proc_state {
+	NU_PROC_RUNNING = 1,  /* on a scheduler right now */
+	NU_PROC_RUNNABLE = 2, /* ready, waiting for a scheduler */
+	NU_PROC_WAITING = 3,  /* parked: receive, sleep, I/O, a full mailbox */
+	NU_PROC_EXITING = 4,  /* ending: its exit signals are going out */
+} nu_proc_state;
+
 /* A snapshot of a live process (another process's figures may be a
  * moment old). */
 typedef struct nu_proc_info {
@@ -719,6 +742,12 @@ typedef struct nu_proc_info {
 	size_t heap_limit;     /* bytes; 0 = its heap windows */
 	uint32_t mailbox_len;  /* messages taken into its queue, not received */
 	int scheduler;         /* the scheduler that runs or last ran it */
+	nu_proc_state state;
+	/* Reductions charged so far (runtime calls: sends, receives,
+	 * spawns, ...; the unit of the scheduler's time slice), counted
+	 * when it switches out: a running process's current slice is not
+	 * in yet. */
+	uint64_t reductions;
 } nu_proc_info;
 
 /* Fill *info for pid. 0, -EINVAL (NULL info or a pid that cannot be one),
