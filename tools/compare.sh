@@ -6,8 +6,9 @@
 # Env: REPS (runs per program and scenario, default 5), SCHEDS (default 1:
 # BEAM +S 1:1, GOMAXPROCS=1, nuproc --schedulers 1), ANCHORS (default
 # ../shared/anchors next to the repository), ONLY (regex over scenario
-# lines). Needs erlang-base and golang-go (apt-get install -y erlang-base
-# golang-go). Runs are interleaved (nuproc, BEAM, Go, nuproc, ...) so
+# lines), SET (msg: the messaging scenarios, the default; mem:
+# churn_latency at 0, 5k and 10k workers/s). Needs erlang-base and
+# golang-go (apt-get install -y erlang-base golang-go). Runs are interleaved (nuproc, BEAM, Go, nuproc, ...) so
 # machine noise hits all three alike; the table has medians and the ratio
 # other/nuproc (above 1: nuproc is faster, for time-per-unit figures).
 set -euo pipefail
@@ -28,6 +29,13 @@ if command -v go >/dev/null && (cd "$ANCH/go" && GOFLAGS=-mod=mod go build -o "$
 [ $have_erl = 1 ] || echo "# no BEAM (apt-get install erlang-base): BEAM column empty"
 [ $have_go = 1 ] || echo "# no Go (apt-get install golang-go): Go column empty"
 
+if [ "${SET:-msg}" = mem ]; then
+CONFIGS=(
+	"churn_latency 0 5000 4096"
+	"churn_latency 5000 5000 4096"
+	"churn_latency 10000 5000 4096"
+)
+else
 CONFIGS=(
 	"spawn_exit 1000000"
 	"spawn_wait_seq 1000000"
@@ -39,6 +47,7 @@ CONFIGS=(
 	"fanin 1000 1000"
 	"spawn_monitor_all 1000000"
 )
+fi
 
 RAW=$TMP/raw
 : >"$RAW"

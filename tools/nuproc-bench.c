@@ -567,12 +567,12 @@ static const scenario scenarios[] = {
 	SCEN("fanin", run_fanin, 2, "SENDERS MSGS", 1000, 1000),
 	SCEN("ring", run_ring, 2, "P LAPS", 10000, 100),
 	SCEN("selrecv", run_selrecv, 2, "QUEUED N", 10000, 100000),
-	SCEN("heap_churn", run_heap_churn, 2, "N KIB", 1000000, 64),
+	SCEN("heap_churn", run_heap_churn, 2, "N KIB", 100000, 64),
 	{ .name = "fault", .run = run_fault, .nargs = 2, .dflt = { 2048, 0 },
 	  .usage = "PAGES BATCH", .sweep = { 1, 16, 64 },
 	  .config = config_fault },
 	{ .name = "churn_latency", .run = run_churn_latency, .nargs = 3,
-	  .dflt = { 5000, 5000, 4096 }, .usage = "RATE MS ELEMS", .zero_ok = 1 },
+	  .dflt = { 5000, 2000, 4096 }, .usage = "RATE MS ELEMS", .zero_ok = 1 },
 };
 #define NSCEN (sizeof(scenarios) / sizeof(scenarios[0]))
 
