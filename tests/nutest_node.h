@@ -51,6 +51,39 @@ static inline nu_term nt_down_reason(nu_term ref, nu_pid pid, int64_t timeout)
 	return rc == 0 ? vars[2] : NU_NONE;
 }
 
+/* The reason in an {'EXIT', From, Why} from `from`, or NU_NONE when none
+ * comes within timeout ms. */
+static inline nu_term nt_exit_reason(nu_pid from, int64_t timeout)
+{
+	nu_pattern *pat;
+	if (nu_pattern_compile("{'EXIT', F, Why}", &pat, NULL))
+		return NU_NONE;
+	nu_term pre[2] = { nu_pid_term(from), NU_NONE }, vars[2], t;
+	nu_clause c = { pat, pre, vars };
+	int rc = nu_receive_select(&c, 1, timeout, &t);
+	nu_pattern_free(pat);
+	return rc == 0 ? vars[1] : NU_NONE;
+}
+
+/* A process body that recurses without bound (512 B a frame) until its
+ * stack overflows. */
+static inline int nt_recurse(int d)
+{
+	static volatile int nt_depth_max = 1 << 30; /* unbounded, opaquely */
+	volatile char pad[512];
+	pad[0] = (char)d;
+	pad[511] = (char)d;
+	if (d >= nt_depth_max)
+		return 0;
+	return nt_recurse(d + 1) + pad[0] + pad[511];
+}
+
+static inline void nt_overflows(void *a)
+{
+	(void)a;
+	(void)nt_recurse(0); /* volatile frames: not optimised away */
+}
+
 /* This OS process's resident bytes. */
 static inline long nt_rss(void)
 {

@@ -104,24 +104,6 @@ static void aborts(void *a)
 	abort();
 }
 
-static volatile int depth_max = 1 << 30; /* unbounded, opaquely */
-
-static int recurse(int d)
-{
-	volatile char pad[512];
-	pad[0] = (char)d;
-	pad[511] = (char)d;
-	if (d >= depth_max)
-		return 0;
-	return recurse(d + 1) + pad[0] + pad[511];
-}
-
-static void overflows(void *a)
-{
-	(void)a;
-	sink = recurse(0);
-}
-
 static void finishes(void *a)
 {
 	(void)a;
@@ -201,7 +183,7 @@ static void main_signals(void *a)
 					crash_reason("SIGABRT", 0)));
 		CU_ASSERT_EQUAL(watched_reason(finishes), NU_ATOM_NORMAL);
 		/* the guard still means stack_overflow */
-		CU_ASSERT_EQUAL(watched_reason(overflows),
+		CU_ASSERT_EQUAL(watched_reason(nt_overflows),
 				nu_atom("stack_overflow"));
 	}
 	CU_ASSERT_EQUAL(nu_process_count(), 1);
@@ -217,19 +199,6 @@ static void test_signals(void)
 }
 
 /* ------------------------------------------------------------ links */
-
-/* The reason of an {'EXIT', From, Why} from `from`, NU_NONE on timeout. */
-static nu_term exit_reason(nu_pid from, int64_t timeout)
-{
-	nu_pattern *pat;
-	if (nu_pattern_compile("{'EXIT', F, Why}", &pat, NULL))
-		return NU_NONE;
-	nu_term pre[2] = { nu_pid_term(from), NU_NONE }, vars[2], t;
-	nu_clause c = { pat, pre, vars };
-	int rc = nu_receive_select(&c, 1, timeout, &t);
-	nu_pattern_free(pat);
-	return rc == 0 ? vars[1] : NU_NONE;
-}
 
 /* Linked to a crasher without trapping: dies of the same reason. */
 static void linked_victim(void *a)
@@ -251,11 +220,11 @@ static void main_links(void *a)
 	o.link = 1;
 	nu_pid p = nu_spawn_opt(traps, NULL, &o);
 	CU_ASSERT_FATAL(p > 0);
-	CU_ASSERT_EQUAL(reason_addr(exit_reason(p, 10000), "SIGILL") -
+	CU_ASSERT_EQUAL(reason_addr(nt_exit_reason(p, 10000), "SIGILL") -
 				(uintptr_t)traps < 4096, 1);
 	p = nu_spawn_opt(aborts, NULL, &o);
 	CU_ASSERT_FATAL(p > 0);
-	CU_ASSERT(nu_term_equal(exit_reason(p, 10000),
+	CU_ASSERT(nu_term_equal(nt_exit_reason(p, 10000),
 				crash_reason("SIGABRT", 0)));
 	nu_term ref;
 	p = spawn_watched(linked_victim, NULL, -1, &ref);

@@ -35,25 +35,6 @@ static nu_pid spawn_watched(nu_fn fn, void *arg, size_t max_heap,
 
 /* ------------------------------------------------- stack overflow */
 
-static volatile int sink;
-static volatile int depth_max = 1 << 30; /* unbounded, opaquely */
-
-static int recurse(int d)
-{
-	volatile char pad[512];
-	pad[0] = (char)d;
-	pad[511] = (char)d;
-	if (d >= depth_max)
-		return 0;
-	return recurse(d + 1) + pad[0] + pad[511];
-}
-
-static void overflows(void *a)
-{
-	(void)a;
-	sink = recurse(0);
-}
-
 static atomic_int siblings_done;
 
 static void sibling(void *a)
@@ -71,7 +52,7 @@ static void main_stack(void *a)
 		CU_ASSERT(nu_spawn(sibling, NULL) > 0);
 	for (int round = 0; round < 3; round++) { /* the slot is reused */
 		nu_term ref;
-		nu_pid p = spawn_watched(overflows, NULL, 0, &ref);
+		nu_pid p = spawn_watched(nt_overflows, NULL, 0, &ref);
 		CU_ASSERT_FATAL(p > 0);
 		CU_ASSERT_EQUAL(nt_down_reason(ref, p, 10000), nu_atom("stack_overflow"));
 	}

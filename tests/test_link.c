@@ -49,19 +49,6 @@ static nu_pid spawn_mon(nu_fn fn, void *arg, nu_term *ref)
 	return nu_spawn_opt(fn, arg, &o);
 }
 
-/* The reason of an {'EXIT', From, Why} from `from`, NU_NONE on timeout. */
-static nu_term exit_reason(nu_pid from, int64_t timeout)
-{
-	nu_pattern *pat;
-	if (nu_pattern_compile("{'EXIT', F, Why}", &pat, NULL))
-		return NU_NONE;
-	nu_term pre[2] = { nu_pid_term(from), NU_NONE }, vars[2], t;
-	nu_clause c = { pat, pre, vars };
-	int rc = nu_receive_select(&c, 1, timeout, &t);
-	nu_pattern_free(pat);
-	return rc == 0 ? vars[1] : NU_NONE;
-}
-
 static void exits_boom(void *a)
 {
 	(void)a;
@@ -227,24 +214,24 @@ static void trap_main(void *a)
 
 	/* a linked child's exit becomes a message, normal included */
 	nu_pid c = spawn_l(exits_boom, NULL);
-	CU_ASSERT_EQUAL(exit_reason(c, 5000), nu_atom("boom"));
+	CU_ASSERT_EQUAL(nt_exit_reason(c, 5000), nu_atom("boom"));
 	c = spawn_l(exits_normal, NULL);
-	CU_ASSERT_EQUAL(exit_reason(c, 5000), NU_ATOM_NORMAL);
+	CU_ASSERT_EQUAL(nt_exit_reason(c, 5000), NU_ATOM_NORMAL);
 	/* a link signal with reason kill is trappable (not nu_kill's) */
 	c = spawn_l(exits_kill, NULL);
-	CU_ASSERT_EQUAL(exit_reason(c, 5000), NU_ATOM_KILL);
+	CU_ASSERT_EQUAL(nt_exit_reason(c, 5000), NU_ATOM_KILL);
 
 	/* nu_kill: a trapped reason becomes a message, normal included */
 	CU_ASSERT_EQUAL(nu_kill(nu_self(), nu_atom("hey")), 0);
-	CU_ASSERT_EQUAL(exit_reason(nu_self(), 0), nu_atom("hey"));
+	CU_ASSERT_EQUAL(nt_exit_reason(nu_self(), 0), nu_atom("hey"));
 	CU_ASSERT_EQUAL(nu_kill(nu_self(), NU_ATOM_NORMAL), 0);
-	CU_ASSERT_EQUAL(exit_reason(nu_self(), 0), NU_ATOM_NORMAL);
+	CU_ASSERT_EQUAL(nt_exit_reason(nu_self(), 0), NU_ATOM_NORMAL);
 
 	/* link to a dead pid: {'EXIT', Pid, noproc} */
 	nt_wait_alone();
 	CU_ASSERT_EQUAL(nu_is_alive(c), 0);
 	CU_ASSERT_EQUAL(nu_link(c), 0);
-	CU_ASSERT_EQUAL(exit_reason(c, 0), NU_ATOM_NOPROC);
+	CU_ASSERT_EQUAL(nt_exit_reason(c, 0), NU_ATOM_NOPROC);
 
 	/* off again: a linked child's boom ends us, seen by our monitor */
 	CU_ASSERT_EQUAL(nu_trap_exit(0), 1);
@@ -283,7 +270,7 @@ static void order_main(void *a)
 		CU_ASSERT_EQUAL(nu_receive(&t, 5000), 0);
 		CU_ASSERT_EQUAL(t, nu_int(i));
 	}
-	CU_ASSERT_EQUAL(exit_reason(c, 0), nu_atom("done"));
+	CU_ASSERT_EQUAL(nt_exit_reason(c, 0), nu_atom("done"));
 }
 
 static void test_order(void)
@@ -311,7 +298,7 @@ static void kill_main(void *a)
 	t = spawn_mon(traps_and_lingers, &me, &ref);
 	CU_ASSERT_EQUAL(wait_atom("trapping", 5000), 0);
 	CU_ASSERT_EQUAL(nu_kill(t, nu_atom("hey")), 0);
-	why = exit_reason(me, 5000); /* relayed: {'EXIT', Me, hey} */
+	why = nt_exit_reason(me, 5000); /* relayed: {'EXIT', Me, hey} */
 	CU_ASSERT_EQUAL(why, nu_atom("hey"));
 	nu_send(t, nu_atom("stop"));
 	CU_ASSERT_EQUAL(nt_down_reason(ref, t, 5000), NU_ATOM_NORMAL);
@@ -390,7 +377,7 @@ static void killed_links_main(void *a)
 	nu_term ref;
 	nu_pid t = spawn_lm(lingers, NULL, &ref);
 	CU_ASSERT_EQUAL(nu_kill(t, NU_ATOM_KILL), 0);
-	CU_ASSERT_EQUAL(exit_reason(t, 5000), NU_ATOM_KILLED);
+	CU_ASSERT_EQUAL(nt_exit_reason(t, 5000), NU_ATOM_KILLED);
 	CU_ASSERT_EQUAL(nt_down_reason(ref, t, 5000), NU_ATOM_KILLED);
 }
 
@@ -480,9 +467,9 @@ static void race_main(void *a)
 		CU_ASSERT_EQUAL(nu_unlink(t), 0);
 		/* an EXIT may have been taken before unlink (into the
 		 * queue): drop it now; none may come later */
-		exit_reason(t, 0);
+		nt_exit_reason(t, 0);
 		CU_ASSERT_EQUAL(nt_down_reason(ref, t, 5000), nu_atom("boom"));
-		CU_ASSERT(exit_reason(t, 0) == NU_NONE);
+		CU_ASSERT(nt_exit_reason(t, 0) == NU_NONE);
 	}
 	nt_wait_alone();
 	nu_term t;
