@@ -41,11 +41,9 @@ typedef struct nu__region {
 } nu__region;
 
 /* A scheduler's private slot caches. */
+/* A free slot whose pages go back whole (it goes cold). */
 typedef struct nu__pending {
 	uint32_t index;
-	uint32_t full;            /* release the whole slot (it goes cold) */
-	uintptr_t stack_from;     /* release [stack_from, P) (0 = none) */
-	uintptr_t heap_to;        /* release [P + page, heap_to) (0 = none) */
 	uintptr_t far_to;         /* release [far window, far_to) (0 = none) */
 } nu__pending;
 
@@ -106,10 +104,14 @@ void nu__slot_flush(nu__mem *m, nu__slot_cache *c);
  * whole (they go cold): called by a scheduler about to sleep. */
 void nu__slot_trim(nu__mem *m, nu__slot_cache *c, unsigned keep);
 
+/* Slots pending before the scheduler loop flushes them (an idle
+ * scheduler flushes fewer after TRIM_IDLE_NS, sched.c). */
+#define NU__PEND_BATCH 64u
+
 /* Nonzero when enough slots are pending to make a flush worthwhile. */
 static inline int nu__slot_flush_due(const nu__slot_cache *c)
 {
-	return c->npend >= 64 || c->npend == c->pend_cap;
+	return c->npend >= NU__PEND_BATCH || c->npend == c->pend_cap;
 }
 
 static inline char *nu__slot_base(const nu__mem *m, uint32_t index)

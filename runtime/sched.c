@@ -862,14 +862,16 @@ static void sched_found_work(nu__sched *s)
  * spawn_exit on two schedulers 50% slower). */
 static void sched_idle(nu__sched *s, nu__node *n)
 {
-	if (!sched_warm_excess(s, n)) {
+	if (!s->slots.npend && !sched_warm_excess(s, n)) {
 		sched_park(s, -1);
 		return;
 	}
 	uint64_t t0 = nu__now_ns();
 	sched_park(s, TRIM_IDLE_NS);
-	if (nu__now_ns() - t0 >= TRIM_IDLE_NS && !sched_has_work(s))
-		nu__slot_trim(&n->mem, &s->slots, NU__WARM_IDLE_KEEP);
+	if (nu__now_ns() - t0 < TRIM_IDLE_NS || sched_has_work(s))
+		return;
+	nu__slot_flush(&n->mem, &s->slots);
+	nu__slot_trim(&n->mem, &s->slots, NU__WARM_IDLE_KEEP);
 }
 
 static void sched_loop(nu__sched *s)
@@ -884,10 +886,6 @@ static void sched_loop(nu__sched *s)
 			sched_run(s, p);
 			if (nu__slot_flush_due(&s->slots))
 				nu__slot_flush(&n->mem, &s->slots);
-			continue;
-		}
-		if (s->slots.npend) {
-			nu__slot_flush(&n->mem, &s->slots);
 			continue;
 		}
 		if (atomic_load(&n->stopping) || atomic_load(&n->tight))
