@@ -476,8 +476,10 @@ int nu__mem_populate(void *addr, size_t len)
 	uintptr_t end = (uintptr_t)addr + len;
 	for (; a < end; a += m->page) {
 		/* a touch takes the fault path (budget, accounting) only
-		 * where the page is missing */
-		volatile char *c = (volatile char *)a;
+		 * where the page is missing; the byte touched is in the
+		 * range (the bytes before it may be poisoned for ASan) */
+		volatile char *c = (volatile char *)(a < (uintptr_t)addr
+							  ? (uintptr_t)addr : a);
 		if (locate(m, a).kind != W_NONE)
 			*c = *c;
 	}

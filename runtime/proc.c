@@ -48,6 +48,7 @@
 
 #include "ctx.h"
 #include "fiber.h"
+#include "io/io.h"
 #include "node.h"
 #include "relation.h"
 #include "sched.h"
@@ -269,6 +270,8 @@ static void proc_init(nu__node *n, nu__proc *p, uint32_t index, nu_fn fn,
 	p->sp_low = (uintptr_t)p->stack_hi;
 	p->reductions = 0;
 	p->saved_errno = 0;
+	p->io_busy = 0;
+	p->io_fd = -1;
 	p->asan_fake = NULL;
 	nu__mailbox_init(&p->mailbox);
 	p->dict = NULL;
@@ -418,6 +421,7 @@ _Noreturn void nu__proc_exit(nu__sched *s, nu__proc *p, nu_term reason)
 {
 	p->reason = reason;
 	atomic_store(&p->wait_token, 0); /* a pending timer finds nothing */
+	nu__io_exit(p);
 	nu__rel_exit(p);
 	if (p->flags & NU__PF_GUARDED) {
 		nu__node *n = nu__node_get();
@@ -513,6 +517,8 @@ void nu__proc_kill(nu__proc *p, nu_term reason)
 
 void nu__proc_check_kill_slow(nu__sched *s, nu__proc *p)
 {
+	if (p->io_busy)
+		return; /* an op in flight uses our stack: io.c acts later */
 	if (atomic_load_explicit(&s->stop, memory_order_relaxed))
 		nu__proc_exit(s, p, NU_ATOM_SHUTDOWN); /* the node stops */
 	int bits = atomic_exchange_explicit(&p->pending, 0,

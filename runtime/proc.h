@@ -58,6 +58,8 @@ struct nu__proc {
 	uintptr_t sp_low;         /* deepest sp seen at a switch */
 	uint64_t reductions;      /* charged so far, counted at switch-out */
 	int saved_errno;
+	int io_busy;              /* in an I/O wait: exits wait (io.c) */
+	int io_fd;                /* a descriptor to close if we exit now */
 	void *asan_fake;          /* ASan fake-stack handle across switches */
 	void *tsan_fiber;
 	int mbox_policy;          /* nu_mailbox_policy */

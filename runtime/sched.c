@@ -70,6 +70,7 @@
 #include "ctx.h"
 #include "fault.h"
 #include "fiber.h"
+#include "io/io.h"
 #include "node.h"
 #include "topo.h"
 
@@ -521,6 +522,8 @@ sched_pick_slow(nu__sched *s, int may_steal, int gq_due)
 	s->tick++;
 	if (nu__timers_pending(&s->timers))
 		nu__timers_run(s, nu__now_ns());
+	if (gq_due && nu__io_busy(s))
+		nu__io_poll(s); /* a busy scheduler's I/O batch */
 	if (atomic_load_explicit(&s->inbox, memory_order_relaxed))
 		inbox_drain(s);
 	if (s->credits && atomic_load_explicit(&nu__node_get()->tight,
@@ -672,7 +675,7 @@ static void sched_run(nu__sched *s, nu__proc *p)
  * DOWNs at the end, and exit signals act at this safe point. */
 static inline void yield_take(nu__proc *p)
 {
-	if (__builtin_expect(atomic_load_explicit(
+	if (__builtin_expect(!p->io_busy && atomic_load_explicit(
 				     &p->mailbox.lane[NU__LANE_NORMAL].top,
 				     memory_order_relaxed) != NULL,
 			     0))
@@ -888,6 +891,8 @@ static void sched_loop(nu__sched *s)
 				nu__slot_flush(&n->mem, &s->slots);
 			continue;
 		}
+		if (nu__io_busy(s) && nu__io_poll(s))
+			continue; /* completions made someone runnable */
 		if (atomic_load(&n->stopping) || atomic_load(&n->tight))
 			nu__count_drain(s);
 		if (atomic_load(&n->stopping) &&
@@ -928,7 +933,10 @@ static int sched_setup(nu__sched *s, nu__node *n)
 		rc = nu__timers_init(&s->timers, s->id);
 	if (rc)
 		return rc;
-	return nu__ring_init(&s->ring, n->ring_mode);
+	int ti = nu__topo_node_index(&n->topo, s->grp->node_id);
+	return nu__ring_init(&s->ring, n->ring_mode,
+			     ti >= 0 ? n->topo.cpus[ti] : NULL,
+			     ti >= 0 ? n->topo.ncpus[ti] : 0);
 }
 
 void *nu__sched_main(void *arg)

@@ -71,6 +71,7 @@ typedef struct nu__sched {
 	int spinning;           /* woken to look for work (group nspinning) */
 	void *loop_stack_lo;    /* the thread's own stack (loop context) */
 	size_t loop_stack_size;
+	int io_inflight;        /* SQEs submitted or queued, CQE not seen */
 	uint64_t spawns;        /* written by owner, read by nu_node_info */
 	uint64_t steals;
 	pthread_t thread;
@@ -85,6 +86,10 @@ typedef struct nu__sched {
 	/* --- written by other threads --- */
 	_Alignas(NU__CACHELINE) _Atomic(nu__proc *) inbox; /* LIFO of wake-ups */
 	_Atomic int parked;     /* 1 while asleep (or about to be) in the ring */
+	/* descriptors other threads want cancelled in our ring (nu_close) */
+	atomic_flag io_req_lock;
+	_Atomic unsigned io_nreq;
+	int io_req_fd[16];
 } nu__sched;
 
 /* A NUMA node's schedulers. */

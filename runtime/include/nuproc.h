@@ -17,6 +17,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -758,6 +760,105 @@ int nu_process_info(nu_pid pid, nu_proc_info *info);
  * numbering), all slots together; -EINVAL for a node the node does not
  * run on, -ESRCH outside a node, -EOPNOTSUPP in the fallback mode. */
 int64_t nu_node_resident(int node);
+
+
+/* ------------------------------------------------------------------ I/O
+ *
+ * Blocking-style calls. Inside a process each is one io_uring submission:
+ * the process parks and its scheduler runs others until the completion
+ * arrives. Outside a process they are the plain system call, on the
+ * caller's thread. Where io_uring is refused (the node said so at
+ * start-up) a process's call runs on the blocking pool instead. Results
+ * are the system call's: a count, a descriptor or 0, or -errno; errno is
+ * never touched. An O_NONBLOCK descriptor is not special here: these calls
+ * always wait (the libc hooks honour O_NONBLOCK; see the README).
+ *
+ * Each has an _until variant taking an absolute deadline in
+ * nu_clock_ns() time: past it the call gives -ETIMEDOUT (the op is
+ * cancelled; a linked timeout on the ring). Outside a process, and in the
+ * fallback, the deadline bounds the wait for readiness (poll), and calls
+ * without one (fsync, openat, statx, shutdown, close) ignore it.
+ *
+ * A process killed (or hit by an exit signal) while it waits has its op
+ * cancelled and exits once the op has completed; a descriptor the op
+ * made meanwhile is closed. An exit signal that does not end it (trapped,
+ * or reason normal) leaves the call waiting. Buffers in the process's own
+ * memory are made resident first (see nu_mem_populate).
+ *
+ * The socket send and receive calls are nu_sock_send and nu_recv: nu_send
+ * is the message send. nu_sock_send, nu_sendmsg never raise SIGPIPE (they
+ * add MSG_NOSIGNAL and return -EPIPE).
+ */
+struct iovec;
+struct msghdr;
+struct sockaddr;
+struct statx;
+
+/* CLOCK_MONOTONIC now, in ns: the clock of the _until deadlines. */
+uint64_t nu_clock_ns(void);
+
+ssize_t nu_read(int fd, void *buf, size_t n);
+ssize_t nu_write(int fd, const void *buf, size_t n);
+/* Positional: -EINVAL for a negative offset. */
+ssize_t nu_pread(int fd, void *buf, size_t n, off_t off);
+ssize_t nu_pwrite(int fd, const void *buf, size_t n, off_t off);
+/* -EINVAL for cnt < 0 or above IOV_MAX. */
+ssize_t nu_readv(int fd, const struct iovec *iov, int cnt);
+ssize_t nu_writev(int fd, const struct iovec *iov, int cnt);
+ssize_t nu_recv(int fd, void *buf, size_t n, int flags);
+ssize_t nu_sock_send(int fd, const void *buf, size_t n, int flags);
+ssize_t nu_recvmsg(int fd, struct msghdr *msg, int flags);
+ssize_t nu_sendmsg(int fd, const struct msghdr *msg, int flags);
+/* accept4(): the new descriptor. -EINVAL for addr without len. */
+int nu_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+int nu_connect(int fd, const struct sockaddr *addr, socklen_t len);
+/* socket() never waits: always the plain call. */
+int nu_socket(int domain, int type, int protocol);
+int nu_shutdown(int fd, int how);
+/* Cancels the ops in flight on fd, in every process (they complete with
+ * -ECANCELED, or their result if they finished first), waits for them,
+ * then closes it. -EBADF for fd < 0. */
+int nu_close(int fd);
+/* -EFAULT for a NULL path (or out). */
+int nu_openat(int dirfd, const char *path, int flags, mode_t mode);
+int nu_statx(int dirfd, const char *path, int flags, unsigned mask,
+	     struct statx *out);
+int nu_fsync(int fd);
+/* Wait until fd has one of events (POLLIN, ...): the revents, or -errno
+ * (-EBADF for fd < 0). */
+int nu_poll(int fd, short events);
+
+ssize_t nu_read_until(int fd, void *buf, size_t n, uint64_t deadline);
+ssize_t nu_write_until(int fd, const void *buf, size_t n, uint64_t deadline);
+ssize_t nu_pread_until(int fd, void *buf, size_t n, off_t off,
+		       uint64_t deadline);
+ssize_t nu_pwrite_until(int fd, const void *buf, size_t n, off_t off,
+			uint64_t deadline);
+ssize_t nu_readv_until(int fd, const struct iovec *iov, int cnt,
+		       uint64_t deadline);
+ssize_t nu_writev_until(int fd, const struct iovec *iov, int cnt,
+			uint64_t deadline);
+ssize_t nu_recv_until(int fd, void *buf, size_t n, int flags,
+		      uint64_t deadline);
+ssize_t nu_sock_send_until(int fd, const void *buf, size_t n, int flags,
+			   uint64_t deadline);
+ssize_t nu_recvmsg_until(int fd, struct msghdr *msg, int flags,
+			 uint64_t deadline);
+ssize_t nu_sendmsg_until(int fd, const struct msghdr *msg, int flags,
+			 uint64_t deadline);
+int nu_accept_until(int fd, struct sockaddr *addr, socklen_t *len, int flags,
+		    uint64_t deadline);
+int nu_connect_until(int fd, const struct sockaddr *addr, socklen_t len,
+		     uint64_t deadline);
+int nu_poll_until(int fd, short events, uint64_t deadline);
+
+/* Run fn(arg), which may block (getaddrinfo, a library with no hookable
+ * call), on the blocking pool while the calling process parks; outside a
+ * process, call it on the caller's thread. 0 once fn has returned;
+ * -EINVAL for a NULL fn; -EAGAIN when no pool thread could be started. fn
+ * cannot be interrupted: a process killed meanwhile exits when fn returns.
+ * The pool has NUPROC_BLOCKING_THREADS threads at most (default 8). */
+int nu_blocking(void (*fn)(void *arg), void *arg);
 
 #ifdef __cplusplus
 }

@@ -20,6 +20,8 @@
  */
 #include "ring.h"
 
+#include <sched.h>
+
 #include <errno.h>
 #include <poll.h>
 #include <stdatomic.h>
@@ -61,6 +63,21 @@ int nu__ring_probe(void)
 	return NU__RING_URING;
 }
 
+/* Cap the ring's io-wq workers and keep them on the node's CPUs. */
+static void iowq_setup(nu__ring *r, const int *cpus, int ncpus)
+{
+	unsigned max[2] = { 4, 8 }; /* bounded (files), unbounded (sockets) */
+	io_uring_register_iowq_max_workers(&r->uring, max);
+	if (!cpus || ncpus <= 0)
+		return;
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	for (int i = 0; i < ncpus; i++)
+		if (cpus[i] >= 0 && cpus[i] < CPU_SETSIZE)
+			CPU_SET(cpus[i], &set);
+	io_uring_register_iowq_aff(&r->uring, sizeof(set), &set);
+}
+
 static int ring_setup(nu__ring *r)
 {
 	static const unsigned tries[] = {
@@ -84,12 +101,16 @@ static int ring_setup(nu__ring *r)
 	return rc;
 }
 
-/* An SQE, submitting to make room when the SQ is full. */
-static struct io_uring_sqe *ring_sqe(nu__ring *r)
+static int reap(nu__ring *r);
+
+struct io_uring_sqe *nu__ring_sqe(nu__ring *r)
 {
 	struct io_uring_sqe *sqe;
-	while (!(sqe = io_uring_get_sqe(&r->uring)))
-		io_uring_submit(&r->uring);
+	while (!(sqe = io_uring_get_sqe(&r->uring))) {
+		int rc = io_uring_submit(&r->uring);
+		if (rc == -EBUSY || rc == -EAGAIN || rc == -EINTR)
+			reap(r); /* make room in the CQ, then retry */
+	}
 	return sqe;
 }
 
@@ -97,13 +118,13 @@ static void arm_eventfd(nu__ring *r)
 {
 	if (r->ev_armed)
 		return;
-	struct io_uring_sqe *sqe = ring_sqe(r);
+	struct io_uring_sqe *sqe = nu__ring_sqe(r);
 	io_uring_prep_read(sqe, r->evfd, &r->evbuf, sizeof(r->evbuf), 0);
 	io_uring_sqe_set_data64(sqe, NU__UD_EVENTFD);
 	r->ev_armed = 1;
 }
 
-int nu__ring_init(nu__ring *r, int mode)
+int nu__ring_init(nu__ring *r, int mode, const int *cpus, int ncpus)
 {
 	memset(r, 0, sizeof(*r));
 	r->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -116,6 +137,7 @@ int nu__ring_init(nu__ring *r, int mode)
 			r->evfd = -1;
 			return rc;
 		}
+		iowq_setup(r, cpus, ncpus);
 		arm_eventfd(r);
 	}
 	r->mode = mode;
@@ -132,16 +154,37 @@ void nu__ring_fini(nu__ring *r)
 	r->evfd = -1;
 }
 
-static void reap(nu__ring *r)
+/* Dispatch every CQE, including those the kernel kept back when the CQ
+ * overflowed (IORING_FEAT_NODROP: it flags the overflow and flushes them
+ * at the next GETEVENTS enter). The number dispatched. */
+static int reap(nu__ring *r)
 {
-	struct io_uring_cqe *cqe;
-	unsigned head, n = 0;
-	io_uring_for_each_cqe(&r->uring, head, cqe) {
-		if (cqe->user_data == NU__UD_EVENTFD)
-			r->ev_armed = 0;
-		n++;
+	int total = 0;
+	for (;;) {
+		struct io_uring_cqe *cqe;
+		unsigned head, n = 0;
+		io_uring_for_each_cqe(&r->uring, head, cqe) {
+			if (cqe->user_data == NU__UD_EVENTFD)
+				r->ev_armed = 0;
+			else if (cqe->user_data > NU__UD_EVENTFD)
+				nu__io_complete(cqe);
+			n++;
+		}
+		io_uring_cq_advance(&r->uring, n);
+		total += (int)n;
+		if (!(IO_URING_READ_ONCE(*r->uring.sq.kflags) &
+		      IORING_SQ_CQ_OVERFLOW))
+			return total;
+		io_uring_get_events(&r->uring); /* flush the overflow */
 	}
-	io_uring_cq_advance(&r->uring, n);
+}
+
+int nu__ring_poll(nu__ring *r)
+{
+	if (r->mode != NU__RING_URING)
+		return 0;
+	io_uring_submit_and_get_events(&r->uring);
+	return reap(r);
 }
 
 static int wait_eventfd(nu__ring *r, int64_t timeout_ns)
@@ -185,7 +228,7 @@ void nu__ring_doorbell(nu__ring *from, nu__ring *to)
 {
 	if (from && from->mode == NU__RING_URING &&
 	    to->mode == NU__RING_URING) {
-		struct io_uring_sqe *sqe = ring_sqe(from);
+		struct io_uring_sqe *sqe = nu__ring_sqe(from);
 		io_uring_prep_msg_ring(sqe, to->uring.ring_fd, 0,
 				       NU__UD_DOORBELL, 0);
 		sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;

@@ -1,0 +1,569 @@
+/* calls.c — the blocking-style I/O calls (nu_read ... nu_poll).
+ *
+ * Each call is described once, as an `op` (what it is and its arguments),
+ * and then takes one of three paths:
+ *   ring     inside a process with io_uring: one SQE (io.c), the process
+ *            parks, the scheduler runs others;
+ *   pool     inside a process without io_uring (the fallback): the plain
+ *            system call on the blocking pool (blocking.c), the process
+ *            parks meanwhile;
+ *   plain    outside any process: the plain system call on the caller's
+ *            thread, as libc would make it.
+ * Results are the system call's: a count, a descriptor or 0, or -errno.
+ * The _until variants take an absolute CLOCK_MONOTONIC deadline (ns) and
+ * give -ETIMEDOUT once it passes: a linked timeout on the ring; on the
+ * other paths a poll() for readiness first (calls that have none, such as
+ * fsync, ignore it there).
+ *
+ * Buffers in process memory are made resident before the kernel sees
+ * them (nu__io_resident): with userfaultfd in SIGBUS mode the kernel gets
+ * EFAULT for a page never touched instead of waiting for it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../proc.h"
+#include "../sched.h"
+#include "blocking.h"
+#include "io.h"
+#include "poller.h"
+#include "nuproc.h"
+#include "../timer.h"
+
+#define LEN_MAX 0x7ffff000u /* what Linux transfers in one call at most */
+
+enum {
+	OP_READ, OP_WRITE, OP_PREAD, OP_PWRITE, OP_READV, OP_WRITEV,
+	OP_RECV, OP_SEND, OP_RECVMSG, OP_SENDMSG, OP_ACCEPT, OP_CONNECT,
+	OP_SOCKET, OP_SHUTDOWN, OP_CLOSE, OP_OPENAT, OP_STATX, OP_FSYNC,
+	OP_POLL, OP_SLEEP,
+};
+
+typedef struct op {
+	int kind;
+	int fd;
+	void *buf;          /* buffer, iovec array, msghdr, sockaddr, path */
+	size_t len;         /* bytes, iovcnt, socklen */
+	int64_t off;        /* file offset; -1: the file position */
+	int flags;          /* MSG_*, SOCK_*, O_*, AT_*, poll events, how */
+	void *out;          /* accept's socklen_t *, statx's buffer */
+	unsigned mode;      /* openat's mode, statx's mask, socket's protocol */
+	uint64_t deadline;
+	int result;
+} op;
+
+/* ------------------------------------------------------------ rings */
+
+static void op_prep(struct io_uring_sqe *q, const op *o)
+{
+	unsigned n = o->len > LEN_MAX ? LEN_MAX : (unsigned)o->len;
+	switch (o->kind) {
+	case OP_READ: case OP_PREAD:
+		io_uring_prep_read(q, o->fd, o->buf, n, (uint64_t)o->off); break;
+	case OP_WRITE: case OP_PWRITE:
+		io_uring_prep_write(q, o->fd, o->buf, n, (uint64_t)o->off); break;
+	case OP_READV:
+		io_uring_prep_readv(q, o->fd, o->buf, n, (uint64_t)o->off); break;
+	case OP_WRITEV:
+		io_uring_prep_writev(q, o->fd, o->buf, n, (uint64_t)o->off); break;
+	case OP_RECV: io_uring_prep_recv(q, o->fd, o->buf, n, o->flags); break;
+	case OP_SEND: io_uring_prep_send(q, o->fd, o->buf, n, o->flags); break;
+	case OP_RECVMSG: io_uring_prep_recvmsg(q, o->fd, o->buf, (unsigned)o->flags); break;
+	case OP_SENDMSG: io_uring_prep_sendmsg(q, o->fd, o->buf, (unsigned)o->flags); break;
+	case OP_ACCEPT:
+		io_uring_prep_accept(q, o->fd, o->buf, o->out, o->flags); break;
+	case OP_CONNECT: io_uring_prep_connect(q, o->fd, o->buf, (socklen_t)n); break;
+	case OP_SOCKET:
+		io_uring_prep_socket(q, o->fd, o->flags, (int)o->mode, 0); break;
+	case OP_SHUTDOWN: io_uring_prep_shutdown(q, o->fd, o->flags); break;
+	case OP_CLOSE: io_uring_prep_close(q, o->fd); break;
+	case OP_OPENAT:
+		io_uring_prep_openat(q, o->fd, o->buf, o->flags, o->mode); break;
+	case OP_STATX:
+		io_uring_prep_statx(q, o->fd, o->buf, o->flags, o->mode, o->out);
+		break;
+	case OP_FSYNC: io_uring_prep_fsync(q, o->fd, 0); break;
+	case OP_POLL: io_uring_prep_poll_add(q, o->fd, (unsigned)o->flags); break;
+	}
+}
+
+/* The buffers the kernel will touch, made resident. */
+static void op_resident(const op *o)
+{
+	switch (o->kind) {
+	case OP_READV: case OP_WRITEV: {
+		const struct iovec *v = o->buf;
+		nu__io_resident(v, o->len * sizeof(*v));
+		for (size_t i = 0; v && i < o->len; i++)
+			nu__io_resident(v[i].iov_base, v[i].iov_len);
+		break;
+	}
+	case OP_RECVMSG: case OP_SENDMSG: {
+		const struct msghdr *m = o->buf;
+		nu__io_resident(m, sizeof(*m));
+		if (!m)
+			break;
+		nu__io_resident(m->msg_name, m->msg_namelen);
+		nu__io_resident(m->msg_control, m->msg_controllen);
+		for (size_t i = 0; m->msg_iov && i < m->msg_iovlen; i++)
+			nu__io_resident(m->msg_iov[i].iov_base,
+					m->msg_iov[i].iov_len);
+		break;
+	}
+	case OP_ACCEPT:
+		nu__io_resident(o->out, sizeof(socklen_t));
+		if (o->out && o->buf)
+			nu__io_resident(o->buf, *(socklen_t *)o->out);
+		break;
+	case OP_STATX:
+		nu__io_resident(o->out, sizeof(struct statx));
+		break;
+	case OP_SOCKET: case OP_SHUTDOWN: case OP_CLOSE: case OP_FSYNC:
+	case OP_POLL: case OP_SLEEP:
+		break;
+	default:
+		nu__io_resident(o->buf, o->len > LEN_MAX ? LEN_MAX : o->len);
+	}
+}
+
+static int op_ring(struct nu__sched *s, const op *o)
+{
+	nu__iowait w;
+	int fd = o->kind == OP_SOCKET || o->kind == OP_OPENAT ||
+			 o->kind == OP_STATX ? -1 : o->fd;
+	nu__io_init(&w, fd, o->deadline);
+	op_prep(&w.sqe, o);
+	w.makes_fd = o->kind == OP_ACCEPT || o->kind == OP_SOCKET ||
+		     o->kind == OP_OPENAT;
+	return nu__io_run(s, &w);
+}
+
+/* ------------------------------------------------------------ plain */
+
+static long op_sys(const op *o)
+{
+	size_t n = o->len > LEN_MAX ? LEN_MAX : o->len;
+	switch (o->kind) {
+	case OP_READ: return syscall(SYS_read, o->fd, o->buf, n);
+	case OP_WRITE: return syscall(SYS_write, o->fd, o->buf, n);
+	case OP_PREAD: return syscall(SYS_pread64, o->fd, o->buf, n, o->off);
+	case OP_PWRITE: return syscall(SYS_pwrite64, o->fd, o->buf, n, o->off);
+	case OP_READV:
+		return o->off < 0 ? syscall(SYS_readv, o->fd, o->buf, n)
+				  : syscall(SYS_preadv, o->fd, o->buf, n,
+					    o->off, 0);
+	case OP_WRITEV:
+		return o->off < 0 ? syscall(SYS_writev, o->fd, o->buf, n)
+				  : syscall(SYS_pwritev, o->fd, o->buf, n,
+					    o->off, 0);
+	case OP_RECV:
+		return syscall(SYS_recvfrom, o->fd, o->buf, n, o->flags, 0, 0);
+	case OP_SEND:
+		return syscall(SYS_sendto, o->fd, o->buf, n, o->flags, 0, 0);
+	case OP_RECVMSG: return syscall(SYS_recvmsg, o->fd, o->buf, o->flags);
+	case OP_SENDMSG: return syscall(SYS_sendmsg, o->fd, o->buf, o->flags);
+	case OP_ACCEPT:
+		return syscall(SYS_accept4, o->fd, o->buf, o->out, o->flags);
+	case OP_CONNECT: return syscall(SYS_connect, o->fd, o->buf, n);
+	case OP_SOCKET: return syscall(SYS_socket, o->fd, o->flags, o->mode);
+	case OP_SHUTDOWN: return syscall(SYS_shutdown, o->fd, o->flags);
+	case OP_CLOSE: return syscall(SYS_close, o->fd);
+	case OP_OPENAT:
+		return syscall(SYS_openat, o->fd, o->buf, o->flags, o->mode);
+	case OP_STATX:
+		return syscall(SYS_statx, o->fd, o->buf, o->flags, o->mode,
+			       o->out);
+	case OP_FSYNC: return syscall(SYS_fsync, o->fd);
+	}
+	return -1; /* OP_POLL goes through op_poll_plain */
+}
+
+static short op_events(const op *o)
+{
+	switch (o->kind) {
+	case OP_READ: case OP_PREAD: case OP_READV: case OP_RECV:
+	case OP_RECVMSG: case OP_ACCEPT:
+		return POLLIN;
+	case OP_WRITE: case OP_PWRITE: case OP_WRITEV: case OP_SEND:
+	case OP_SENDMSG: case OP_CONNECT:
+		return POLLOUT;
+	case OP_POLL:
+		return (short)o->flags;
+	}
+	return 0;
+}
+
+/* poll() fd until the deadline (0: none): revents, 0 on timeout, -errno. */
+static int poll_until(int fd, short events, uint64_t deadline)
+{
+	for (;;) {
+		int ms = -1;
+		if (deadline) {
+			uint64_t now = nu__now_ns();
+			if (now >= deadline)
+				ms = 0;
+			else if (deadline - now < (uint64_t)INT_MAX * 1000000u)
+				ms = (int)((deadline - now + 999999) / 1000000);
+		}
+		struct pollfd p = { .fd = fd, .events = events };
+		struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+		long rc = syscall(SYS_ppoll, &p, 1, ms < 0 ? NULL : &ts, NULL, 0);
+		if (rc < 0 && errno == EINTR)
+			continue;
+		if (rc < 0)
+			return -errno;
+		if (rc == 0)
+			return 0;
+		return p.revents;
+	}
+}
+
+static int op_plain_call(op *o)
+{
+	short ev = op_events(o);
+	if (o->kind == OP_POLL || (o->deadline && ev)) {
+		int rc = poll_until(o->fd, ev, o->deadline);
+		if (o->kind == OP_POLL)
+			return rc == 0 ? -ETIMEDOUT : rc;
+		if (rc == 0)
+			return -ETIMEDOUT;
+		if (rc < 0)
+			return rc;
+	}
+	long rc = op_sys(o);
+	return rc < 0 ? -errno : (int)rc;
+}
+
+/* The runtime never changes the caller's errno. */
+static int op_plain(op *o)
+{
+	int saved = errno;
+	int rc = op_plain_call(o);
+	errno = saved;
+	return rc;
+}
+
+/* ------------------------------------------------------- fallback */
+
+static int op_pool(op *o);
+
+/* Does the descriptor have readiness (socket, pipe, terminal)? Regular
+ * files and block devices are always "ready" and block in the call. */
+static int has_readiness(int fd)
+{
+	struct stat st;
+	if (fstat(fd, &st))
+		return 1; /* let the call report EBADF */
+	return S_ISSOCK(st.st_mode) || S_ISFIFO(st.st_mode) ||
+	       S_ISCHR(st.st_mode);
+}
+
+/* The call without waiting: -EAGAIN when it would wait. */
+static int op_try(op *o)
+{
+	op t = *o;
+	t.deadline = 0;
+	switch (o->kind) {
+	case OP_RECV: case OP_SEND: case OP_RECVMSG: case OP_SENDMSG:
+		t.flags |= MSG_DONTWAIT;
+		return op_plain(&t);
+	}
+	struct pollfd p = { .fd = o->fd, .events = op_events(o) };
+	struct timespec zero = { 0, 0 };
+	long rc = syscall(SYS_ppoll, &p, 1, &zero, NULL, 0);
+	if (rc == 0)
+		return -EAGAIN;
+	if (o->kind == OP_POLL)
+		return p.revents & POLLNVAL ? -EBADF : p.revents;
+	return op_plain(&t);
+}
+
+/* In a process without io_uring: wait for readiness on the poller, then
+ * the plain call; what has no readiness goes to the blocking pool. */
+static int op_fallback_call(op *o)
+{
+	int ready = o->kind == OP_RECV || o->kind == OP_SEND ||
+		    o->kind == OP_RECVMSG || o->kind == OP_SENDMSG ||
+		    o->kind == OP_ACCEPT || o->kind == OP_POLL;
+	if (!ready && op_events(o) && o->kind != OP_CONNECT &&
+	    o->kind != OP_PREAD && o->kind != OP_PWRITE) {
+		ready = has_readiness(o->fd);
+		/* the wrong end of a pipe is never ready: EBADF at once */
+		int fl = fcntl(o->fd, F_GETFL);
+		int acc = fl & O_ACCMODE;
+		if (ready && fl >= 0 &&
+		    (op_events(o) == POLLIN ? acc == O_WRONLY
+					    : acc == O_RDONLY))
+			return op_plain(o);
+	}
+	if (!ready)
+		return op_pool(o);
+	if (o->fd < 0)
+		return -EBADF; /* poll() would ignore it and wait forever */
+	for (;;) {
+		int rc = op_try(o);
+		if (rc != -EAGAIN && rc != -EWOULDBLOCK)
+			return rc;
+		rc = nu__poller_wait(o->fd, op_events(o), o->deadline);
+		if (rc == -EINTR) {
+			struct nu__sched *s = nu__sched_self();
+			nu__proc_check_kill(s, s->current); /* may exit */
+		} else if (rc < 0) {
+			return rc;
+		}
+	}
+}
+
+static int op_fallback(op *o)
+{
+	int saved = errno;
+	int rc = op_fallback_call(o);
+	errno = saved;
+	return rc;
+}
+
+static void op_pool_fn(void *arg)
+{
+	op *o = arg;
+	o->result = op_plain(o);
+}
+
+static int op_pool(op *o)
+{
+	int makes_fd = o->kind == OP_ACCEPT || o->kind == OP_SOCKET ||
+		       o->kind == OP_OPENAT;
+	o->result = -EINTR;
+	int rc = nu__blocking_run(op_pool_fn, o, makes_fd ? &o->result : NULL);
+	return rc < 0 ? rc : o->result;
+}
+
+static long op_run(op *o)
+{
+	struct nu__sched *s = nu__io_here();
+	if (s) {
+		op_resident(o);
+		return op_ring(s, o);
+	}
+	if (!nu__io_in_process())
+		return op_plain(o);
+	op_resident(o);
+	return op_fallback(o);
+}
+
+/* ------------------------------------------------------ the calls */
+
+#define OP(...) (&(op){ __VA_ARGS__ })
+
+ssize_t nu_read_until(int fd, void *buf, size_t n, uint64_t deadline)
+{
+	return op_run(OP(.kind = OP_READ, .fd = fd, .buf = buf, .len = n,
+			 .off = -1, .deadline = deadline));
+}
+ssize_t nu_read(int fd, void *buf, size_t n)
+{
+	return nu_read_until(fd, buf, n, 0);
+}
+
+ssize_t nu_write_until(int fd, const void *buf, size_t n, uint64_t deadline)
+{
+	return op_run(OP(.kind = OP_WRITE, .fd = fd, .buf = (void *)buf,
+			 .len = n, .off = -1, .deadline = deadline));
+}
+ssize_t nu_write(int fd, const void *buf, size_t n)
+{
+	return nu_write_until(fd, buf, n, 0);
+}
+
+ssize_t nu_pread_until(int fd, void *buf, size_t n, off_t off,
+		       uint64_t deadline)
+{
+	if (off < 0)
+		return -EINVAL;
+	return op_run(OP(.kind = OP_PREAD, .fd = fd, .buf = buf, .len = n,
+			 .off = off, .deadline = deadline));
+}
+ssize_t nu_pread(int fd, void *buf, size_t n, off_t off)
+{
+	return nu_pread_until(fd, buf, n, off, 0);
+}
+
+ssize_t nu_pwrite_until(int fd, const void *buf, size_t n, off_t off,
+			uint64_t deadline)
+{
+	if (off < 0)
+		return -EINVAL;
+	return op_run(OP(.kind = OP_PWRITE, .fd = fd, .buf = (void *)buf,
+			 .len = n, .off = off, .deadline = deadline));
+}
+ssize_t nu_pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+	return nu_pwrite_until(fd, buf, n, off, 0);
+}
+
+ssize_t nu_readv_until(int fd, const struct iovec *iov, int cnt,
+		       uint64_t deadline)
+{
+	if (cnt < 0 || cnt > IOV_MAX)
+		return -EINVAL;
+	return op_run(OP(.kind = OP_READV, .fd = fd, .buf = (void *)iov,
+			 .len = (size_t)cnt, .off = -1, .deadline = deadline));
+}
+ssize_t nu_readv(int fd, const struct iovec *iov, int cnt)
+{
+	return nu_readv_until(fd, iov, cnt, 0);
+}
+
+ssize_t nu_writev_until(int fd, const struct iovec *iov, int cnt,
+			uint64_t deadline)
+{
+	if (cnt < 0 || cnt > IOV_MAX)
+		return -EINVAL;
+	return op_run(OP(.kind = OP_WRITEV, .fd = fd, .buf = (void *)iov,
+			 .len = (size_t)cnt, .off = -1, .deadline = deadline));
+}
+ssize_t nu_writev(int fd, const struct iovec *iov, int cnt)
+{
+	return nu_writev_until(fd, iov, cnt, 0);
+}
+
+ssize_t nu_recv_until(int fd, void *buf, size_t n, int flags,
+		      uint64_t deadline)
+{
+	return op_run(OP(.kind = OP_RECV, .fd = fd, .buf = buf, .len = n,
+			 .flags = flags, .deadline = deadline));
+}
+ssize_t nu_recv(int fd, void *buf, size_t n, int flags)
+{
+	return nu_recv_until(fd, buf, n, flags, 0);
+}
+
+ssize_t nu_sock_send_until(int fd, const void *buf, size_t n, int flags,
+			   uint64_t deadline)
+{
+	return op_run(OP(.kind = OP_SEND, .fd = fd, .buf = (void *)buf,
+			 .len = n, .flags = flags | MSG_NOSIGNAL,
+			 .deadline = deadline));
+}
+ssize_t nu_sock_send(int fd, const void *buf, size_t n, int flags)
+{
+	return nu_sock_send_until(fd, buf, n, flags, 0);
+}
+
+ssize_t nu_recvmsg_until(int fd, struct msghdr *msg, int flags,
+			 uint64_t deadline)
+{
+	return op_run(OP(.kind = OP_RECVMSG, .fd = fd, .buf = msg,
+			 .flags = flags, .deadline = deadline));
+}
+ssize_t nu_recvmsg(int fd, struct msghdr *msg, int flags)
+{
+	return nu_recvmsg_until(fd, msg, flags, 0);
+}
+
+ssize_t nu_sendmsg_until(int fd, const struct msghdr *msg, int flags,
+			 uint64_t deadline)
+{
+	return op_run(OP(.kind = OP_SENDMSG, .fd = fd, .buf = (void *)msg,
+			 .flags = flags | MSG_NOSIGNAL, .deadline = deadline));
+}
+ssize_t nu_sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+	return nu_sendmsg_until(fd, msg, flags, 0);
+}
+
+int nu_accept_until(int fd, struct sockaddr *addr, socklen_t *len, int flags,
+		    uint64_t deadline)
+{
+	if (addr && !len)
+		return -EINVAL;
+	return (int)op_run(OP(.kind = OP_ACCEPT, .fd = fd, .buf = addr,
+			      .out = len, .flags = flags,
+			      .deadline = deadline));
+}
+int nu_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+{
+	return nu_accept_until(fd, addr, len, flags, 0);
+}
+
+int nu_connect_until(int fd, const struct sockaddr *addr, socklen_t len,
+		     uint64_t deadline)
+{
+	return (int)op_run(OP(.kind = OP_CONNECT, .fd = fd,
+			      .buf = (void *)addr, .len = len,
+			      .deadline = deadline));
+}
+int nu_connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	return nu_connect_until(fd, addr, len, 0);
+}
+
+/* socket() never waits: the plain call everywhere (IORING_OP_SOCKET
+ * would cost a park and need Linux 5.19). */
+int nu_socket(int domain, int type, int protocol)
+{
+	return op_plain(OP(.kind = OP_SOCKET, .fd = domain, .flags = type,
+			   .mode = (unsigned)protocol));
+}
+
+int nu_shutdown(int fd, int how)
+{
+	return (int)op_run(OP(.kind = OP_SHUTDOWN, .fd = fd, .flags = how));
+}
+
+int nu_close(int fd)
+{
+	if (fd < 0)
+		return -EBADF;
+	nu__poller_cancel_fd(fd);
+	nu__io_fd_quiesce(nu__io_here(), fd);
+	return (int)op_run(OP(.kind = OP_CLOSE, .fd = fd));
+}
+
+int nu_openat(int dirfd, const char *path, int flags, mode_t mode)
+{
+	if (!path)
+		return -EFAULT;
+	return (int)op_run(OP(.kind = OP_OPENAT, .fd = dirfd,
+			      .buf = (void *)path, .flags = flags,
+			      .mode = mode));
+}
+
+int nu_statx(int dirfd, const char *path, int flags, unsigned mask,
+	     struct statx *out)
+{
+	if (!path || !out)
+		return -EFAULT;
+	return (int)op_run(OP(.kind = OP_STATX, .fd = dirfd,
+			      .buf = (void *)path, .flags = flags, .mode = mask,
+			      .out = out));
+}
+
+int nu_fsync(int fd)
+{
+	return (int)op_run(OP(.kind = OP_FSYNC, .fd = fd));
+}
+
+int nu_poll_until(int fd, short events, uint64_t deadline)
+{
+	if (fd < 0)
+		return -EBADF;
+	int rc = (int)op_run(OP(.kind = OP_POLL, .fd = fd, .flags = events,
+				.deadline = deadline));
+	return rc;
+}
+int nu_poll(int fd, short events)
+{
+	return nu_poll_until(fd, events, 0);
+}
+
+uint64_t nu_clock_ns(void)
+{
+	return nu__now_ns();
+}

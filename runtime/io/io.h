@@ -1,0 +1,77 @@
+/* io.h — private to nuproc: the I/O layer's wait records and the one path
+ * every blocking-style call takes (io.c), shared by the nu_ calls
+ * (calls.c), the libc hooks (hooks.c) and the blocking pool (blocking.c).
+ */
+#ifndef NU_IO_IO_H
+#define NU_IO_IO_H
+
+#include <liburing.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+struct nu__sched;
+struct nu__proc;
+
+/* One blocking call of a process, on its stack while it waits. The low
+ * three bits of a CQE's user_data say which of the call's SQEs it is. */
+typedef struct nu__iowait {
+	struct io_uring_sqe sqe;  /* the prepared op, kept for a retry */
+	struct __kernel_timespec ts; /* the deadline, for the linked timeout */
+	struct nu__proc *p;
+	struct nu__sched *ring_of; /* the scheduler whose ring holds it */
+	_Atomic int left;         /* CQEs still to come */
+	_Atomic int released;     /* the completer is done with us */
+	int32_t res;              /* the op's result */
+	int32_t tres;             /* the linked timeout's */
+	int fd;                   /* the descriptor the op uses, or -1 */
+	int cancelled;            /* we asked the kernel to cancel it */
+	int makes_fd;             /* a result >= 0 is a new descriptor */
+	uint64_t deadline;        /* CLOCK_MONOTONIC ns, 0 = none */
+} __attribute__((aligned(8))) nu__iowait;
+
+/* user_data tags (low bits of the record's address) */
+enum {
+	NU__IO_TAG_OP = 0,
+	NU__IO_TAG_TIMEOUT = 1,
+	NU__IO_TAG_CANCEL = 2,
+	NU__IO_UD_DETACHED = 3, /* a cancel with no record (nu_close) */
+};
+
+/* The calling thread's scheduler when it runs a process and the ring is
+ * usable (io_uring mode), else NULL: the caller then makes the plain
+ * system call (outside a process) or goes to the blocking pool. */
+struct nu__sched *nu__io_here(void);
+
+/* Nonzero when the calling thread runs a process (any mode). */
+int nu__io_in_process(void);
+
+/* Start a record for an op on fd (-1: none) with an absolute deadline
+ * (0: none); the caller then fills w->sqe with an io_uring_prep_*. */
+void nu__io_init(nu__iowait *w, int fd, uint64_t deadline);
+
+/* Submit w's op on s's ring and park until it completes: its result
+ * (-ETIMEDOUT when the deadline passed first). A kill or exit signal that
+ * arrives meanwhile cancels the op and is acted on once the op has
+ * completed; if the process lives on (a trapped or ignored signal), the
+ * op is submitted again. Never returns to a process that must exit. */
+int nu__io_run(struct nu__sched *s, nu__iowait *w);
+
+/* Make [buf, buf + len) resident before the kernel writes into it. */
+void nu__io_resident(const void *buf, size_t len);
+
+/* Wait until no op on fd is in flight in any ring, cancelling those
+ * there are (nu_close). s: the caller's scheduler when it is a process in
+ * io_uring mode, else NULL (another thread: it sleeps while it waits). */
+void nu__io_fd_quiesce(struct nu__sched *s, int fd);
+
+/* Submit and reap s's ring when ops are queued or in flight, and serve
+ * other threads' cancel requests: completions dispatched. Owner thread. */
+int nu__io_poll(struct nu__sched *s);
+
+/* Nonzero when s has ops queued, in flight or cancel requests. */
+int nu__io_busy(const struct nu__sched *s);
+
+/* The exit path: close a descriptor an interrupted op produced. */
+void nu__io_exit(struct nu__proc *p);
+
+#endif

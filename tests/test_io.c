@@ -1,0 +1,527 @@
+/* test_io.c — the blocking-style I/O calls: data moves, the scheduler runs
+ * others while a process waits, deadlines, a kill or nu_close while
+ * blocked (nothing leaks), trapped exit signals leave the call waiting,
+ * buffers in fresh heap pages, files, nu_poll, the blocking pool, bad
+ * arguments, and the plain path outside a process. Run again with
+ * NUPROC_IO_URING=0 (the blocking-pool fallback). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "nutest.h"
+#include "nuproc.h"
+#include "nutest_node.h"
+
+static int open_fds(void)
+{
+	int n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	if (!d)
+		return -1;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+static void run(void (*fn)(void *), unsigned scheds)
+{
+	nu_config c;
+	nt_config(&c, scheds, 10000, 1 << 20);
+	CU_ASSERT_EQUAL(nu_start(&c, fn, NULL), 0);
+}
+
+/* ------------------------------------------- a pipe, others run */
+
+static int pipefd[2];
+static _Atomic long ticks;
+static _Atomic int reader_done;
+
+static void ticker(void *a)
+{
+	(void)a;
+	while (!atomic_load(&reader_done)) {
+		atomic_fetch_add(&ticks, 1);
+		nu_yield();
+	}
+}
+
+static void reader(void *a)
+{
+	(void)a;
+	char buf[64];
+	ssize_t n = nu_read(pipefd[0], buf, sizeof(buf));
+	CU_ASSERT_EQUAL(n, 5);
+	CU_ASSERT(n == 5 && memcmp(buf, "hello", 5) == 0);
+	atomic_store(&reader_done, 1);
+}
+
+static void pipe_main(void *a)
+{
+	(void)a;
+	CU_ASSERT_FATAL(pipe(pipefd) == 0);
+	atomic_store(&ticks, 0);
+	atomic_store(&reader_done, 0);
+	nu_spawn(reader, NULL);
+	nu_spawn(ticker, NULL);
+	nu_sleep(30); /* the reader is blocked; the ticker must run */
+	long before = atomic_load(&ticks);
+	CU_ASSERT(before > 100);
+	CU_ASSERT_EQUAL(atomic_load(&reader_done), 0);
+	CU_ASSERT_EQUAL(nu_write(pipefd[1], "hello", 5), 5);
+	nt_wait_alone();
+	CU_ASSERT_EQUAL(atomic_load(&reader_done), 1);
+	CU_ASSERT_EQUAL(nu_close(pipefd[0]), 0);
+	CU_ASSERT_EQUAL(nu_close(pipefd[1]), 0);
+}
+
+static void test_pipe(void)
+{
+	run(pipe_main, 1);
+	run(pipe_main, nt_two());
+}
+
+/* ------------------------------------------------------ deadline */
+
+static void deadline_main(void *a)
+{
+	(void)a;
+	int p[2];
+	CU_ASSERT_FATAL(pipe(p) == 0);
+	char c;
+	uint64_t t0 = nu_clock_ns();
+	CU_ASSERT_EQUAL(nu_read_until(p[0], &c, 1, t0 + 20000000), -ETIMEDOUT);
+	uint64_t took = nu_clock_ns() - t0;
+	CU_ASSERT(took >= 20000000);
+	CU_ASSERT(took < 2000000000);
+	CU_ASSERT_EQUAL(nu_poll_until(p[0], POLLIN, nu_clock_ns() + 5000000),
+			-ETIMEDOUT);
+	/* data there: the deadline does not matter */
+	CU_ASSERT_EQUAL(nu_write(p[1], "x", 1), 1);
+	CU_ASSERT_EQUAL(nu_poll(p[0], POLLIN) & POLLIN, POLLIN);
+	CU_ASSERT_EQUAL(nu_read_until(p[0], &c, 1, nu_clock_ns() + 1000000000),
+			1);
+	/* a deadline already past, nothing to read */
+	CU_ASSERT_EQUAL(nu_read_until(p[0], &c, 1, 1), -ETIMEDOUT);
+	nu_close(p[0]);
+	nu_close(p[1]);
+}
+
+static void test_deadline(void)
+{
+	run(deadline_main, 1);
+}
+
+/* ------------------------------------------------------------ TCP */
+
+static int listen_any(uint16_t *port)
+{
+	int l = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	if (l < 0 || bind(l, (void *)&a, sizeof(a)) || listen(l, 128) ||
+	    getsockname(l, (void *)&a, &len))
+		return -1;
+	*port = ntohs(a.sin_port);
+	return l;
+}
+
+static int tcp_listener;
+static uint16_t tcp_port;
+
+static void echo_conn(void *a)
+{
+	int fd = (int)(intptr_t)a;
+	char buf[256];
+	ssize_t n;
+	while ((n = nu_recv(fd, buf, sizeof(buf), 0)) > 0)
+		CU_ASSERT_EQUAL(nu_sock_send(fd, buf, (size_t)n, 0), n);
+	CU_ASSERT_EQUAL(n, 0);
+	CU_ASSERT_EQUAL(nu_close(fd), 0);
+}
+
+static void acceptor(void *a)
+{
+	long conns = (long)(intptr_t)a;
+	for (long i = 0; i < conns; i++) {
+		struct sockaddr_in peer;
+		socklen_t len = sizeof(peer);
+		int fd = nu_accept(tcp_listener, (void *)&peer, &len, 0);
+		CU_ASSERT_FATAL(fd >= 0);
+		CU_ASSERT_EQUAL(len, sizeof(peer));
+		CU_ASSERT_EQUAL(peer.sin_family, AF_INET);
+		CU_ASSERT(nu_spawn(echo_conn, (void *)(intptr_t)fd) > 0);
+	}
+}
+
+static _Atomic int clients_ok;
+
+static void client(void *a)
+{
+	(void)a;
+	int fd = nu_socket(AF_INET, SOCK_STREAM, 0);
+	CU_ASSERT_FATAL(fd >= 0);
+	struct sockaddr_in to = { .sin_family = AF_INET,
+				  .sin_port = htons(tcp_port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	CU_ASSERT_EQUAL_FATAL(nu_connect(fd, (void *)&to, sizeof(to)), 0);
+	int ok = 1;
+	for (int i = 0; i < 50; i++) {
+		char out[64], in[64];
+		int len = snprintf(out, sizeof(out), "message %d from %d", i,
+				   fd);
+		struct iovec v[2] = { { out, 4 }, { out + 4, (size_t)len - 4 } };
+		ok &= nu_writev(fd, v, 2) == len;
+		ssize_t got = 0;
+		while (got < len) {
+			ssize_t n = nu_read(fd, in + got, (size_t)(len - got));
+			if (n <= 0)
+				break;
+			got += n;
+		}
+		ok &= got == len && memcmp(in, out, (size_t)len) == 0;
+	}
+	CU_ASSERT_EQUAL(nu_shutdown(fd, SHUT_WR), 0);
+	char c;
+	CU_ASSERT_EQUAL(nu_read(fd, &c, 1), 0); /* the server closed */
+	CU_ASSERT_EQUAL(nu_close(fd), 0);
+	if (ok)
+		atomic_fetch_add(&clients_ok, 1);
+}
+
+static void tcp_main(void *a)
+{
+	(void)a;
+	int fds = open_fds();
+	tcp_listener = listen_any(&tcp_port);
+	CU_ASSERT_FATAL(tcp_listener >= 0);
+	atomic_store(&clients_ok, 0);
+	nu_spawn(acceptor, (void *)(intptr_t)20);
+	for (int i = 0; i < 20; i++)
+		nu_spawn(client, NULL);
+	nt_wait_alone();
+	CU_ASSERT_EQUAL(atomic_load(&clients_ok), 20);
+	CU_ASSERT_EQUAL(nu_close(tcp_listener), 0);
+	CU_ASSERT_EQUAL(open_fds(), fds);
+}
+
+static void test_tcp(void)
+{
+	run(tcp_main, nt_two());
+}
+
+/* ------------------------------------ kill and close while blocked */
+
+static void blocked_reader(void *a)
+{
+	char c;
+	nu_read((int)(intptr_t)a, &c, 1);
+	CU_FAIL("a killed reader went on");
+}
+
+static void blocked_acceptor(void *a)
+{
+	nu_accept((int)(intptr_t)a, NULL, NULL, 0);
+	CU_FAIL("a killed acceptor went on");
+}
+
+static void kill_main(void *a)
+{
+	(void)a;
+	int fds = open_fds();
+	int p[2];
+	CU_ASSERT_FATAL(pipe(p) == 0);
+	uint16_t port;
+	int l = listen_any(&port);
+	CU_ASSERT_FATAL(l >= 0);
+	nu_pid r = nu_spawn(blocked_reader, (void *)(intptr_t)p[0]);
+	nu_pid ac = nu_spawn(blocked_acceptor, (void *)(intptr_t)l);
+	nu_term mr, ma;
+	CU_ASSERT_EQUAL(nu_monitor(r, &mr), 0);
+	CU_ASSERT_EQUAL(nu_monitor(ac, &ma), 0);
+	nu_sleep(20);
+	CU_ASSERT_EQUAL(nu_kill(r, nu_atom("kill")), 0);
+	CU_ASSERT_EQUAL(nu_kill(ac, nu_atom("stop")), 0);
+	CU_ASSERT_EQUAL(nt_down_reason(mr, r, 5000), nu_atom("killed"));
+	CU_ASSERT_EQUAL(nt_down_reason(ma, ac, 5000), nu_atom("stop"));
+	/* the pipe and the listener still work */
+	CU_ASSERT_EQUAL(nu_write(p[1], "z", 1), 1);
+	char c;
+	CU_ASSERT_EQUAL(nu_read(p[0], &c, 1), 1);
+	CU_ASSERT_EQUAL(c, 'z');
+	nu_close(p[0]);
+	nu_close(p[1]);
+	nu_close(l);
+	CU_ASSERT_EQUAL(open_fds(), fds);
+}
+
+static void test_kill(void)
+{
+	run(kill_main, 1);
+	run(kill_main, nt_two());
+}
+
+static _Atomic int recv_result;
+
+static void closed_under(void *a)
+{
+	char c;
+	atomic_store(&recv_result, (int)nu_recv((int)(intptr_t)a, &c, 1, 0));
+}
+
+static void close_main(void *a)
+{
+	(void)a;
+	int sv[2];
+	CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	atomic_store(&recv_result, 1);
+	nu_pid r = nu_spawn(closed_under, (void *)(intptr_t)sv[0]);
+	nu_term ref;
+	nu_monitor(r, &ref);
+	nu_sleep(20);
+	CU_ASSERT_EQUAL(atomic_load(&recv_result), 1); /* still blocked */
+	CU_ASSERT_EQUAL(nu_close(sv[0]), 0);
+	CU_ASSERT_EQUAL(nt_down_reason(ref, r, 5000), NU_ATOM_NORMAL);
+	int rc = atomic_load(&recv_result);
+	CU_ASSERT(rc == -ECANCELED || rc == -EBADF || rc == -EINTR);
+	nu_close(sv[1]);
+}
+
+static void test_close(void)
+{
+	run(close_main, 1);
+	run(close_main, nt_two());
+}
+
+/* A trapped exit signal does not end the call: it waits on. */
+static void dies(void *a)
+{
+	(void)a;
+	nu_sleep(10);
+	nu_kill(nu_self(), nu_atom("boom"));
+}
+
+static void linker(void *a)
+{
+	(void)a;
+	nu_trap_exit(1);
+	nu_pid d = nu_spawn(dies, NULL);
+	nu_link(d);
+	char c = 0;
+	CU_ASSERT_EQUAL(nu_read(pipefd[0], &c, 1), 1);
+	CU_ASSERT_EQUAL(nt_exit_reason(d, 1000), nu_atom("boom"));
+}
+
+static void trap_main(void *a)
+{
+	(void)a;
+	CU_ASSERT_FATAL(pipe(pipefd) == 0);
+	nu_pid r = nu_spawn(linker, NULL);
+	nu_term ref;
+	nu_monitor(r, &ref);
+	nu_sleep(50); /* the linked process died meanwhile */
+	CU_ASSERT_EQUAL(nu_is_alive(r), 1);
+	CU_ASSERT_EQUAL(nu_write(pipefd[1], "q", 1), 1);
+	CU_ASSERT_EQUAL(nt_down_reason(ref, r, 5000), NU_ATOM_NORMAL);
+	nu_close(pipefd[0]);
+	nu_close(pipefd[1]);
+}
+
+static void test_trapped(void)
+{
+	run(trap_main, 1);
+}
+
+/* ------------------------------------- files, fresh heap buffers */
+
+static void file_main(void *a)
+{
+	(void)a;
+	char path[] = "/tmp/nuproc-io-XXXXXX";
+	int tfd = mkstemp(path);
+	CU_ASSERT_FATAL(tfd >= 0);
+	close(tfd);
+	int fd = nu_openat(AT_FDCWD, path, O_RDWR | O_TRUNC, 0600);
+	CU_ASSERT_FATAL(fd >= 0);
+	size_t len = 256 << 10;
+	char *out = nu_alloc(len), *in = nu_alloc(len); /* fresh pages */
+	CU_ASSERT_FATAL(out && in);
+	for (size_t i = 0; i < len; i++)
+		out[i] = (char)(i * 7);
+	CU_ASSERT_EQUAL(nu_pwrite(fd, out, len, 0), (ssize_t)len);
+	CU_ASSERT_EQUAL(nu_fsync(fd), 0);
+	struct statx st;
+	CU_ASSERT_EQUAL(nu_statx(AT_FDCWD, path, 0, STATX_SIZE, &st), 0);
+	CU_ASSERT_EQUAL(st.stx_size, len);
+	CU_ASSERT_EQUAL(nu_pread(fd, in, len, 0), (ssize_t)len);
+	CU_ASSERT(memcmp(in, out, len) == 0);
+	struct iovec v[2] = { { in, 10 }, { in + 10, 20 } };
+	CU_ASSERT_EQUAL(nu_readv(fd, v, 2), 30); /* from the position: 0 */
+	CU_ASSERT_EQUAL(nu_close(fd), 0);
+	CU_ASSERT_EQUAL(nu_openat(AT_FDCWD, "/nonexistent/x", O_RDONLY, 0),
+			-ENOENT);
+	unlink(path);
+}
+
+static void test_files(void)
+{
+	run(file_main, 1);
+}
+
+/* ------------------------------------------------ many at once */
+
+#define MANY 400
+static int many[MANY][2];
+static _Atomic int many_ok;
+
+static void many_reader(void *a)
+{
+	long i = (long)(intptr_t)a;
+	long v = -1;
+	if (nu_read(many[i][0], &v, sizeof(v)) == sizeof(v) && v == i)
+		atomic_fetch_add(&many_ok, 1);
+}
+
+static void many_main(void *a)
+{
+	(void)a;
+	atomic_store(&many_ok, 0);
+	for (long i = 0; i < MANY; i++) {
+		CU_ASSERT_FATAL(pipe(many[i]) == 0);
+		nu_spawn(many_reader, (void *)(intptr_t)i);
+	}
+	nu_sleep(20); /* all of them parked: more than the SQ holds */
+	for (long i = 0; i < MANY; i++)
+		CU_ASSERT_EQUAL(nu_write(many[i][1], &i, sizeof(i)),
+				sizeof(i));
+	nt_wait_alone();
+	CU_ASSERT_EQUAL(atomic_load(&many_ok), MANY);
+	for (long i = 0; i < MANY; i++) {
+		nu_close(many[i][0]);
+		nu_close(many[i][1]);
+	}
+}
+
+static void test_many(void)
+{
+	struct rlimit rl;
+	getrlimit(RLIMIT_NOFILE, &rl);
+	if (rl.rlim_cur < 2 * MANY + 64 && rl.rlim_max >= 2 * MANY + 64) {
+		rl.rlim_cur = 2 * MANY + 64;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	run(many_main, nt_two());
+}
+
+/* -------------------------------------------------- blocking pool */
+
+
+static void slow_fn(void *arg)
+{
+	*(pthread_t *)arg = pthread_self();
+	usleep(50000);
+}
+
+static void pool_main(void *a)
+{
+	(void)a;
+	pthread_t me = pthread_self(), ran = me;
+	atomic_store(&reader_done, 0);
+	atomic_store(&ticks, 0);
+	nu_spawn(ticker, NULL);
+	CU_ASSERT_EQUAL(nu_blocking(slow_fn, &ran), 0);
+	CU_ASSERT(!pthread_equal(ran, me));
+	CU_ASSERT(atomic_load(&ticks) > 100); /* ran while we waited */
+	atomic_store(&reader_done, 1);
+	CU_ASSERT_EQUAL(nu_blocking(NULL, NULL), -EINVAL);
+	nt_wait_alone();
+}
+
+static void test_pool(void)
+{
+	run(pool_main, 1);
+	pthread_t ran = pthread_self();
+	CU_ASSERT_EQUAL(nu_blocking(slow_fn, &ran), 0); /* outside: here */
+	CU_ASSERT(pthread_equal(ran, pthread_self()));
+}
+
+/* ------------------------------------------ bad input, outside */
+
+static void bad_main(void *a)
+{
+	(void)a;
+	char c;
+	errno = 1234;
+	CU_ASSERT_EQUAL(nu_read(-1, &c, 1), -EBADF);
+	CU_ASSERT_EQUAL(nu_write(-1, &c, 1), -EBADF);
+	CU_ASSERT_EQUAL(nu_recv(-1, &c, 1, 0), -EBADF);
+	CU_ASSERT_EQUAL(nu_pread(0, &c, 1, -1), -EINVAL);
+	CU_ASSERT_EQUAL(nu_pwrite(0, &c, 1, -1), -EINVAL);
+	CU_ASSERT_EQUAL(nu_readv(0, NULL, -1), -EINVAL);
+	CU_ASSERT_EQUAL(nu_writev(0, NULL, 1 << 20), -EINVAL);
+	CU_ASSERT_EQUAL(nu_accept(0, (void *)&c, NULL, 0), -EINVAL);
+	CU_ASSERT_EQUAL(nu_openat(AT_FDCWD, NULL, O_RDONLY, 0), -EFAULT);
+	CU_ASSERT_EQUAL(nu_statx(AT_FDCWD, "/", 0, 0, NULL), -EFAULT);
+	CU_ASSERT_EQUAL(nu_close(-1), -EBADF);
+	CU_ASSERT_EQUAL(nu_poll(-1, POLLIN), -EBADF);
+	CU_ASSERT_EQUAL(nu_fsync(-5), -EBADF);
+	CU_ASSERT_EQUAL(nu_socket(-1, SOCK_STREAM, 0), -EAFNOSUPPORT);
+	int p[2];
+	CU_ASSERT_FATAL(pipe(p) == 0);
+	CU_ASSERT_EQUAL(nu_read(p[1], &c, 1), -EBADF); /* write end */
+	nu_close(p[0]);
+	nu_close(p[1]);
+	CU_ASSERT_EQUAL(errno, 1234);
+}
+
+static void test_bad(void)
+{
+	run(bad_main, 1);
+}
+
+static void test_outside(void)
+{
+	int p[2];
+	CU_ASSERT_FATAL(pipe(p) == 0);
+	errno = 4321;
+	CU_ASSERT_EQUAL(nu_write(p[1], "ab", 2), 2);
+	char buf[2];
+	CU_ASSERT_EQUAL(nu_read(p[0], buf, 2), 2);
+	CU_ASSERT_EQUAL(nu_read_until(p[0], buf, 1, nu_clock_ns() + 5000000),
+			-ETIMEDOUT);
+	CU_ASSERT_EQUAL(nu_read(-1, buf, 1), -EBADF);
+	CU_ASSERT_EQUAL(errno, 4321);
+	CU_ASSERT_EQUAL(nu_close(p[0]), 0);
+	CU_ASSERT_EQUAL(nu_close(p[1]), 0);
+}
+
+static CU_TestInfo tests[] = {
+	{ "a pipe: the reader parks, others run", test_pipe },
+	{ "deadlines give -ETIMEDOUT", test_deadline },
+	{ "TCP: accept, connect, echo, shutdown, no fd left", test_tcp },
+	{ "killed while blocked in read and accept", test_kill },
+	{ "nu_close wakes a process blocked on the fd", test_close },
+	{ "a trapped exit signal leaves the read waiting", test_trapped },
+	{ "files and fresh heap buffers", test_files },
+	{ "400 processes blocked at once", test_many },
+	{ "the blocking pool", test_pool },
+	{ "bad arguments", test_bad },
+	{ "outside a process: the plain calls", test_outside },
+	CU_TEST_INFO_NULL,
+};
+
+NUTEST_MAIN("io", tests)
