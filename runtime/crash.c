@@ -81,6 +81,7 @@
  * garbage chains).
  */
 #include "crash.h"
+#include "io/sys.h"
 
 #include <errno.h>
 #include <execinfo.h>
@@ -234,7 +235,7 @@ static void report(const nu__sched *s, int sig, const siginfo_t *si,
 		put_s(&l, ", no process running");
 	}
 	put_s(&l, ": not isolated; backtrace:\n");
-	if (write(STDERR_FILENO, l.b, l.n) < 0)
+	if (nu__sys_write(STDERR_FILENO, l.b, l.n) < 0)
 		return;
 	void *frames[BACKTRACE_MAX];
 	backtrace_symbols_fd(frames, backtrace(frames, BACKTRACE_MAX),

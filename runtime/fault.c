@@ -42,6 +42,7 @@
  * (maps the zero page read-only: the first write faults again).
  */
 #include "fault.h"
+#include "io/sys.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -93,18 +94,19 @@ static int uffd_open(void)
 		int err = errno;
 		int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
 		if (dev >= 0) {
-			fd = ioctl(dev, USERFAULTFD_IOC_NEW, flags);
+			fd = nu__sys_ioctl(dev, USERFAULTFD_IOC_NEW,
+					   (void *)(uintptr_t)flags);
 			err = errno;
-			close(dev);
+			nu__sys_close(dev);
 		}
 		if (fd < 0)
 			return -err;
 	}
 	struct uffdio_api api = { .api = UFFD_API,
 				  .features = UFFD_FEATURE_SIGBUS };
-	if (ioctl(fd, UFFDIO_API, &api)) {
+	if (nu__sys_ioctl(fd, UFFDIO_API, &api)) {
 		int err = errno;
-		close(fd);
+		nu__sys_close(fd);
 		return -err;
 	}
 	return fd;
@@ -116,7 +118,7 @@ static int uffd_register(int fd, void *base, size_t len)
 		.range = { (uintptr_t)base, len },
 		.mode = UFFDIO_REGISTER_MODE_MISSING,
 	};
-	return ioctl(fd, UFFDIO_REGISTER, &reg) ? -errno : 0;
+	return nu__sys_ioctl(fd, UFFDIO_REGISTER, &reg) ? -errno : 0;
 }
 
 static void on_fault(int sig, siginfo_t *si, void *uc);
@@ -185,7 +187,7 @@ int nu__fault_init(nu__mem *m, unsigned batch)
 	}
 	if (rc) {
 		if (fd >= 0)
-			close(fd);
+			nu__sys_close(fd);
 		if (forced)
 			return rc;
 		char why[96];
@@ -204,7 +206,7 @@ void nu__fault_fini(nu__mem *m)
 	nu__mem *exp = m;
 	atomic_compare_exchange_strong(&fault_mem, &exp, NULL);
 	if (m->uffd >= 0)
-		close(m->uffd); /* unregisters the ranges */
+		nu__sys_close(m->uffd); /* unregisters the ranges */
 	m->uffd = -1;
 }
 
@@ -309,7 +311,7 @@ static long copy_zero(int fd, size_t page, uintptr_t lo, uintptr_t hi)
 	for (;;) {
 		struct uffdio_copy c = { .dst = lo, .src = (uintptr_t)zeros,
 					 .len = hi - lo, .mode = 0 };
-		if (!ioctl(fd, UFFDIO_COPY, &c))
+		if (!nu__sys_ioctl(fd, UFFDIO_COPY, &c))
 			return (long)((size_t)c.copy / page);
 		if (errno == EAGAIN && c.copy <= 0)
 			continue;

@@ -563,6 +563,32 @@ int nu_poll(int fd, short events)
 	return nu_poll_until(fd, events, 0);
 }
 
+int nu__io_sleep_until(int clock, uint64_t deadline)
+{
+	struct nu__sched *s = nu__io_here();
+	if (!s) {
+		struct timespec now;
+		clock_gettime(clock, &now);
+		uint64_t t = (uint64_t)now.tv_sec * 1000000000u +
+			     (uint64_t)now.tv_nsec;
+		if (t < deadline)
+			nu_sleep((deadline - t + 999999) / 1000000);
+		return 0;
+	}
+	nu__iowait w;
+	nu__io_init(&w, -1, 0);
+	w.ts.tv_sec = (long long)(deadline / 1000000000u);
+	w.ts.tv_nsec = (long long)(deadline % 1000000000u);
+	unsigned fl = IORING_TIMEOUT_ABS;
+	if (clock == CLOCK_REALTIME)
+		fl |= IORING_TIMEOUT_REALTIME;
+	else if (clock == CLOCK_BOOTTIME)
+		fl |= IORING_TIMEOUT_BOOTTIME;
+	io_uring_prep_timeout(&w.sqe, &w.ts, 0, fl);
+	int rc = nu__io_run(s, &w);
+	return rc == -ETIME ? 0 : rc;
+}
+
 uint64_t nu_clock_ns(void)
 {
 	return nu__now_ns();

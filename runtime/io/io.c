@@ -49,6 +49,7 @@
  * syscall (two system calls per op, no file I/O).
  */
 #include "io.h"
+#include "sys.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -259,10 +260,40 @@ int nu__io_run(nu__sched *s, nu__iowait *w)
 	return w->res;
 }
 
+/* Any record of w[0..n) done? */
+static int any_done(const nu__iowait *w, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (!atomic_load_explicit(&w[i].left, memory_order_acquire))
+			return 1;
+	return 0;
+}
+
+int nu__io_run_any(nu__sched *s, nu__iowait *w, unsigned n)
+{
+	nu__proc *p = s->current;
+	p->io_busy++;
+	for (unsigned i = 0; i < n; i++) {
+		w[i].p = p;
+		io_submit(s, &w[i]);
+	}
+	while (!any_done(w, n) && !io_interrupted(s, p))
+		s = nu__proc_park(s);
+	int interrupted = !any_done(w, n);
+	for (unsigned i = 0; i < n; i++)
+		if (atomic_load_explicit(&w[i].left, memory_order_acquire))
+			s = io_cancel(s, &w[i]);
+	for (unsigned i = 0; i < n; i++)
+		s = io_wait(s, &w[i]);
+	p->io_busy--;
+	nu__proc_check_kill(s, p);
+	return interrupted ? -EINTR : 0;
+}
+
 void nu__io_exit(nu__proc *p)
 {
 	if (p->io_fd >= 0) {
-		syscall(SYS_close, p->io_fd);
+		nu__sys_close(p->io_fd);
 		p->io_fd = -1;
 	}
 }
@@ -319,7 +350,7 @@ static void pause_a_little(nu__sched *s, unsigned round)
 		nu_sleep(1);
 	} else {
 		struct timespec ts = { 0, 200000 };
-		nanosleep(&ts, NULL);
+		nu__sys_nanosleep(&ts);
 	}
 }
 

@@ -56,6 +56,19 @@ void nu__io_init(nu__iowait *w, int fd, uint64_t deadline);
  * op is submitted again. Never returns to a process that must exit. */
 int nu__io_run(struct nu__sched *s, nu__iowait *w);
 
+/* Submit the n ops of w[] (each prepared as for nu__io_run, no deadline:
+ * make one of them an IORING_OP_TIMEOUT instead) and park until one
+ * completes; cancel the others and wait for them all. 0, or -EINTR when a
+ * kill or exit signal came first (acted on before returning, if it ends
+ * the process). Each record's res is its op's result (-ECANCELED for the
+ * ones cancelled). Used by the hooked poll() over several descriptors. */
+int nu__io_run_any(struct nu__sched *s, nu__iowait *w, unsigned n);
+
+/* Park the calling process until clock (CLOCK_MONOTONIC, _REALTIME or
+ * _BOOTTIME) reads deadline (ns): 0, or -errno from the ring. Process
+ * context; without io_uring, nu_sleep to the next millisecond. */
+int nu__io_sleep_until(int clock, uint64_t deadline);
+
 /* Make [buf, buf + len) resident before the kernel writes into it. */
 void nu__io_resident(const void *buf, size_t len);
 

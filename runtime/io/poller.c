@@ -26,6 +26,7 @@
  * simple, and a node without io_uring is rare).
  */
 #include "poller.h"
+#include "sys.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -124,11 +125,11 @@ static void *poller_main(void *arg)
 		pthread_mutex_lock(&P.lock);
 		unsigned n = build(&pfd, &cap, &timeout);
 		pthread_mutex_unlock(&P.lock);
-		if (poll(pfd, n, timeout) < 0 && errno != EINTR)
+		if (nu__sys_poll(pfd, n, timeout) < 0 && errno != EINTR)
 			continue;
 		if (pfd[0].revents) {
 			uint64_t v;
-			(void)!read(P.evfd, &v, sizeof(v));
+			(void)!nu__sys_read(P.evfd, &v, sizeof(v));
 		}
 		pthread_mutex_lock(&P.lock);
 		harvest(pfd);
@@ -152,11 +153,11 @@ static int start(void)
 	int rc = pthread_create(&t, &a, poller_main, NULL);
 	pthread_attr_destroy(&a);
 	if (rc) {
-		close(P.evfd);
+		nu__sys_close(P.evfd);
 		P.evfd = -1;
 		return -rc;
 	}
-	P.started = 1;
+	__atomic_store_n(&P.started, 1, __ATOMIC_RELEASE);
 	return 0;
 }
 
@@ -197,7 +198,7 @@ int nu__poller_wait(int fd, short events, uint64_t deadline)
 		P.head = &w;
 		P.n++;
 		uint64_t one = 1;
-		(void)!write(P.evfd, &one, sizeof(one));
+		(void)!nu__sys_write(P.evfd, &one, sizeof(one));
 	}
 	pthread_mutex_unlock(&P.lock);
 	if (rc)
@@ -218,6 +219,8 @@ int nu__poller_wait(int fd, short events, uint64_t deadline)
 
 void nu__poller_cancel_fd(int fd)
 {
+	if (!__atomic_load_n(&P.started, __ATOMIC_ACQUIRE))
+		return; /* nobody ever waited: no lock (close in a handler) */
 	pthread_mutex_lock(&P.lock);
 	for (waiter **pp = &P.head; *pp;) {
 		waiter *w = *pp;

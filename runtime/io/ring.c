@@ -19,6 +19,7 @@
  * eventfd write.
  */
 #include "ring.h"
+#include "sys.h"
 
 #include <sched.h>
 
@@ -133,7 +134,7 @@ int nu__ring_init(nu__ring *r, int mode, const int *cpus, int ncpus)
 	if (mode == NU__RING_URING) {
 		int rc = ring_setup(r);
 		if (rc) {
-			close(r->evfd);
+			nu__sys_close(r->evfd);
 			r->evfd = -1;
 			return rc;
 		}
@@ -149,7 +150,7 @@ void nu__ring_fini(nu__ring *r)
 	if (r->mode == NU__RING_URING)
 		io_uring_queue_exit(&r->uring);
 	if (r->mode != NU__RING_NONE && r->evfd >= 0)
-		close(r->evfd);
+		nu__sys_close(r->evfd);
 	r->mode = NU__RING_NONE;
 	r->evfd = -1;
 }
@@ -191,13 +192,13 @@ static int wait_eventfd(nu__ring *r, int64_t timeout_ns)
 {
 	struct pollfd pfd = { .fd = r->evfd, .events = POLLIN };
 	int ms = timeout_ns < 0 ? -1 : (int)((timeout_ns + 999999) / 1000000);
-	int rc = poll(&pfd, 1, ms);
+	int rc = nu__sys_poll(&pfd, 1, ms);
 	if (rc < 0)
 		return -errno;
 	if (rc == 0)
 		return -ETIME;
 	uint64_t v;
-	if (read(r->evfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+	if (nu__sys_read(r->evfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 		return -errno;
 	return 0;
 }
@@ -237,6 +238,6 @@ void nu__ring_doorbell(nu__ring *from, nu__ring *to)
 		return;
 	}
 	uint64_t one = 1;
-	while (write(to->evfd, &one, sizeof(one)) < 0 && errno == EINTR)
+	while (nu__sys_write(to->evfd, &one, sizeof(one)) < 0 && errno == EINTR)
 		;
 }
