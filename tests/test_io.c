@@ -269,6 +269,57 @@ static void kill_main(void *a)
 	CU_ASSERT_EQUAL(open_fds(), fds);
 }
 
+/* A kill that races a completing accept: the new descriptor is either
+ * returned (the acceptor closes it) or closed for the dying process. */
+static void racing_acceptor(void *a)
+{
+	int fd = nu_accept((int)(intptr_t)a, NULL, NULL, 0);
+	if (fd >= 0)
+		nu_close(fd);
+}
+
+static void race_main(void *a)
+{
+	(void)a;
+	uint16_t port;
+	int l = listen_any(&port);
+	CU_ASSERT_FATAL(l >= 0);
+	int fds = open_fds();
+	struct sockaddr_in to = { .sin_family = AF_INET,
+				  .sin_port = htons(port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	for (int i = 0; i < 200; i++) {
+		nu_pid ac = nu_spawn(racing_acceptor, (void *)(intptr_t)l);
+		nu_term ref;
+		nu_monitor(ac, &ref);
+		if (i & 1)
+			nu_yield(); /* let it park, sometimes */
+		int c = socket(AF_INET, SOCK_STREAM, 0);
+		CU_ASSERT_FATAL(c >= 0);
+		CU_ASSERT_EQUAL(nu_connect(c, (void *)&to, sizeof(to)), 0);
+		nu_kill(ac, nu_atom("kill"));
+		nu_term why = nt_down_reason(ref, ac, 5000);
+		CU_ASSERT(why == nu_atom("killed") || why == NU_ATOM_NORMAL);
+		nu_close(c);
+	}
+	/* connections accepted by no one are in the backlog: drain them */
+	for (;;) {
+		int fd = nu_accept_until(l, NULL, NULL, 0,
+					 nu_clock_ns() + 20000000);
+		if (fd < 0)
+			break;
+		nu_close(fd);
+	}
+	CU_ASSERT_EQUAL(open_fds(), fds);
+	nu_close(l);
+}
+
+static void test_kill_race(void)
+{
+	run(race_main, 1);
+	run(race_main, nt_two());
+}
+
 static void test_kill(void)
 {
 	run(kill_main, 1);
@@ -514,6 +565,7 @@ static CU_TestInfo tests[] = {
 	{ "deadlines give -ETIMEDOUT", test_deadline },
 	{ "TCP: accept, connect, echo, shutdown, no fd left", test_tcp },
 	{ "killed while blocked in read and accept", test_kill },
+	{ "a kill racing a completing accept leaks nothing", test_kill_race },
 	{ "nu_close wakes a process blocked on the fd", test_close },
 	{ "a trapped exit signal leaves the read waiting", test_trapped },
 	{ "files and fresh heap buffers", test_files },
