@@ -17,9 +17,17 @@ void wait_count(int64_t target);
  * page fault on this machine, in this run). */
 double first_touch_ns(long pages);
 
+/* A scenario's string argument (echo_load's HOST:PORT), or NULL. */
+extern const char *bench_text;
+
 /* Scenarios of bench_mem.c (issue 4): args as in the scenario table. */
 void run_heap_churn(const long *a);
 void run_fault(const long *a);
 void run_churn_latency(const long *a);
+
+/* Scenarios of bench_echo.c (issue 5). */
+void run_echo_load(const long *a);
+void run_echo_server(const long *a);
+void run_echo(const long *a);
 
 #endif

@@ -8,18 +8,23 @@
  *
  * Each run of a scenario happens in a fresh child OS process with its own
  * node, so resident-memory figures start from a clean slate and one run
- * cannot warm the next. Runs report "name value unit" records through a
- * pipe; the parent prints the median, min and max over the runs. The
- * workloads mirror ../shared/anchors (BEAM and Go) exactly where a scenario
- * of the same name exists there; see each scenario's comment.
+ * cannot warm the next (a .raw scenario's child has no node: the echo
+ * load client, and `echo`, which starts its servers in children of its
+ * own). Runs report "name value unit" records through a pipe; the parent
+ * prints the median, min and max over the runs. The workloads mirror
+ * ../shared/anchors (BEAM and Go) exactly where a scenario of the same
+ * name exists there; see each scenario's comment. The echo scenarios
+ * (bench_echo.c) are not in the default suite.
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -43,17 +48,30 @@ typedef struct scenario {
 	int nargs;
 	long dflt[MAX_ARGS];
 	const char *usage;
-	/* A last argument of 0 runs the scenario once per value here. */
+	/* Argument sweep_arg (default the first) at 0 runs the scenario once
+	 * per value here. */
 	long sweep[4];
+	int sweep_arg;
 	/* The first argument may be 0 (otherwise it must be positive). */
 	int zero_ok;
 	/* Adjusts the node's config from the arguments (may be NULL). */
 	void (*config)(nu_config *cfg, const long *args);
+	/* The run happens in the child without a node (a load client, or a
+	 * scenario that starts its nodes in children of its own). */
+	int raw;
+	/* One run whatever --reps says (a server that runs until killed). */
+	int once;
+	/* Left out of the default suite. */
+	int manual;
+	/* The first argument is a string (HOST:PORT), left in bench_text;
+	 * the numbers follow it. */
+	int text_arg;
 } scenario;
 
 static int out_fd = -1;
 static long g_args[MAX_ARGS];
 static const scenario *g_sc;
+const char *bench_text;
 
 uint64_t now_ns(void)
 {
@@ -569,10 +587,18 @@ static const scenario scenarios[] = {
 	SCEN("selrecv", run_selrecv, 2, "QUEUED N", 10000, 100000),
 	SCEN("heap_churn", run_heap_churn, 2, "N KIB", 100000, 64),
 	{ .name = "fault", .run = run_fault, .nargs = 2, .dflt = { 2048, 0 },
-	  .usage = "PAGES BATCH", .sweep = { 1, 16, 64 },
+	  .usage = "PAGES BATCH", .sweep = { 1, 16, 64 }, .sweep_arg = 1,
 	  .config = config_fault },
 	{ .name = "churn_latency", .run = run_churn_latency, .nargs = 3,
 	  .dflt = { 5000, 2000, 4096 }, .usage = "RATE MS ELEMS", .zero_ok = 1 },
+	{ .name = "echo_load", .run = run_echo_load, .nargs = 2,
+	  .dflt = { 100, 5 }, .usage = "HOST:PORT CONNS SECONDS",
+	  .sweep = { 1, 100, 1000 }, .text_arg = 1, .raw = 1, .manual = 1 },
+	{ .name = "echo_server", .run = run_echo_server, .nargs = 2,
+	  .usage = "PORT [SECONDS]", .once = 1, .manual = 1 },
+	{ .name = "echo", .run = run_echo, .nargs = 2, .dflt = { 0, 5 },
+	  .usage = "CONNS [SECONDS]", .sweep = { 1, 100, 1000 }, .raw = 1,
+	  .manual = 1 },
 };
 #define NSCEN (sizeof(scenarios) / sizeof(scenarios[0]))
 
@@ -611,6 +637,11 @@ static int run_once(const opts *o, const scenario *sc, const long *args,
 	if (pid == 0) {
 		close(fds[0]);
 		out_fd = fds[1];
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the driver */
+		if (sc->raw) {
+			sc->run(args);
+			_exit(0);
+		}
 		g_sc = sc;
 		memcpy(g_args, args, sizeof(g_args));
 		nu_config cfg = o->cfg;
@@ -673,18 +704,18 @@ static void print_rec(const opts *o, const scenario *sc, rec *r)
 static int run_scenario(const opts *o, const scenario *sc, const long *args)
 {
 	long swept[MAX_ARGS];
-	if (sc->sweep[0] && args[sc->nargs - 1] == 0) {
+	if (sc->sweep[0] && args[sc->sweep_arg] == 0) {
 		int failed = 0;
 		memcpy(swept, args, sizeof(swept));
 		for (int i = 0; i < 4 && sc->sweep[i]; i++) {
-			swept[sc->nargs - 1] = sc->sweep[i];
+			swept[sc->sweep_arg] = sc->sweep[i];
 			failed |= run_scenario(o, sc, swept);
 		}
 		return failed;
 	}
 	rec recs[MAX_RECS];
 	int nrecs = 0, failed = 0;
-	for (int i = 0; i < o->reps; i++)
+	for (int i = 0; i < (sc->once ? 1 : o->reps); i++)
 		if (run_once(o, sc, args, recs, &nrecs))
 			failed = 1;
 	for (int i = 0; i < nrecs; i++)
@@ -758,8 +789,9 @@ int main(int argc, char **argv)
 	if (i == argc) { /* the default suite */
 		int failed = 0;
 		for (size_t k = 0; k < NSCEN; k++)
-			failed |= run_scenario(&o, &scenarios[k],
-					       scenarios[k].dflt);
+			if (!scenarios[k].manual)
+				failed |= run_scenario(&o, &scenarios[k],
+						       scenarios[k].dflt);
 		return failed;
 	}
 	for (size_t k = 0; k < NSCEN; k++) {
@@ -768,9 +800,12 @@ int main(int argc, char **argv)
 			continue;
 		long args[MAX_ARGS];
 		memcpy(args, sc->dflt, sizeof(args));
+		if (sc->text_arg && (bench_text = argv[++i]) == NULL)
+			usage();
 		for (int j = 0; j < sc->nargs && i + 1 + j < argc; j++)
 			args[j] = atol(argv[i + 1 + j]);
-		if (args[0] < 0 || (args[0] == 0 && !sc->zero_ok))
+		int sweep0 = sc->sweep[0] && sc->sweep_arg == 0;
+		if (args[0] < 0 || (args[0] == 0 && !sc->zero_ok && !sweep0))
 			usage();
 		return run_scenario(&o, sc, args);
 	}
