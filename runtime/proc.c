@@ -272,6 +272,7 @@ static void proc_init(nu__node *n, nu__proc *p, uint32_t index, nu_fn fn,
 	p->saved_errno = 0;
 	p->io_busy = 0;
 	p->io_fd = -1;
+	p->io_res_lo = (uintptr_t)page; /* P: always resident */
 	p->asan_fake = NULL;
 	nu__mailbox_init(&p->mailbox);
 	p->dict = NULL;

@@ -60,6 +60,7 @@ struct nu__proc {
 	int saved_errno;
 	int io_busy;              /* in an I/O wait: exits wait (io.c) */
 	int io_fd;                /* a descriptor to close if we exit now */
+	uintptr_t io_res_lo;      /* stack resident from here up (io.c) */
 	void *asan_fake;          /* ASan fake-stack handle across switches */
 	void *tsan_fiber;
 	int mbox_policy;          /* nu_mailbox_policy */

@@ -854,11 +854,13 @@ int nu_poll_until(int fd, short events, uint64_t deadline);
 
 /* Run fn(arg), which may block (getaddrinfo, a library with no hookable
  * call), on the blocking pool while the calling process parks; outside a
- * process, call it on the caller's thread. 0 once fn has returned;
- * -EINVAL for a NULL fn; -EAGAIN when no pool thread could be started. fn
- * cannot be interrupted: a process killed meanwhile exits when fn returns.
- * The pool has NUPROC_BLOCKING_THREADS threads at most (default 8). */
-int nu_blocking(void (*fn)(void *arg), void *arg);
+ * process, call it on the caller's thread. 0 once fn has returned, with
+ * its value in *result (when result is not NULL); -EINVAL for a NULL fn;
+ * -EAGAIN when no pool thread could be started (fn did not run). fn runs
+ * on another thread: it must not call the nu_ process API. It cannot be
+ * interrupted: a process killed meanwhile exits when fn returns. The pool
+ * has NUPROC_BLOCKING_THREADS threads at most (default 8). */
+int nu_blocking(void *(*fn)(void *arg), void *arg, void **result);
 
 #ifdef __cplusplus
 }

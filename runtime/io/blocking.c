@@ -88,13 +88,25 @@ static unsigned pool_max(void)
 	return v > 0 && v <= 1024 ? (unsigned)v : 8u;
 }
 
+/* A child of fork() has none of the pool's threads: it starts its own
+ * (the jobs queued in the parent belong to processes it does not have). */
+static void after_fork_child(void)
+{
+	pthread_mutex_init(&pool.lock, NULL);
+	pthread_cond_init(&pool.cond, NULL);
+	pool.head = pool.tail = NULL;
+	pool.threads = pool.idle = 0;
+}
+
 /* Queue j, starting a thread when none is idle: 0 or -errno. */
 static int pool_put(job *j)
 {
 	int rc = 0;
 	pthread_mutex_lock(&pool.lock);
-	if (!pool.max)
+	if (!pool.max) {
 		pool.max = pool_max();
+		pthread_atfork(NULL, NULL, after_fork_child);
+	}
 	if (!pool.idle && pool.threads < pool.max) {
 		pthread_t t;
 		pthread_attr_t a;
@@ -146,9 +158,24 @@ int nu__blocking_run(void (*fn)(void *), void *arg, const int *fd_result)
 	return rc;
 }
 
-int nu_blocking(void (*fn)(void *arg), void *arg)
+typedef struct user_call {
+	void *(*fn)(void *);
+	void *arg, *result;
+} user_call;
+
+static void user_fn(void *a)
+{
+	user_call *c = a;
+	c->result = c->fn(c->arg);
+}
+
+int nu_blocking(void *(*fn)(void *arg), void *arg, void **result)
 {
 	if (!fn)
 		return -EINVAL;
-	return nu__blocking_run(fn, arg, NULL);
+	user_call c = { fn, arg, NULL };
+	int rc = nu__blocking_run(user_fn, &c, NULL);
+	if (!rc && result)
+		*result = c.result;
+	return rc;
 }

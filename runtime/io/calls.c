@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/limits.h>
 #include <poll.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -34,6 +35,7 @@
 #include "blocking.h"
 #include "io.h"
 #include "poller.h"
+#include "sys.h"
 #include "nuproc.h"
 #include "../timer.h"
 
@@ -215,10 +217,10 @@ static int poll_until(int fd, short events, uint64_t deadline)
 		struct pollfd p = { .fd = fd, .events = events };
 		struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
 		long rc = syscall(SYS_ppoll, &p, 1, ms < 0 ? NULL : &ts, NULL, 0);
-		if (rc < 0 && errno == EINTR)
+		if (rc < 0 && nu__errno_get() == EINTR)
 			continue;
 		if (rc < 0)
-			return -errno;
+			return -nu__errno_get();
 		if (rc == 0)
 			return 0;
 		return p.revents;
@@ -238,15 +240,15 @@ static int op_plain_call(op *o)
 			return rc;
 	}
 	long rc = op_sys(o);
-	return rc < 0 ? -errno : (int)rc;
+	return rc < 0 ? -nu__errno_get() : (int)rc;
 }
 
 /* The runtime never changes the caller's errno. */
 static int op_plain(op *o)
 {
-	int saved = errno;
+	int saved = nu__errno_get();
 	int rc = op_plain_call(o);
-	errno = saved;
+	nu__errno_set(saved);
 	return rc;
 }
 
@@ -254,23 +256,32 @@ static int op_plain(op *o)
 
 static int op_pool(op *o);
 
-/* Does the descriptor have readiness (socket, pipe, terminal)? Regular
- * files and block devices are always "ready" and block in the call. */
-static int has_readiness(int fd)
+enum { RD_NONE, RD_SOCKET, RD_OTHER };
+
+/* Does the descriptor have readiness, and is it a socket? Regular files
+ * and block devices are always "ready" and block in the call. */
+static int readiness(int fd)
 {
 	struct stat st;
 	if (fstat(fd, &st))
-		return 1; /* let the call report EBADF */
-	return S_ISSOCK(st.st_mode) || S_ISFIFO(st.st_mode) ||
-	       S_ISCHR(st.st_mode);
+		return RD_OTHER; /* let the call report EBADF */
+	if (S_ISSOCK(st.st_mode))
+		return RD_SOCKET;
+	return S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) ? RD_OTHER
+							   : RD_NONE;
 }
 
-/* The call without waiting: -EAGAIN when it would wait. */
-static int op_try(op *o)
+/* The call without waiting: -EAGAIN when it would wait. A read or write
+ * on a socket becomes a recv or send with MSG_DONTWAIT; elsewhere a
+ * zero-timeout poll says whether the call would wait, and a write is cut
+ * to PIPE_BUF, which POLLOUT promises to take without waiting. */
+static int op_try(op *o, int rd)
 {
 	op t = *o;
 	t.deadline = 0;
-	switch (o->kind) {
+	if (rd == RD_SOCKET && (o->kind == OP_READ || o->kind == OP_WRITE))
+		t.kind = o->kind == OP_READ ? OP_RECV : OP_SEND;
+	switch (t.kind) {
 	case OP_RECV: case OP_SEND: case OP_RECVMSG: case OP_SENDMSG:
 		t.flags |= MSG_DONTWAIT;
 		return op_plain(&t);
@@ -282,33 +293,18 @@ static int op_try(op *o)
 		return -EAGAIN;
 	if (o->kind == OP_POLL)
 		return p.revents & POLLNVAL ? -EBADF : p.revents;
+	if (t.kind == OP_WRITE && t.len > PIPE_BUF)
+		t.len = PIPE_BUF;
 	return op_plain(&t);
 }
 
-/* In a process without io_uring: wait for readiness on the poller, then
- * the plain call; what has no readiness goes to the blocking pool. */
-static int op_fallback_call(op *o)
+/* Wait for readiness, then the call, until it would not wait. */
+static int op_ready_call(op *o, int rd)
 {
-	int ready = o->kind == OP_RECV || o->kind == OP_SEND ||
-		    o->kind == OP_RECVMSG || o->kind == OP_SENDMSG ||
-		    o->kind == OP_ACCEPT || o->kind == OP_POLL;
-	if (!ready && op_events(o) && o->kind != OP_CONNECT &&
-	    o->kind != OP_PREAD && o->kind != OP_PWRITE) {
-		ready = has_readiness(o->fd);
-		/* the wrong end of a pipe is never ready: EBADF at once */
-		int fl = fcntl(o->fd, F_GETFL);
-		int acc = fl & O_ACCMODE;
-		if (ready && fl >= 0 &&
-		    (op_events(o) == POLLIN ? acc == O_WRONLY
-					    : acc == O_RDONLY))
-			return op_plain(o);
-	}
-	if (!ready)
-		return op_pool(o);
 	if (o->fd < 0)
 		return -EBADF; /* poll() would ignore it and wait forever */
 	for (;;) {
-		int rc = op_try(o);
+		int rc = op_try(o, rd);
 		if (rc != -EAGAIN && rc != -EWOULDBLOCK)
 			return rc;
 		rc = nu__poller_wait(o->fd, op_events(o), o->deadline);
@@ -321,11 +317,49 @@ static int op_fallback_call(op *o)
 	}
 }
 
+/* In a process without io_uring: sockets, pipes and terminals wait for
+ * readiness on the poller, then make the plain call (a write or send
+ * until all is written, as a blocking one does); the rest goes to the
+ * blocking pool. */
+static int op_fallback_call(op *o)
+{
+	int rd = o->kind == OP_RECV || o->kind == OP_SEND ||
+			 o->kind == OP_RECVMSG || o->kind == OP_SENDMSG ||
+			 o->kind == OP_ACCEPT || o->kind == OP_POLL
+		 ? RD_SOCKET : RD_NONE;
+	if (!rd && op_events(o) && o->kind != OP_CONNECT &&
+	    o->kind != OP_PREAD && o->kind != OP_PWRITE) {
+		rd = readiness(o->fd);
+		/* the wrong end of a pipe is never ready: EBADF at once */
+		int fl = fcntl(o->fd, F_GETFL);
+		int acc = fl & O_ACCMODE;
+		if (rd && fl >= 0 &&
+		    (op_events(o) == POLLIN ? acc == O_WRONLY
+					    : acc == O_RDONLY))
+			return op_plain(o);
+	}
+	if (!rd)
+		return op_pool(o);
+	if (o->kind != OP_WRITE && o->kind != OP_SEND)
+		return op_ready_call(o, rd);
+	size_t done = 0, len = o->len > LEN_MAX ? LEN_MAX : o->len;
+	while (done < len) {
+		op t = *o;
+		t.buf = (char *)o->buf + done;
+		t.len = len - done;
+		int rc = op_ready_call(&t, rd);
+		if (rc <= 0)
+			return done ? (int)done : rc;
+		done += (size_t)rc;
+	}
+	return (int)done;
+}
+
 static int op_fallback(op *o)
 {
-	int saved = errno;
+	int saved = nu__errno_get();
 	int rc = op_fallback_call(o);
-	errno = saved;
+	nu__errno_set(saved);
 	return rc;
 }
 
@@ -344,11 +378,61 @@ static int op_pool(op *o)
 	return rc < 0 ? rc : o->result;
 }
 
+/* A blocking write or send moves everything, as the system call does on
+ * a blocking descriptor: a short count (a pipe or socket buffer that
+ * filled up) goes on with the rest; an error after some progress gives
+ * the progress. */
+static long op_all(struct nu__sched *s, op *o)
+{
+	size_t done = 0;
+	for (;;) {
+		op t = *o;
+		t.buf = (char *)o->buf + done;
+		t.len = o->len - done;
+		if (o->off >= 0)
+			t.off = o->off + (int64_t)done;
+		long rc = op_ring(s, &t);
+		if (rc <= 0)
+			return done ? (long)done : rc;
+		done += (size_t)rc;
+		if (done >= o->len || (size_t)rc >= LEN_MAX)
+			return (long)done;
+		s = nu__io_here(); /* we may have moved */
+	}
+}
+
+/* A send first tries the plain non-blocking call: when the socket has
+ * room (the common case) that is all, without an SQE, a park and a wake;
+ * what is left goes through the ring. */
+static long op_send_ring(struct nu__sched *s, op *o)
+{
+	op t = *o;
+	t.flags |= MSG_DONTWAIT;
+	t.deadline = 0;
+	int saved = nu__errno_get();
+	long rc = op_sys(&t);
+	rc = rc < 0 ? -nu__errno_get() : rc;
+	nu__errno_set(saved);
+	if (rc == -EAGAIN || rc == -EWOULDBLOCK)
+		return op_ring(s, o);
+	if (rc < 0 || o->kind != OP_SEND || (size_t)rc >= o->len || !rc)
+		return rc;
+	t = *o; /* part went: the rest waits for room */
+	t.buf = (char *)o->buf + rc;
+	t.len = o->len - (size_t)rc;
+	long more = op_all(s, &t);
+	return more < 0 ? rc : rc + more;
+}
+
 static long op_run(op *o)
 {
 	struct nu__sched *s = nu__io_here();
 	if (s) {
 		op_resident(o);
+		if (o->kind == OP_SEND || o->kind == OP_SENDMSG)
+			return op_send_ring(s, o);
+		if (o->kind == OP_WRITE || o->kind == OP_PWRITE)
+			return op_all(s, o);
 		return op_ring(s, o);
 	}
 	if (!nu__io_in_process())
@@ -444,6 +528,12 @@ ssize_t nu_recv(int fd, void *buf, size_t n, int flags)
 	return nu_recv_until(fd, buf, n, flags, 0);
 }
 
+ssize_t nu__sock_send_flags(int fd, const void *buf, size_t n, int flags)
+{
+	return op_run(OP(.kind = OP_SEND, .fd = fd, .buf = (void *)buf,
+			 .len = n, .flags = flags));
+}
+
 ssize_t nu_sock_send_until(int fd, const void *buf, size_t n, int flags,
 			   uint64_t deadline)
 {
@@ -465,6 +555,12 @@ ssize_t nu_recvmsg_until(int fd, struct msghdr *msg, int flags,
 ssize_t nu_recvmsg(int fd, struct msghdr *msg, int flags)
 {
 	return nu_recvmsg_until(fd, msg, flags, 0);
+}
+
+ssize_t nu__sendmsg_flags(int fd, const struct msghdr *msg, int flags)
+{
+	return op_run(OP(.kind = OP_SENDMSG, .fd = fd, .buf = (void *)msg,
+			 .flags = flags));
 }
 
 ssize_t nu_sendmsg_until(int fd, const struct msghdr *msg, int flags,
@@ -521,6 +617,7 @@ int nu_close(int fd)
 {
 	if (fd < 0)
 		return -EBADF;
+
 	nu__poller_cancel_fd(fd);
 	nu__io_fd_quiesce(nu__io_here(), fd);
 	return (int)op_run(OP(.kind = OP_CLOSE, .fd = fd));

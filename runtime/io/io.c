@@ -65,6 +65,18 @@
 #include "../proc.h"
 #include "../sched.h"
 
+/* ------------------------------------------------------- errno */
+
+int nu__errno_get(void)
+{
+	return errno;
+}
+
+void nu__errno_set(int e)
+{
+	errno = e;
+}
+
 /* ------------------------------------------------------ fd table */
 
 #define FD_TRACK_MAX (1u << 20)
@@ -124,10 +136,23 @@ void nu__io_init(nu__iowait *w, int fd, uint64_t deadline)
 	w->deadline = deadline;
 }
 
+/* A buffer on the calling process's stack at or above io_res_lo is
+ * resident already (stack pages stay while the process lives): most
+ * buffers of a loop that reads into a local array skip the page walk. */
 void nu__io_resident(const void *buf, size_t len)
 {
-	if (buf && len)
-		nu__mem_populate((void *)buf, len);
+	if (!buf || !len)
+		return;
+	nu__sched *s = nu__sched_here();
+	nu__proc *p = s ? s->current : NULL;
+	uintptr_t a = (uintptr_t)buf, e = a + len;
+	int on_stack = p && a >= (uintptr_t)p->stack_lo && e >= a &&
+		       e <= (uintptr_t)p->stack_hi;
+	if (on_stack && a >= p->io_res_lo)
+		return;
+	nu__mem_populate((void *)buf, len);
+	if (on_stack && e >= p->io_res_lo) /* contiguous with the floor */
+		p->io_res_lo = a & ~(uintptr_t)(nu__node_get()->mem.page - 1);
 }
 
 /* --------------------------------------------------- submission */

@@ -8,6 +8,8 @@
 #include <liburing.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
 
 struct nu__sched;
 struct nu__proc;
@@ -63,6 +65,11 @@ int nu__io_run(struct nu__sched *s, nu__iowait *w);
  * the process). Each record's res is its op's result (-ECANCELED for the
  * ones cancelled). Used by the hooked poll() over several descriptors. */
 int nu__io_run_any(struct nu__sched *s, nu__iowait *w, unsigned n);
+
+/* nu_sock_send and nu_sendmsg with the caller's flags as they are (no
+ * MSG_NOSIGNAL added): the hooked send, sendto, sendmsg and write. */
+ssize_t nu__sock_send_flags(int fd, const void *buf, size_t n, int flags);
+ssize_t nu__sendmsg_flags(int fd, const struct msghdr *msg, int flags);
 
 /* Park the calling process until clock (CLOCK_MONOTONIC, _REALTIME or
  * _BOOTTIME) reads deadline (ns): 0, or -errno from the ring. Process

@@ -138,11 +138,26 @@ static void *poller_main(void *arg)
 	return NULL;
 }
 
+/* A child of fork() has no poller thread: it starts its own. */
+static void after_fork_child(void)
+{
+	pthread_mutex_init(&P.lock, NULL);
+	if (P.evfd >= 0)
+		nu__sys_close(P.evfd);
+	P.evfd = -1;
+	P.head = NULL;
+	P.n = 0;
+	__atomic_store_n(&P.started, 0, __ATOMIC_RELEASE);
+}
+
 /* Under the lock: the poller thread, started once. */
 static int start(void)
 {
+	static int atfork;
 	if (P.started)
 		return 0;
+	if (!atfork && pthread_atfork(NULL, NULL, after_fork_child) == 0)
+		atfork = 1;
 	P.evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (P.evfd < 0)
 		return -errno;

@@ -14,6 +14,15 @@
 #include <time.h>
 #include <unistd.h>
 
+/* errno of the thread running now. A process can move to another thread
+ * at any park, and glibc declares __errno_location const, so a compiler
+ * may compute &errno once in a function (or in the caller it is inlined
+ * into) and use it after a park: the old thread's errno. Code that reads
+ * or writes errno in a function that can park uses these (io.c): not
+ * inlined, each call finds the current thread's errno. */
+int nu__errno_get(void) __attribute__((noinline));
+void nu__errno_set(int e) __attribute__((noinline));
+
 static inline ssize_t nu__sys_read(int fd, void *buf, size_t n)
 {
 	return syscall(SYS_read, fd, buf, n);
