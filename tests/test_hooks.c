@@ -27,43 +27,63 @@ static int hooks_off(void)
 	return e && strcmp(e, "0") == 0;
 }
 
+/* 1000 processes that count while another one blocks in a plain call:
+ * with the hooks each of them keeps running, without them none does (one
+ * scheduler). */
+#define TICKERS 1000
 static _Atomic long ticks;
+static long tick_of[TICKERS];
 static _Atomic int stop_ticker;
 
 static void ticker(void *a)
 {
-	(void)a;
+	long i = (long)(intptr_t)a;
 	while (!atomic_load(&stop_ticker)) {
-		atomic_fetch_add(&ticks, 1);
+		tick_of[i]++;
+		atomic_fetch_add_explicit(&ticks, 1, memory_order_relaxed);
 		nu_yield();
 	}
 }
 
-static void start_ticker(void)
+static void start_tickers(void)
 {
 	atomic_store(&ticks, 0);
 	atomic_store(&stop_ticker, 0);
-	nu_spawn(ticker, NULL);
+	for (long i = 0; i < TICKERS; i++) {
+		tick_of[i] = 0;
+		nu_spawn(ticker, (void *)(intptr_t)i);
+	}
 	nu_yield();
 }
 
-/* Ticks the ticker made while fn blocked: >0 with hooks, 0 without (one
- * scheduler). */
-static long ticks_during(void (*fn)(void *), void *arg)
+/* Ticks the tickers made while fn blocked, and how many of them ticked:
+ * all of them with hooks, none without (one scheduler). */
+static long ticks_during_n(void (*fn)(void *), void *arg, long *ran)
 {
-	start_ticker();
-	long before = atomic_load(&ticks);
+	start_tickers();
+	long before = atomic_load(&ticks), base[TICKERS];
+	for (long i = 0; i < TICKERS; i++)
+		base[i] = tick_of[i];
 	fn(arg);
 	long n = atomic_load(&ticks) - before;
+	*ran = 0;
+	for (long i = 0; i < TICKERS; i++)
+		*ran += tick_of[i] > base[i];
 	atomic_store(&stop_ticker, 1);
 	nt_wait_alone();
 	return n;
 }
 
+static long ticks_during(void (*fn)(void *), void *arg)
+{
+	long ran;
+	return ticks_during_n(fn, arg, &ran);
+}
+
 static void run1(void (*fn)(void *))
 {
 	nu_config c;
-	nt_config(&c, 1, 1000, 1 << 20);
+	nt_config(&c, 1, 4000, 1 << 20);
 	CU_ASSERT_EQUAL(nu_start(&c, fn, NULL), 0);
 }
 
@@ -138,8 +158,12 @@ static void pipe_main(void *a)
 		CU_ASSERT_EQUAL(write(pfd[1], "ping", 4), 4);
 		do_read(NULL);
 	} else {
+		/* a plain read() on a pipe, as a library that knows nothing
+		 * of nuproc makes it: only its process waits */
 		nu_spawn(writer, NULL);
-		CU_ASSERT(ticks_during(do_read, NULL) > 100);
+		long ran;
+		CU_ASSERT(ticks_during_n(do_read, NULL, &ran) > TICKERS);
+		CU_ASSERT_EQUAL(ran, TICKERS);
 	}
 	/* errno after a failing call */
 	char c;
@@ -313,12 +337,54 @@ static void test_udp(void)
 	run1(udp_main);
 }
 
+/* Outside a process the hooks are the plain calls: libc's results and
+ * errno, blocking where libc blocks. */
+static void test_outside(void)
+{
+	int p[2];
+	CU_ASSERT_FATAL(pipe(p) == 0);
+	char c;
+	errno = 0;
+	CU_ASSERT_EQUAL(read(-1, &c, 1), -1);
+	CU_ASSERT_EQUAL(errno, EBADF);
+	CU_ASSERT_EQUAL(write(p[1], "ab", 2), 2);
+	CU_ASSERT_EQUAL(read(p[0], &c, 1), 1);
+	struct pollfd pf = { .fd = p[0], .events = POLLIN };
+	CU_ASSERT_EQUAL(poll(&pf, 1, 0), 1);
+	CU_ASSERT_EQUAL(read(p[0], &c, 1), 1);
+	CU_ASSERT_EQUAL(poll(&pf, 1, 10), 0); /* times out, as libc's */
+	CU_ASSERT_EQUAL(fcntl(p[0], F_SETFL, O_NONBLOCK), 0);
+	errno = 0;
+	CU_ASSERT_EQUAL(read(p[0], &c, 1), -1);
+	CU_ASSERT_EQUAL(errno, EAGAIN);
+	struct timespec bad = { 0, -1 };
+	errno = 0;
+	CU_ASSERT_EQUAL(nanosleep(&bad, NULL), -1);
+	CU_ASSERT_EQUAL(errno, EINVAL);
+	CU_ASSERT_EQUAL(clock_nanosleep(CLOCK_MONOTONIC, 0, &bad, NULL), EINVAL);
+	CU_ASSERT_EQUAL(sleep(0), 0);
+	CU_ASSERT_EQUAL(usleep(1000), 0);
+	CU_ASSERT_EQUAL(close(p[0]), 0);
+	CU_ASSERT_EQUAL(close(p[1]), 0);
+	errno = 0;
+	CU_ASSERT_EQUAL(close(p[1]), -1);
+	CU_ASSERT_EQUAL(errno, EBADF);
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(1),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	errno = 0;
+	CU_ASSERT_EQUAL(connect(s, (void *)&to, sizeof(to)), -1);
+	CU_ASSERT_EQUAL(errno, ECONNREFUSED);
+	close(s);
+}
+
 static CU_TestInfo tests[] = {
 	{ "usleep, nanosleep, clock_nanosleep park", test_sleeps },
 	{ "read parks; errno; O_NONBLOCK and FIONBIO kept", test_pipe },
 	{ "accept, connect, recv, send, poll, close", test_tcp },
 	{ "poll over two descriptors", test_poll },
 	{ "recvfrom and sendto carry addresses", test_udp },
+	{ "outside a process: libc's results and errno", test_outside },
 	CU_TEST_INFO_NULL,
 };
 
