@@ -9,13 +9,17 @@
  * inside a process on a blocking descriptor, each is the nu_ call (the
  * ring; the process parks); anywhere else, or on a descriptor the user
  * made O_NONBLOCK, or with MSG_DONTWAIT, it is the plain system call,
- * as libc would make it. errno is set on the thread the process is on
- * when the call returns (it may have moved): a process carries its errno
- * across switches (sched.c), and the hook writes it after the park.
- * Code that keeps &errno in a register across a blocking call it makes
- * (a compiler may, glibc declares __errno_location const) could read the
- * old thread's errno: the hooks call a non-inlined setter, which is all
- * the library can do.
+ * as libc would make it.
+ *
+ * Threads. Code written for threads keeps thread-locals across a blocking
+ * call: gcc computes &errno once for `errno = 0; n = read(...); if (n <
+ * 0 && errno == EINTR)` and for a retry loop (glibc declares
+ * __errno_location const). So a taken-over call keeps its process on the
+ * calling thread until it returns (nu__io_pin: the process is bound to its
+ * scheduler while it waits, and not stolen when it wakes), and errno is
+ * written after the park through a non-inlined setter. The nu_ calls do
+ * not pin: a process may resume elsewhere after them, as after any nu_
+ * call that waits.
  *
  * O_NONBLOCK. io_uring ignores it (an op on such a descriptor waits), so
  * the hooks must know it: a byte per descriptor caches the flag (unknown,
@@ -81,6 +85,16 @@ __attribute__((noinline)) static long set_errno(long rc)
 	nu__errno_set((int)-rc);
 	return -1;
 }
+
+/* A call taken over: made with the process pinned to its thread (see
+ * nu__io_pin), its -errno turned into -1 and errno. */
+#define HOOKED(call)                                                         \
+	({                                                                   \
+		int pin_ = nu__io_pin();                                     \
+		long rc_ = (call);                                           \
+		nu__io_unpin(pin_);                                          \
+		set_errno(rc_);                                              \
+	})
 
 /* -------------------------------------------- the O_NONBLOCK cache */
 
@@ -163,8 +177,8 @@ ssize_t read(int fd, void *buf, size_t n)
 	if (!v)
 		return syscall(SYS_read, fd, buf, n);
 	if (v & FL_SOCKET)
-		return set_errno(nu_recv(fd, buf, n, 0));
-	return set_errno(nu_read(fd, buf, n));
+		return HOOKED(nu_recv(fd, buf, n, 0));
+	return HOOKED(nu_read(fd, buf, n));
 }
 
 ssize_t write(int fd, const void *buf, size_t n)
@@ -173,36 +187,36 @@ ssize_t write(int fd, const void *buf, size_t n)
 	if (!v)
 		return syscall(SYS_write, fd, buf, n);
 	if (v & FL_SOCKET) /* as write(): SIGPIPE stays possible */
-		return set_errno(nu__sock_send_flags(fd, buf, n, 0));
-	return set_errno(nu_write(fd, buf, n));
+		return HOOKED(nu__sock_send_flags(fd, buf, n, 0));
+	return HOOKED(nu_write(fd, buf, n));
 }
 
 ssize_t readv(int fd, const struct iovec *iov, int cnt)
 {
 	if (!take(fd))
 		return syscall(SYS_readv, fd, iov, cnt);
-	return set_errno(nu_readv(fd, iov, cnt));
+	return HOOKED(nu_readv(fd, iov, cnt));
 }
 
 ssize_t writev(int fd, const struct iovec *iov, int cnt)
 {
 	if (!take(fd))
 		return syscall(SYS_writev, fd, iov, cnt);
-	return set_errno(nu_writev(fd, iov, cnt));
+	return HOOKED(nu_writev(fd, iov, cnt));
 }
 
 ssize_t pread64(int fd, void *buf, size_t n, off_t off)
 {
 	if (!take(fd) || off < 0)
 		return syscall(SYS_pread64, fd, buf, n, off);
-	return set_errno(nu_pread(fd, buf, n, off));
+	return HOOKED(nu_pread(fd, buf, n, off));
 }
 
 ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off)
 {
 	if (!take(fd) || off < 0)
 		return syscall(SYS_pwrite64, fd, buf, n, off);
-	return set_errno(nu_pwrite(fd, buf, n, off));
+	return HOOKED(nu_pwrite(fd, buf, n, off));
 }
 
 ssize_t pread(int fd, void *buf, size_t n, off_t off)
@@ -219,7 +233,7 @@ int fsync(int fd)
 {
 	if (!take(fd))
 		return (int)syscall(SYS_fsync, fd);
-	return (int)set_errno(nu_fsync(fd));
+	return (int)HOOKED(nu_fsync(fd));
 }
 
 /* ---------------------------------------------------------- sockets */
@@ -228,28 +242,28 @@ ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
 	if ((flags & MSG_DONTWAIT) || !take(fd))
 		return syscall(SYS_recvfrom, fd, buf, n, flags, NULL, NULL);
-	return set_errno(nu_recv(fd, buf, n, flags));
+	return HOOKED(nu_recv(fd, buf, n, flags));
 }
 
 ssize_t send(int fd, const void *buf, size_t n, int flags)
 {
 	if ((flags & MSG_DONTWAIT) || !take(fd))
 		return syscall(SYS_sendto, fd, buf, n, flags, NULL, 0);
-	return set_errno(nu__sock_send_flags(fd, buf, n, flags));
+	return HOOKED(nu__sock_send_flags(fd, buf, n, flags));
 }
 
 ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
 	if ((flags & MSG_DONTWAIT) || !take(fd))
 		return syscall(SYS_recvmsg, fd, msg, flags);
-	return set_errno(nu_recvmsg(fd, msg, flags));
+	return HOOKED(nu_recvmsg(fd, msg, flags));
 }
 
 ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
 	if ((flags & MSG_DONTWAIT) || !take(fd))
 		return syscall(SYS_sendmsg, fd, msg, flags);
-	return set_errno(nu__sendmsg_flags(fd, msg, flags));
+	return HOOKED(nu__sendmsg_flags(fd, msg, flags));
 }
 
 ssize_t recvfrom(int fd, void *buf, size_t n, int flags,
@@ -258,11 +272,13 @@ ssize_t recvfrom(int fd, void *buf, size_t n, int flags,
 	if ((flags & MSG_DONTWAIT) || !take(fd) || (addr && !alen))
 		return syscall(SYS_recvfrom, fd, buf, n, flags, addr, alen);
 	if (!addr)
-		return set_errno(nu_recv(fd, buf, n, flags));
+		return HOOKED(nu_recv(fd, buf, n, flags));
 	struct iovec v = { buf, n };
 	struct msghdr m = { .msg_name = addr, .msg_namelen = *alen,
 			    .msg_iov = &v, .msg_iovlen = 1 };
+	int pin = nu__io_pin();
 	ssize_t rc = nu_recvmsg(fd, &m, flags);
+	nu__io_unpin(pin);
 	if (rc >= 0)
 		*alen = m.msg_namelen;
 	return set_errno(rc);
@@ -274,11 +290,11 @@ ssize_t sendto(int fd, const void *buf, size_t n, int flags,
 	if ((flags & MSG_DONTWAIT) || !take(fd))
 		return syscall(SYS_sendto, fd, buf, n, flags, addr, alen);
 	if (!addr)
-		return set_errno(nu__sock_send_flags(fd, buf, n, flags));
+		return HOOKED(nu__sock_send_flags(fd, buf, n, flags));
 	struct iovec v = { (void *)buf, n };
 	struct msghdr m = { .msg_name = (void *)addr, .msg_namelen = alen,
 			    .msg_iov = &v, .msg_iovlen = 1 };
-	return set_errno(nu__sendmsg_flags(fd, &m, flags));
+	return HOOKED(nu__sendmsg_flags(fd, &m, flags));
 }
 
 int accept4(int fd, struct sockaddr *addr, socklen_t *alen, int flags)
@@ -290,7 +306,9 @@ int accept4(int fd, struct sockaddr *addr, socklen_t *alen, int flags)
 				(flags & SOCK_NONBLOCK ? FL_NONBLOCK : 0));
 		return (int)rc;
 	}
+	int pin = nu__io_pin();
 	int rc = nu_accept(fd, addr, alen, flags);
+	nu__io_unpin(pin);
 	if (rc >= 0)
 		fl_set(rc, FL_KNOWN | FL_SOCKET |
 			   (flags & SOCK_NONBLOCK ? FL_NONBLOCK : 0));
@@ -306,7 +324,7 @@ int connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
 	if (!take(fd))
 		return (int)syscall(SYS_connect, fd, addr, len);
-	return (int)set_errno(nu_connect(fd, addr, len));
+	return (int)HOOKED(nu_connect(fd, addr, len));
 }
 
 int socket(int domain, int type, int protocol)
@@ -325,7 +343,7 @@ int close(int fd)
 	fl_set(fd, FL_UNKNOWN);
 	if (!hooks_on())
 		return (int)syscall(SYS_close, fd);
-	return (int)set_errno(nu_close(fd)); /* cancels ops on fd first */
+	return (int)HOOKED(nu_close(fd)); /* cancels ops on fd first */
 }
 
 int dup2(int fd, int to)
@@ -429,10 +447,20 @@ static int poll_many(struct pollfd *fds, nfds_t n, uint64_t deadline)
 	return rc < 0 && !ready ? rc : ready;
 }
 
+static int poll_taken(struct pollfd *fds, nfds_t n, int ms);
+
 int poll(struct pollfd *fds, nfds_t n, int ms)
 {
 	if (!hooks_on() || !nu__io_in_process() || ms == 0)
 		return (int)poll_plain(fds, n, ms);
+	int pin = nu__io_pin();
+	int rc = poll_taken(fds, n, ms);
+	nu__io_unpin(pin);
+	return rc;
+}
+
+static int poll_taken(struct pollfd *fds, nfds_t n, int ms)
+{
 	long rc = poll_plain(fds, n, 0); /* ready now: no park */
 	if (rc != 0)
 		return (int)rc;
@@ -482,7 +510,9 @@ int clock_nanosleep(clockid_t clock, int flags, const struct timespec *req,
 		clock_gettime(clock, &now);
 		deadline += ts_ns(&now);
 	}
+	int pin = nu__io_pin();
 	int rc = nu__io_sleep_until(clock, deadline);
+	nu__io_unpin(pin);
 	if (rem && !(flags & TIMER_ABSTIME))
 		*rem = (struct timespec){ 0, 0 };
 	return rc < 0 ? -rc : 0;

@@ -77,6 +77,26 @@ void nu__errno_set(int e)
 	errno = e;
 }
 
+/* --------------------------------------------------------- pinning */
+
+int nu__io_pin(void)
+{
+	nu__sched *s = nu__sched_self();
+	if (!s || !s->current)
+		return NU__IO_NOT_PINNED;
+	int prev = s->current->bind_sched;
+	s->current->bind_sched = s->id;
+	return prev;
+}
+
+void nu__io_unpin(int prev)
+{
+	if (prev == NU__IO_NOT_PINNED)
+		return;
+	nu__sched *s = nu__sched_self();
+	s->current->bind_sched = prev;
+}
+
 /* ------------------------------------------------------ fd table */
 
 #define FD_TRACK_MAX (1u << 20)

@@ -76,6 +76,17 @@ ssize_t nu__sendmsg_flags(int fd, const struct msghdr *msg, int flags);
  * context; without io_uring, nu_sleep to the next millisecond. */
 int nu__io_sleep_until(int clock, uint64_t deadline);
 
+/* A hooked libc call keeps its process on the calling thread until it
+ * returns (the scheduler's affinity, as the spawn option gives): code
+ * written for threads may hold &errno or another thread-local across the
+ * call (a compiler hoists glibc's const __errno_location out of a retry
+ * loop), and must find it its own when the call returns. nu__io_pin
+ * binds the calling process to its scheduler and returns the previous
+ * binding for nu__io_unpin; outside a process it does nothing. */
+#define NU__IO_NOT_PINNED (-2)
+int nu__io_pin(void);
+void nu__io_unpin(int prev);
+
 /* Make [buf, buf + len) resident before the kernel writes into it. */
 void nu__io_resident(const void *buf, size_t len);
 
