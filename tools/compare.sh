@@ -7,12 +7,15 @@
 # BEAM +S 1:1, GOMAXPROCS=1, nuproc --schedulers 1), ANCHORS (default
 # ../shared/anchors next to the repository), ONLY (regex over scenario
 # lines), SET (msg: the messaging scenarios, the default; mem:
-# churn_latency at 0, 5k and 10k workers/s). Needs erlang-base and
+# churn_latency at 0, 5k and 10k workers/s; echo: TCP echo servers under
+# one load client, run by tools/compare_echo.sh). Needs erlang-base and
 # golang-go (apt-get install -y erlang-base golang-go). Runs are interleaved (nuproc, BEAM, Go, nuproc, ...) so
 # machine noise hits all three alike; the table has medians and the ratio
 # other/nuproc (above 1: nuproc is faster, for time-per-unit figures).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# TCP echo has its own servers and table: see compare_echo.sh
+[ "${SET:-msg}" != echo ] || exec "$ROOT/tools/compare_echo.sh" "$@"
 BUILD=${1:-$ROOT/build}
 ANCH=${ANCHORS:-$ROOT/../shared/anchors}
 REPS=${REPS:-5}
