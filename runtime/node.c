@@ -213,6 +213,7 @@ static void node_free(nu__node *n)
 		if (!n->sched[i])
 			continue;
 		nu__slot_cache_fini(&n->sched[i]->slots);
+		nu__sched_free_ovf(n->sched[i]);
 		free(n->sched[i]);
 	}
 	free(n->sched);

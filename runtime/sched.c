@@ -127,18 +127,46 @@ static void gq_put(nu__group *g, nu__proc *p)
 	pthread_mutex_unlock(&g->gq_lock);
 }
 
-/* Owner: append p to the overflow list (the ring is full or the list
- * already holds older processes: either way FIFO order is kept). */
+/* Owner: double the overflow array, unwrapping it; 0 or -ENOMEM. */
+static int ovf_grow(nu__sched *s)
+{
+	uint32_t cap = s->ovf_cap ? s->ovf_cap * 2 : NU__RUNQ_SIZE;
+	nu__proc **a = malloc((size_t)cap * sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < s->ovf_len; i++)
+		a[i] = s->ovf[(s->ovf_first + i) % s->ovf_cap];
+	free(s->ovf);
+	s->ovf = a;
+	s->ovf_cap = cap;
+	s->ovf_first = 0;
+	return 0;
+}
+
+/* Owner: append p to the overflow (the ring is full or the overflow
+ * already holds older processes: either way FIFO order is kept). Out of
+ * memory, p goes to the group's global queue instead. */
 static void ovf_put(nu__sched *s, nu__proc *p)
 {
-	fifo_put(&s->ovf_head, &s->ovf_tail, p);
+	if (s->ovf_len == s->ovf_cap && ovf_grow(s)) {
+		gq_put(s->grp, p);
+		return;
+	}
+	s->ovf[(s->ovf_first + s->ovf_len) % s->ovf_cap] = p;
 	s->ovf_len++;
+}
+
+void nu__sched_free_ovf(nu__sched *s)
+{
+	free(s->ovf);
+	s->ovf = NULL;
+	s->ovf_cap = s->ovf_len = s->ovf_first = 0;
 }
 
 /* Owner: append p to the run queue. */
 static void runq_put(nu__sched *s, nu__proc *p)
 {
-	if (s->ovf_head) {
+	if (s->ovf_len) {
 		ovf_put(s, p);
 		return;
 	}
@@ -158,15 +186,13 @@ static void ovf_refill(nu__sched *s)
 {
 	uint32_t t = atomic_load_explicit(&s->rq_tail, memory_order_relaxed);
 	uint32_t n = 0;
-	while (s->ovf_head && n < NU__RUNQ_SIZE) {
-		nu__proc *p = s->ovf_head;
-		s->ovf_head = p->next;
+	while (n < s->ovf_len && n < NU__RUNQ_SIZE) {
+		nu__proc *p = s->ovf[(s->ovf_first + n) % s->ovf_cap];
 		atomic_store_explicit(&s->rq[(t + n) % NU__RUNQ_SIZE], p,
 				      memory_order_relaxed);
 		n++;
 	}
-	if (!s->ovf_head)
-		s->ovf_tail = NULL;
+	s->ovf_first = (s->ovf_first + n) % s->ovf_cap;
 	s->ovf_len -= n;
 	atomic_store_explicit(&s->rq_tail, t + n, memory_order_release);
 }
@@ -180,7 +206,7 @@ static nu__proc *runq_get(nu__sched *s)
 		uint32_t t = atomic_load_explicit(&s->rq_tail,
 						  memory_order_relaxed);
 		if (t == h) {
-			if (!s->ovf_head)
+			if (!s->ovf_len)
 				return NULL;
 			ovf_refill(s);
 			continue;
@@ -634,7 +660,7 @@ static inline __attribute__((always_inline)) void after_fast(nu__sched *s)
 		return;
 	}
 	if (s->after != NU__AFTER_YIELD || p->bind_sched >= 0 ||
-	    p->bind_group >= 0 || s->ovf_head) {
+	    p->bind_group >= 0 || s->ovf_len) {
 		nu__sched_after_slow(s);
 		return;
 	}
@@ -772,7 +798,7 @@ static int sched_has_work(nu__sched *s)
 	    nu__timers_wait_ns(&s->timers, nu__now_ns()) == 0)
 		return 1;
 	if (atomic_load(&s->inbox) || atomic_load(&g->gq_len) || s->runnext ||
-	    s->pinned_head || s->ovf_head || runq_len(s))
+	    s->pinned_head || s->ovf_len || runq_len(s))
 		return 1;
 	for (int i = 0; i < g->count; i++)
 		if (runq_len(n->sched[g->first + i]))

@@ -50,9 +50,10 @@ typedef struct nu__sched {
 	uint32_t tick;
 	uint32_t lone_yields;   /* yields that found nothing else to run */
 	uint32_t gq_countdown;  /* picks until the global queue goes first */
-	nu__proc *ovf_head;     /* run queue overflow, behind the ring */
-	nu__proc *ovf_tail;
-	uint32_t ovf_len;
+	nu__proc **ovf;         /* run queue overflow, behind the ring: a */
+	uint32_t ovf_cap;       /* growable circular array (a list would */
+	uint32_t ovf_first;     /* cost a dependent cache miss per entry */
+	uint32_t ovf_len;       /* to refill the ring) */
 	nu__proc *pinned_head;  /* processes bound to this scheduler */
 	nu__proc *pinned_tail;
 	int id;
@@ -142,6 +143,9 @@ nu__sched *nu__sched_charge(nu__sched *s, int n);
 
 /* Wake every parked scheduler (shutdown, last exit). */
 void nu__sched_kick_all(nu__sched *from);
+
+/* Free s's run queue overflow array (node teardown). */
+void nu__sched_free_ovf(nu__sched *s);
 
 /* Wake scheduler t if it is parked; from is the caller's scheduler or NULL. */
 void nu__sched_kick(nu__sched *from, nu__sched *t);

@@ -82,7 +82,9 @@ void nu__errno_set(int e)
 int nu__io_pin(void)
 {
 	nu__sched *s = nu__sched_self();
-	if (!s || !s->current)
+	/* one scheduler: nowhere to move to, and a bound process is woken
+	 * into the pinned list, not the (cheaper) run queue */
+	if (!s || !s->current || nu__node_get()->nsched == 1)
 		return NU__IO_NOT_PINNED;
 	int prev = s->current->bind_sched;
 	s->current->bind_sched = s->id;
