@@ -449,7 +449,8 @@ static void client(void *a)
 		}
 		ok &= got == len && memcmp(in, out, (size_t)len) == 0;
 	}
-	CU_ASSERT_EQUAL(nu_shutdown(fd, SHUT_WR), 0);
+	CU_ASSERT_EQUAL(nu_shutdown_until(fd, SHUT_WR,
+					  nu_clock_ns() + 5000000000u), 0);
 	char c;
 	CU_ASSERT_EQUAL(nu_read(fd, &c, 1), 0); /* the server closed */
 	CU_ASSERT_EQUAL(nu_close(fd), 0);
@@ -692,7 +693,15 @@ static void file_main(void *a)
 				  (off_t)(len / 2)),
 			(ssize_t)(len - len / 2));
 	CU_ASSERT_EQUAL(nu_fsync(fd), 0);
+	CU_ASSERT_EQUAL(nu_fsync_until(fd, nu_clock_ns() + 5000000000u), 0);
 	struct statx st;
+	CU_ASSERT_EQUAL(nu_statx_until(AT_FDCWD, path, 0, STATX_SIZE, &st,
+				       nu_clock_ns() + 5000000000u), 0);
+	CU_ASSERT_EQUAL(st.stx_size, len);
+	int fd2 = nu_openat_until(AT_FDCWD, path, O_RDONLY, 0,
+				  nu_clock_ns() + 5000000000u);
+	CU_ASSERT(fd2 >= 0);
+	nu_close(fd2);
 	CU_ASSERT_EQUAL(nu_statx(AT_FDCWD, path, 0, STATX_SIZE, &st), 0);
 	CU_ASSERT_EQUAL(st.stx_size, len);
 	CU_ASSERT_EQUAL(nu_pread(fd, in, len, 0), (ssize_t)len);

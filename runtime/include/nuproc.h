@@ -851,6 +851,14 @@ int nu_accept_until(int fd, struct sockaddr *addr, socklen_t *len, int flags,
 int nu_connect_until(int fd, const struct sockaddr *addr, socklen_t len,
 		     uint64_t deadline);
 int nu_poll_until(int fd, short events, uint64_t deadline);
+int nu_shutdown_until(int fd, int how, uint64_t deadline);
+int nu_openat_until(int dirfd, const char *path, int flags, mode_t mode,
+		    uint64_t deadline);
+int nu_statx_until(int dirfd, const char *path, int flags, unsigned mask,
+		   struct statx *out, uint64_t deadline);
+int nu_fsync_until(int fd, uint64_t deadline);
+/* nu_socket never waits; nu_close waits only for the ops it cancels:
+ * neither has a deadline. */
 
 /* Run fn(arg), which may block (getaddrinfo, a library with no hookable
  * call), on the blocking pool while the calling process parks; outside a

@@ -608,9 +608,14 @@ int nu_socket(int domain, int type, int protocol)
 			   .mode = (unsigned)protocol));
 }
 
+int nu_shutdown_until(int fd, int how, uint64_t deadline)
+{
+	return (int)op_run(OP(.kind = OP_SHUTDOWN, .fd = fd, .flags = how,
+			      .deadline = deadline));
+}
 int nu_shutdown(int fd, int how)
 {
-	return (int)op_run(OP(.kind = OP_SHUTDOWN, .fd = fd, .flags = how));
+	return nu_shutdown_until(fd, how, 0);
 }
 
 int nu_close(int fd)
@@ -623,28 +628,43 @@ int nu_close(int fd)
 	return (int)op_run(OP(.kind = OP_CLOSE, .fd = fd));
 }
 
-int nu_openat(int dirfd, const char *path, int flags, mode_t mode)
+int nu_openat_until(int dirfd, const char *path, int flags, mode_t mode,
+		    uint64_t deadline)
 {
 	if (!path)
 		return -EFAULT;
 	return (int)op_run(OP(.kind = OP_OPENAT, .fd = dirfd,
 			      .buf = (void *)path, .flags = flags,
-			      .mode = mode));
+			      .mode = mode, .deadline = deadline));
+}
+int nu_openat(int dirfd, const char *path, int flags, mode_t mode)
+{
+	return nu_openat_until(dirfd, path, flags, mode, 0);
 }
 
-int nu_statx(int dirfd, const char *path, int flags, unsigned mask,
-	     struct statx *out)
+int nu_statx_until(int dirfd, const char *path, int flags, unsigned mask,
+		   struct statx *out, uint64_t deadline)
 {
 	if (!path || !out)
 		return -EFAULT;
 	return (int)op_run(OP(.kind = OP_STATX, .fd = dirfd,
 			      .buf = (void *)path, .flags = flags, .mode = mask,
-			      .out = out));
+			      .out = out, .deadline = deadline));
+}
+int nu_statx(int dirfd, const char *path, int flags, unsigned mask,
+	     struct statx *out)
+{
+	return nu_statx_until(dirfd, path, flags, mask, out, 0);
 }
 
+int nu_fsync_until(int fd, uint64_t deadline)
+{
+	return (int)op_run(OP(.kind = OP_FSYNC, .fd = fd,
+			      .deadline = deadline));
+}
 int nu_fsync(int fd)
 {
-	return (int)op_run(OP(.kind = OP_FSYNC, .fd = fd));
+	return nu_fsync_until(fd, 0);
 }
 
 int nu_poll_until(int fd, short events, uint64_t deadline)
