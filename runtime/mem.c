@@ -411,6 +411,11 @@ static int pend_cmp(const void *a, const void *b)
  * the slots, one for the span of far windows that were used. */
 static void release_run(nu__mem *m, const nu__pending *e, unsigned n)
 {
+	/* P goes too: first free what stale senders pushed into its
+	 * mailbox or relation stack since the process drained them (kept in
+	 * P, the slot's next process or the teardown would have freed it) */
+	for (unsigned i = 0; i < n; i++)
+		nu__proc_drain_slot(m, e[i].index);
 	madvise(nu__slot_base(m, e->index), (size_t)n * m->slot_size,
 		MADV_DONTNEED);
 	uintptr_t from = 0, to = 0;

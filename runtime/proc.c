@@ -545,15 +545,20 @@ static void each_carved(void (*fn)(nu__mem *m, uint32_t idx, void *arg),
 	}
 }
 
-static void drain_slot(nu__mem *m, uint32_t idx, void *arg)
+void nu__proc_drain_slot(nu__mem *m, uint32_t idx)
 {
 	nu__proc *p = nu__slot_proc(m, idx);
-	(void)arg;
 	/* read-only first: a released slot reads as zeros */
 	if (nu__mailbox_pushed(&p->mailbox))
 		nu__mailbox_drain(&p->mailbox);
 	if (atomic_load(&p->rels))
 		nu__rel_drop_stale(p);
+}
+
+static void drain_slot(nu__mem *m, uint32_t idx, void *arg)
+{
+	(void)arg;
+	nu__proc_drain_slot(m, idx);
 }
 
 void nu__proc_drain_all(void)

@@ -170,6 +170,12 @@ void nu__registry_exit(nu__proc *p);
  * pushed into dead processes' mailboxes after those were drained. */
 void nu__proc_drain_all(void);
 
+/* Free what stale senders and watchers pushed into the control block of
+ * free slot idx after its process drained it (messages, relation
+ * records): the slot's pages are about to go back (mem.c). */
+struct nu__mem;
+void nu__proc_drain_slot(struct nu__mem *m, uint32_t idx);
+
 /* Kill every live process of the node (shutdown). */
 void nu__proc_kill_all(nu_term reason);
 
