@@ -45,7 +45,7 @@ enum {
 	OP_READ, OP_WRITE, OP_PREAD, OP_PWRITE, OP_READV, OP_WRITEV,
 	OP_RECV, OP_SEND, OP_RECVMSG, OP_SENDMSG, OP_ACCEPT, OP_CONNECT,
 	OP_SOCKET, OP_SHUTDOWN, OP_CLOSE, OP_OPENAT, OP_STATX, OP_FSYNC,
-	OP_POLL, OP_SLEEP,
+	OP_POLL,
 };
 
 typedef struct op {
@@ -128,7 +128,7 @@ static void op_resident(const op *o)
 		nu__io_resident(o->out, sizeof(struct statx));
 		break;
 	case OP_SOCKET: case OP_SHUTDOWN: case OP_CLOSE: case OP_FSYNC:
-	case OP_POLL: case OP_SLEEP:
+	case OP_POLL:
 		break;
 	default:
 		nu__io_resident(o->buf, o->len > LEN_MAX ? LEN_MAX : o->len);
@@ -491,13 +491,20 @@ ssize_t nu_pwrite(int fd, const void *buf, size_t n, off_t off)
 	return nu_pwrite_until(fd, buf, n, off, 0);
 }
 
-ssize_t nu_readv_until(int fd, const struct iovec *iov, int cnt,
+/* readv or writev: iov counted in len, at the file position. */
+static ssize_t iov_run(int kind, int fd, const struct iovec *iov, int cnt,
 		       uint64_t deadline)
 {
 	if (cnt < 0 || cnt > IOV_MAX)
 		return -EINVAL;
-	return op_run(OP(.kind = OP_READV, .fd = fd, .buf = (void *)iov,
+	return op_run(OP(.kind = kind, .fd = fd, .buf = (void *)iov,
 			 .len = (size_t)cnt, .off = -1, .deadline = deadline));
+}
+
+ssize_t nu_readv_until(int fd, const struct iovec *iov, int cnt,
+		       uint64_t deadline)
+{
+	return iov_run(OP_READV, fd, iov, cnt, deadline);
 }
 ssize_t nu_readv(int fd, const struct iovec *iov, int cnt)
 {
@@ -507,10 +514,7 @@ ssize_t nu_readv(int fd, const struct iovec *iov, int cnt)
 ssize_t nu_writev_until(int fd, const struct iovec *iov, int cnt,
 			uint64_t deadline)
 {
-	if (cnt < 0 || cnt > IOV_MAX)
-		return -EINVAL;
-	return op_run(OP(.kind = OP_WRITEV, .fd = fd, .buf = (void *)iov,
-			 .len = (size_t)cnt, .off = -1, .deadline = deadline));
+	return iov_run(OP_WRITEV, fd, iov, cnt, deadline);
 }
 ssize_t nu_writev(int fd, const struct iovec *iov, int cnt)
 {

@@ -240,8 +240,7 @@ void nu__io_complete(const struct io_uring_cqe *cqe)
 
 /* ------------------------------------------------------- waiting */
 
-/* Something the process must act on once its op is done. */
-static int io_interrupted(nu__sched *s, nu__proc *p)
+int nu__io_interrupted(nu__sched *s, nu__proc *p)
 {
 	return (atomic_load_explicit(&p->pending, memory_order_relaxed) &
 		(NU__PS_KILL | NU__PS_MAIL)) ||
@@ -275,7 +274,7 @@ static nu__sched *io_wait(nu__sched *s, nu__iowait *w)
 {
 	nu__proc *p = w->p;
 	while (atomic_load_explicit(&w->left, memory_order_acquire)) {
-		if (!w->cancelled && io_interrupted(s, p))
+		if (!w->cancelled && nu__io_interrupted(s, p))
 			s = io_cancel(s, w);
 		else
 			s = nu__proc_park(s);
@@ -324,7 +323,7 @@ int nu__io_run_any(nu__sched *s, nu__iowait *w, unsigned n)
 		w[i].p = p;
 		io_submit(s, &w[i]);
 	}
-	while (!any_done(w, n) && !io_interrupted(s, p))
+	while (!any_done(w, n) && !nu__io_interrupted(s, p))
 		s = nu__proc_park(s);
 	int interrupted = !any_done(w, n);
 	for (unsigned i = 0; i < n; i++)

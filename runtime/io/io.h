@@ -87,6 +87,10 @@ int nu__io_sleep_until(int clock, uint64_t deadline);
 int nu__io_pin(void);
 void nu__io_unpin(int prev);
 
+/* Nonzero when a kill, an exit signal or the node's stop waits for the
+ * process p running on s: a wait in progress must end (io.c, poller.c). */
+int nu__io_interrupted(struct nu__sched *s, struct nu__proc *p);
+
 /* Make [buf, buf + len) resident before the kernel writes into it. */
 void nu__io_resident(const void *buf, size_t len);
 

@@ -26,6 +26,8 @@
  * simple, and a node without io_uring is rare).
  */
 #include "poller.h"
+
+#include "io.h"
 #include "sys.h"
 
 #include <errno.h>
@@ -176,13 +178,6 @@ static int start(void)
 	return 0;
 }
 
-static int interrupted(nu__sched *s, nu__proc *p)
-{
-	return (atomic_load_explicit(&p->pending, memory_order_relaxed) &
-		(NU__PS_KILL | NU__PS_MAIL)) ||
-	       atomic_load_explicit(&s->stop, memory_order_relaxed);
-}
-
 /* Take w off the list unless the poller finished it: 1 if taken off. */
 static int withdraw(waiter *w)
 {
@@ -220,7 +215,7 @@ int nu__poller_wait(int fd, short events, uint64_t deadline)
 		return rc;
 	p->io_busy++;
 	while (!atomic_load_explicit(&w.done, memory_order_acquire)) {
-		if (interrupted(s, p) && withdraw(&w)) {
+		if (nu__io_interrupted(s, p) && withdraw(&w)) {
 			p->io_busy--;
 			return -EINTR;
 		}
