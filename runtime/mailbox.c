@@ -70,11 +70,12 @@ void nu__mailbox_init(nu__mailbox *mb)
 	mb->mark = NULL;
 	mb->mark_ref = 0;
 	mb->mark_pending = NULL;
+	mb->alias = 0;
 }
 
 void nu__msg_free(nu__msg *m)
 {
-	if (m->rel)
+	if (!(m->kind & NU__MSG_REPLY) && m->rel)
 		nu__rel_unref(m->rel);
 	free(m);
 }
@@ -126,6 +127,8 @@ static nu__msg *lane_take(nu__proc *p, nu__lane *ln, nu_pid self)
 		m = atomic_load_explicit(&rev->next, memory_order_relaxed);
 		atomic_store_explicit(&rev->next, NULL, memory_order_relaxed);
 		int r = rev->to == self ? NU__SIG_KEEP : NU__SIG_DROPPED;
+		if ((rev->kind & NU__MSG_REPLY) && (!mb || rev->alias != mb->alias))
+			r = NU__SIG_DROPPED; /* a late reply: its call is over */
 		if (r == NU__SIG_KEEP && (rev->kind & NU__MSG_SIGMASK) && !die)
 			r = nu__signal_take(p, rev); /* may free rev */
 		else if (r == NU__SIG_DROPPED)
@@ -304,7 +307,10 @@ static void bound_release(nu__proc *p, const nu__msg *m)
 		wake_waiters(nu__node_get(), p);
 }
 
-static int send_on(nu_pid to, nu_term msg, int lane)
+/* Send msg to `to` on a lane; alias nonzero: a call's reply (never
+ * counted in a bounded mailbox: a server does not wait for its caller's
+ * room, and a reply is dropped unless the caller waits for it). */
+static int send_on(nu_pid to, nu_term msg, int lane, uint64_t alias)
 {
 	nu__node *n = nu__node_get();
 	if (!n)
@@ -318,17 +324,21 @@ static int send_on(nu_pid to, nu_term msg, int lane)
 		return 0; /* Erlang: sending to a dead pid is a silent no-op */
 	nu__sched *s = nu__sched_self();
 	nu__proc *p = nu__slot_proc(&n->mem, nu__pid_index(to));
-	int rc = bound_reserve(&s, p, to);
+	int rc = alias ? 0 : bound_reserve(&s, p, to);
 	if (rc)
 		return rc > 0 ? 0 : rc; /* dropped: a send to a dead process */
 	nu__msg *m = nu__msg_new(to, s && s->current ? s->current->pid : 0, msg);
 	if (!m) {
-		if (p->mbox_limit)
+		if (p->mbox_limit && !alias)
 			atomic_fetch_sub(&p->mbox_count, 1);
 		return -ENOMEM;
 	}
-	if (p->mbox_limit)
+	if (alias) {
+		m->kind = NU__MSG_REPLY;
+		m->alias = alias;
+	} else if (p->mbox_limit) {
 		m->kind = NU__MSG_COUNTED;
+	}
 	nu__msg_deliver(n, m, lane);
 	if (s && s->current)
 		nu__sched_charge(s, 1);
@@ -337,12 +347,17 @@ static int send_on(nu_pid to, nu_term msg, int lane)
 
 int nu_send(nu_pid to, nu_term msg)
 {
-	return send_on(to, msg, NU__LANE_NORMAL);
+	return send_on(to, msg, NU__LANE_NORMAL, 0);
 }
 
 int nu_send_priority(nu_pid to, nu_term msg)
 {
-	return send_on(to, msg, NU__LANE_PRIO);
+	return send_on(to, msg, NU__LANE_PRIO, 0);
+}
+
+int nu__send_reply(nu_pid to, uint64_t alias, nu_term t)
+{
+	return alias ? send_on(to, t, NU__LANE_NORMAL, alias) : -EINVAL;
 }
 
 /* ------------------------------------------------------- fragments */
@@ -401,7 +416,7 @@ void nu__frags_free(nu__proc *p)
 /* ------------------------------------------------- selective receive */
 
 /* Decides for one message: the clause index (>= 0) that takes it, or -1. */
-typedef int (*nu__scan_fn)(nu_term t, void *ctx);
+typedef int (*nu__scan_fn)(const nu__msg *m, void *ctx);
 
 /* Where a scan found its message. */
 typedef struct {
@@ -421,7 +436,7 @@ static int lane_scan(nu__lane *ln, int lane, nu__msg **prevp,
 			  : ln->head;
 	for (; m; prev = m,
 		  m = atomic_load_explicit(&m->next, memory_order_relaxed)) {
-		int r = scan(m->term, ctx);
+		int r = scan(m, ctx);
 		if (r >= 0) {
 			*f = (found){ lane, prev, m };
 			return r;
@@ -467,11 +482,10 @@ static int select_wait(nu__sched **sp, nu__proc *p, uint64_t deadline,
 
 /* Unlink the found message from its lane; its term, which stays in the
  * block (now a fragment of p's heap; an immediate's block goes). */
-static nu_term select_take(nu__proc *p, const found *f)
+static void select_unlink(nu__proc *p, const found *f)
 {
 	nu__mailbox *mb = &p->mailbox;
 	nu__lane *ln = &mb->lane[f->lane];
-	nu_term t = f->m->term;
 	nu__msg *next = atomic_load_explicit(&f->m->next,
 					     memory_order_relaxed);
 	if (f->prev)
@@ -485,6 +499,12 @@ static nu_term select_take(nu__proc *p, const found *f)
 		mb->mark = f->prev;
 	ln->len--;
 	bound_release(p, f->m);
+}
+
+static nu_term select_take(nu__proc *p, const found *f)
+{
+	nu_term t = f->m->term;
+	select_unlink(p, f);
 	if (f->m->size)
 		frag_add(p, f->m);
 	else
@@ -529,9 +549,10 @@ static inline int sig_passes(const nu__pattern_sig *sg, nu_term t)
 /* The scan of a selective receive: most queued messages a receive skips
  * fail the quick test (a tuple of another arity or tag), so the full
  * matcher runs only on likely ones. */
-static int scan_clauses(nu_term t, void *ctx)
+static int scan_clauses(const nu__msg *m, void *ctx)
 {
 	const clause_ctx *cc = ctx;
+	nu_term t = m->term;
 	for (size_t i = 0; i < cc->n; i++) {
 		if (i < QUICK_MAX && !sig_passes(&cc->sig[i], t))
 			continue;
@@ -616,10 +637,10 @@ typedef struct {
 	void *arg;
 } pred_ctx;
 
-static int scan_pred(nu_term t, void *ctx)
+static int scan_pred(const nu__msg *m, void *ctx)
 {
 	const pred_ctx *pc = ctx;
-	return pc->pred(t, pc->arg) ? 0 : -1;
+	return pc->pred(m->term, pc->arg) ? 0 : -1;
 }
 
 int nu_receive_if(int (*pred)(nu_term msg, void *arg), void *arg,
@@ -642,9 +663,9 @@ int nu_receive_if(int (*pred)(nu_term msg, void *arg), void *arg,
 	return 0;
 }
 
-static int scan_any(nu_term t, void *ctx)
+static int scan_any(const nu__msg *m, void *ctx)
 {
-	(void)t, (void)ctx;
+	(void)m, (void)ctx;
 	return 0;
 }
 
@@ -673,4 +694,57 @@ void nu__mailbox_await(const nu_clause *c)
 	clause_ctx_init(&cc, c, 1);
 	found f;
 	select_wait(&s, s->current, UINT64_MAX, scan_clauses, &cc, NULL, &f);
+}
+
+/* ------------------------------------------------------- call replies */
+
+/* A call waits for its reply (clause 0) or the DOWN of the monitor whose
+ * reference tags it (clause 1). */
+static int scan_reply(const nu__msg *m, void *ctx)
+{
+	uint64_t id = *(const uint64_t *)ctx;
+	if (m->kind & NU__MSG_REPLY)
+		return m->alias == id ? 0 : -1;
+	return nu__is_down_for(m->term, id) ? 1 : -1;
+}
+
+/* Where a scan for reference id may start (the ref trick), mark settled. */
+static nu__msg *ref_start(nu__proc *p, uint64_t id)
+{
+	if (p->mailbox.mark_pending)
+		mailbox_take(p);
+	return p->mailbox.mark_ref == id ? p->mailbox.mark : NULL;
+}
+
+void nu__mailbox_alias(uint64_t id)
+{
+	nu__sched *s = nu__sched_self();
+	if (s && s->current)
+		s->current->mailbox.alias = id;
+}
+
+int nu__mailbox_await_reply(uint64_t id, int64_t timeout_ms, nu_term *out)
+{
+	nu__sched *s = nu__sched_self();
+	nu__proc *p = s->current;
+	found f;
+	int k = select_wait(&s, p, deadline_of(timeout_ms), scan_reply, &id,
+			    ref_start(p, id), &f);
+	if (k < 0)
+		return k;
+	*out = select_take(p, &f);
+	nu__sched_charge(s, 1);
+	return k;
+}
+
+void nu__mailbox_flush_ref(uint64_t alias)
+{
+	nu__sched *s = nu__sched_self();
+	nu__proc *p = s->current;
+	found f;
+	while (select_wait(&s, p, 0, scan_reply, &alias, ref_start(p, alias),
+			   &f) >= 0) {
+		select_unlink(p, &f);
+		msg_free(f.m);
+	}
 }

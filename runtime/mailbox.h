@@ -21,6 +21,7 @@ typedef struct nu__msg {
 	union {
 		struct nu__rel *rel; /* a signal's relation reference */
 		struct nu__msg *prev; /* a fragment: in the process's list */
+		uint64_t alias;   /* a reply: the reference id it answers */
 	};
 	_Alignas(16) unsigned char data[];
 } nu__msg;
@@ -31,6 +32,8 @@ enum {
 	NU__MSG_SIGMASK = 7,
 	NU__MSG_COUNTED = 8,  /* counted in a bounded mailbox */
 	NU__MSG_FRAG = 16,    /* received: a fragment of the receiver's heap */
+	NU__MSG_REPLY = 32,   /* a call's reply: kept only while the receiver
+			       * waits for its alias (mailbox.alias) */
 };
 
 /* One lane of a mailbox. */
@@ -54,6 +57,10 @@ typedef struct nu__mailbox {
 	/* The newest pushed message when the reference was made, if it
 	 * was still in `top`: the mark, once taken into the FIFO. */
 	nu__msg *mark_pending;
+	/* The reference id of the reply a call waits for (gen.c), 0 when
+	 * none: a reply for any other is dropped when taken (OTP's alias:
+	 * a late reply never reaches the mailbox). */
+	uint64_t alias;
 } nu__mailbox;
 
 struct nu__proc;
@@ -83,6 +90,24 @@ void nu__mailbox_init(nu__mailbox *mb);
  * mailbox ends, so a receive for a reply carrying it can skip what came
  * before (mailbox.c). No-op outside a process. */
 void nu__mailbox_mark_ref(uint64_t ref_id);
+
+/* Send t to `to` as the reply to the call tagged with reference id
+ * alias (NU__MSG_REPLY). nu_send's codes. */
+int nu__send_reply(nu_pid to, uint64_t alias, nu_term t);
+
+/* The calling process waits, up to timeout_ms (0 polls, -1 forever), for
+ * the reply tagged id (kept only while id is its alias) or the DOWN of
+ * monitor reference id `id`, scanning from the receive marker when id is
+ * the marked reference. 0 with *out the reply (a term of its heap), 1
+ * with *out the DOWN message, -ETIMEDOUT, -ENOMEM. */
+int nu__mailbox_await_reply(uint64_t id, int64_t timeout_ms, nu_term *out);
+/* Set the calling process's alias (0: none). */
+void nu__mailbox_alias(uint64_t id);
+
+/* Remove the queued replies tagged alias and DOWNs for monitor reference
+ * id alias from the calling process's mailbox (after the marker when it
+ * is alias's). */
+void nu__mailbox_flush_ref(uint64_t alias);
 
 /* Wake the senders waiting for room in an exiting process's bounded
  * mailbox (they find it dead and drop their message). */

@@ -41,15 +41,14 @@ int nu_monitor(nu_pid pid, nu_term *ref)
 	return rc ? nu__signal_down(me->pid, pid, id, NU_ATOM_NOPROC, NULL) : 0;
 }
 
-/* A queued {'DOWN', Ref, _, _, _} for the reference with id *arg. */
-static int is_down_for(nu_term t, void *arg)
+int nu__is_down_for(nu_term t, uint64_t id)
 {
 	static _Atomic nu_term down;
+	if (nu_tuple_size(t) != 5 ||
+	    nu_tuple_elem(t, 0) != nu__atom_cached(&down, "DOWN"))
+		return 0;
 	nu_term r = nu_tuple_elem(t, 1);
-	return nu_tuple_size(t) == 5 &&
-	       nu_tuple_elem(t, 0) == nu__atom_cached(&down, "DOWN") &&
-	       nu_term_type(r) == NU_T_REF &&
-	       nu__ref_id(r) == *(const uint64_t *)arg;
+	return nu_term_type(r) == NU_T_REF && nu__ref_id(r) == id;
 }
 
 int nu_demonitor(nu_term ref, int flush)
@@ -66,8 +65,7 @@ int nu_demonitor(nu_term ref, int flush)
 		nu__rel_cancel(m);
 		nu__rel_unhold(me, m);
 	}
-	nu_term t;
-	while (flush && nu_receive_if(is_down_for, &id, &t, 0) == 0)
-		nu_term_free(t);
+	if (flush && !m)
+		nu__mailbox_flush_ref(id); /* a DOWN can only be queued now */
 	return m ? 0 : 1;
 }

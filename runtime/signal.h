@@ -30,6 +30,10 @@ int nu__signal_exit(int kind, nu_pid to, nu_pid from, nu_term reason,
 int nu__signal_down(nu_pid to, nu_pid from, uint64_t ref, nu_term reason,
 		    struct nu__rel *rel);
 
+/* Nonzero when t is {'DOWN', Ref, _, _, _} for the reference with id id
+ * (monitor.c). */
+int nu__is_down_for(nu_term t, uint64_t id);
+
 /* The receiver p met signal m while taking its mailbox: NU__SIG_KEEP (m
  * is now a plain message: queue it), NU__SIG_DROPPED (m was freed) or
  * NU__SIG_DIE (p must exit; see nu__signal_die). */

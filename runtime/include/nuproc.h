@@ -762,6 +762,406 @@ int nu_process_info(nu_pid pid, nu_proc_info *info);
 int64_t nu_node_resident(int node);
 
 
+/* ------------------------------------------------------------ behaviours
+ *
+ * OTP's generic behaviours (runtime/otp/): the user writes callbacks, the
+ * library runs the process loop, the start handshake, calls with replies,
+ * stop, and supervision.
+ *
+ * A server is named by a nu_term: a pid term (nu_pid_term) or a
+ * registered name (an atom). nu_call, nu_cast and nu_gen_stop work on any
+ * behaviour (a gen_server, a gen_statem, a supervisor).
+ *
+ * Terms a callback receives (requests, casts, info messages) are freed by
+ * the loop when the callback returns, unless it sets ret->keep: a
+ * callback that stores a received term (or any part of it) in its state
+ * sets keep, and frees the term with nu_term_free() when done with it.
+ * Replies and stop reasons are copied when sent: they may be built on the
+ * spot, but what a callback builds stays in the server's heap until freed
+ * (there is no garbage collector): set ret->free_reply to have the loop
+ * nu_term_free the reply once sent (its outermost cell: a reply made by
+ * one constructor), or reply with nu_reply and free it yourself.
+ */
+
+/* What a callback asks the loop to do next (its return value). */
+typedef enum nu_gen_action {
+	NU_GEN_OK = 0,      /* init: started; elsewhere: go on, no reply now
+			     * (a call is answered later with nu_reply) */
+	NU_GEN_REPLY = 1,   /* handle_call: send ret->reply, go on */
+	NU_GEN_STOP = 2,    /* stop with ret->reason: terminate(), then exit;
+			     * handle_call: ret->reply goes first unless it
+			     * is NU_NONE */
+	NU_GEN_IGNORE = 3,  /* init only: exit normally, the starter gets
+			     * -ECANCELED (a supervisor skips the child) */
+} nu_gen_action;
+
+/* A callback's results; the loop fills in the defaults before each
+ * callback (reply and reason NU_NONE, timeout_ms -1, keep and free_reply
+ * 0). */
+typedef struct nu_gen_ret {
+	nu_term reply;      /* NU_GEN_REPLY / NU_GEN_STOP from handle_call */
+	nu_term reason;     /* NU_GEN_STOP (init: the starter's reason) */
+	/* >= 0: when no message comes within this many ms, handle_info
+	 * gets the atom timeout (gen_server's {noreply, S, Timeout}); -1 no
+	 * timeout. */
+	int64_t timeout_ms;
+	int keep;           /* nonzero: the loop does not free the message */
+	int free_reply;     /* nonzero: the loop frees reply once sent */
+} nu_gen_ret;
+
+/* A gen_server's callbacks; NULL ones are skipped (a cast or info with no
+ * callback is dropped; a call to a server with no handle_call ends the
+ * server with reason undef, and the caller gets that reason). The state
+ * is the user's (a pointer; nu_alloc memory lives as long as the server).
+ * The struct must stay valid while any server using it runs. */
+typedef struct nu_gen_server_cbs {
+	/* arg: the start argument, a copy in the server's heap. Returns
+	 * NU_GEN_OK (with *state set), NU_GEN_STOP or NU_GEN_IGNORE. */
+	int (*init)(nu_term arg, void **state, nu_gen_ret *ret);
+	/* from: the caller, for nu_reply (may be sent to another process,
+	 * which replies instead). */
+	int (*handle_call)(nu_term request, nu_term from, void **state,
+			   nu_gen_ret *ret);
+	int (*handle_cast)(nu_term msg, void **state, nu_gen_ret *ret);
+	/* Any other message: plain sends, {'EXIT', ...} of linked processes
+	 * when the server traps exits, DOWNs, the atom timeout. */
+	int (*handle_info)(nu_term msg, void **state, nu_gen_ret *ret);
+	/* Called when the server stops: a callback returned NU_GEN_STOP,
+	 * nu_gen_stop, or (when the server traps exits) an exit signal from
+	 * its parent. Not called when it is killed or crashes. */
+	void (*terminate)(nu_term reason, void *state);
+	/* For nu_gen_status: print the state into buf (at most len bytes
+	 * with the NUL); returns the length it needed (as snprintf). NULL:
+	 * the status says "<state>". */
+	int (*format_state)(void *state, char *buf, size_t len);
+} nu_gen_server_cbs;
+
+/* Start options (all may be left as nu_gen_opts_init sets them). */
+typedef struct nu_gen_opts {
+	/* An atom: register the new process under it (before init runs);
+	 * NU_NONE: no name. A name that is taken gives -EEXIST. */
+	nu_term name;
+	/* How long init may take, ms; -1 forever. Past it the new process
+	 * is killed and the start gives -ETIMEDOUT. */
+	int64_t timeout_ms;
+	/* Spawn options (scheduler, heap limit, mailbox bound...); NULL:
+	 * the defaults. Their link and monitor_ref are ignored. */
+	const nu_spawn_opts *spawn;
+	/* When not NULL: why a start failed (init's stop reason, the
+	 * reason it crashed with, or the pid holding the name for -EEXIST
+	 * as a pid term); NU_NONE on success. */
+	nu_term *reason;
+} nu_gen_opts;
+
+void nu_gen_opts_init(nu_gen_opts *o);
+
+/*
+ * Start a gen_server running cbs, init(arg) first, and wait until init has
+ * returned. The caller is its parent. Returns the new server's pid, or
+ * -EINVAL (NULL cbs or init, a bad name, NU_NONE arg), -EEXIST (the name
+ * is taken), -ESRCH (init returned NU_GEN_STOP or the process died during
+ * init: *opts->reason says why), -ECANCELED (init returned
+ * NU_GEN_IGNORE), -ETIMEDOUT, -EPERM (outside a process), -EAGAIN,
+ * -ENOMEM (no process could be spawned). opts may be NULL.
+ */
+nu_pid nu_gen_server_start(const nu_gen_server_cbs *cbs, nu_term arg,
+			   const nu_gen_opts *opts);
+/*
+ * As nu_gen_server_start, linked to the caller from the spawn on (as a
+ * supervisor starts its children). When init returns NU_GEN_STOP the
+ * server unlinks before it exits (OTP 26's init_fail): the caller gets
+ * -ESRCH, not an exit signal. A server that dies in init (nu_exit, a
+ * crash) does pass its exit signal over the link, as in OTP.
+ */
+nu_pid nu_gen_server_start_link(const nu_gen_server_cbs *cbs, nu_term arg,
+				const nu_gen_opts *opts);
+
+/*
+ * Call a server: send it request and wait up to timeout_ms (-1 forever)
+ * for the reply, which goes to *reply (in the caller's heap; free it with
+ * nu_term_free when done). The caller monitors the server during the call
+ * and the reply is tagged with the monitor's fresh reference, so the wait
+ * skips everything queued before (O(1) with a long mailbox), and a reply
+ * that comes after a timeout is dropped: it never reaches the caller's
+ * mailbox. 0; -ETIMEDOUT; -ESRCH with *reply the server's exit reason if
+ * it died before replying (noproc: it was not alive, or no process has
+ * that name); -EINVAL (bad server, NU_NONE request, NULL reply, timeout
+ * below -1); -EDEADLK (a call to oneself); -EPERM; -ENOMEM.
+ */
+int nu_call(nu_term server, nu_term request, int64_t timeout_ms,
+	    nu_term *reply);
+
+/* Send a cast (handle_cast) to a server. 0, also when it is dead or the
+ * name is not registered (a no-op, as in OTP); -EINVAL (bad server or
+ * NU_NONE msg); -ENOMEM. Callable from any thread. */
+int nu_cast(nu_term server, nu_term msg);
+
+/* Answer a call whose handle_call returned NU_GEN_OK, from the server or
+ * any other process given `from`. A reply to a caller that gave up
+ * (timeout) or died goes nowhere. 0; -EINVAL (from is not a caller's
+ * from, NU_NONE reply); -ENOMEM. Callable from any thread. */
+int nu_reply(nu_term from, nu_term reply);
+
+/*
+ * Stop a server (any behaviour) with reason: it runs its terminate and
+ * exits with reason; waits until it has, up to timeout_ms (-1 forever).
+ * 0; -ESRCH (not alive, or no such name); -ETIMEDOUT (it had not exited
+ * in time: it still stops when it gets to the request); -EPIPE (it
+ * exited with another reason, e.g. terminate crashed); -EINVAL, -EPERM,
+ * -ENOMEM.
+ */
+int nu_gen_stop(nu_term server, nu_term reason, int64_t timeout_ms);
+
+/*
+ * A behaviour's status (sys:get_status): "<behaviour> <pid> <state>" with
+ * the state as the callbacks' format_state prints it, into buf (at most
+ * len bytes with the NUL). Returns the length of the whole text (as
+ * snprintf), -ESRCH, -ETIMEDOUT, -EINVAL, -EPERM.
+ */
+int nu_gen_status(nu_term server, char *buf, size_t len, int64_t timeout_ms);
+
+/* ------------------------------------------------------------ supervisor */
+
+typedef enum nu_restart {
+	NU_PERMANENT = 0, /* always restarted */
+	NU_TRANSIENT = 1, /* restarted unless it exits normal, shutdown or
+			   * {shutdown, _} */
+	NU_TEMPORARY = 2, /* never restarted (and forgotten when it exits) */
+} nu_restart;
+
+typedef enum nu_child_type { NU_WORKER = 0, NU_SUPERVISOR = 1 } nu_child_type;
+
+/* nu_child_spec.shutdown_ms besides a timeout in ms: */
+#define NU_SHUTDOWN_INFINITY ((int64_t)-1)   /* wait as long as it takes */
+#define NU_SHUTDOWN_BRUTAL_KILL ((int64_t)-2) /* kill at once */
+
+/*
+ * A child specification. start runs in the supervisor's process: it
+ * starts the child linked to the caller (nu_gen_server_start_link,
+ * nu_sup_start_link, nu_spawn_opt with link...) and returns its pid, 0 to
+ * be ignored (the child is kept, not running), or -errno (the start
+ * fails). extra is [] for a static child; for a simple_one_for_one child,
+ * the term given to nu_sup_start_child. arg and start must stay valid
+ * while the supervisor lives. A shutdown with a timeout sends the exit
+ * signal shutdown and waits that long for the child to exit, then kills
+ * it (a child that traps exits gets to run its terminate).
+ */
+typedef struct nu_child_spec {
+	const char *id;     /* unique among the supervisor's children (an
+			     * atom of that name is its id in the calls
+			     * below); ignored for simple_one_for_one */
+	nu_pid (*start)(void *arg, nu_term extra);
+	void *arg;
+	nu_restart restart;
+	int64_t shutdown_ms; /* or NU_SHUTDOWN_INFINITY/_BRUTAL_KILL */
+	nu_child_type type;
+} nu_child_spec;
+
+typedef enum nu_sup_strategy {
+	NU_ONE_FOR_ONE = 0,        /* restart the child that exited */
+	NU_ONE_FOR_ALL = 1,        /* stop all the others, restart all */
+	NU_REST_FOR_ONE = 2,       /* stop those started after it, restart
+				    * it and them */
+	NU_SIMPLE_ONE_FOR_ONE = 3, /* one_for_one over many instances of
+				    * one spec, started on demand */
+} nu_sup_strategy;
+
+typedef struct nu_sup_flags {
+	nu_sup_strategy strategy;
+	/* More than `intensity` restarts within `period_s` seconds: the
+	 * supervisor stops all its children and exits with reason shutdown
+	 * (its own supervisor then acts on it). OTP's defaults: 1 in 5. */
+	int intensity;
+	int period_s;
+} nu_sup_flags;
+
+/*
+ * Start a supervisor linked to the caller: it traps exits, starts the n
+ * children in order (a failing start stops those already started, in
+ * reverse, and the start fails: -ESRCH with *opts->reason
+ * {shutdown, {failed_to_start_child, Id, Why}}) and supervises them. For
+ * simple_one_for_one, n must be 1: the template (started by
+ * nu_sup_start_child). At shutdown (its parent's exit signal, or
+ * nu_gen_stop) it stops its children in reverse start order, each as its
+ * spec's shutdown says. The specs are copied. Returns the supervisor's
+ * pid or the codes of nu_gen_server_start; -EINVAL also for bad flags
+ * (intensity < 0, period_s < 1), a spec with a NULL start or id, two
+ * specs with one id, a bad restart, shutdown or type.
+ */
+nu_pid nu_sup_start_link(const nu_sup_flags *flags,
+			 const nu_child_spec *children, size_t n,
+			 const nu_gen_opts *opts);
+
+/*
+ * Add a child and start it: spec for the strategies with static children
+ * (extra is ignored), or NULL and extra for simple_one_for_one (the
+ * template's start gets extra). Returns its pid, 0 when its start asked to
+ * be ignored, -EEXIST (the id is taken), -EINVAL (a bad spec; a spec for
+ * simple_one_for_one or none for the others), -ESRCH (the start failed;
+ * the spec is not kept), or nu_call's codes (the supervisor is gone).
+ */
+nu_pid nu_sup_start_child(nu_term sup, const nu_child_spec *spec,
+			  nu_term extra);
+
+/* Stop a child (an id atom; for simple_one_for_one its pid term), as its
+ * shutdown says; its spec is kept (a simple_one_for_one or temporary
+ * child's is removed). 0; -ENOENT (no such child); nu_call's codes. */
+int nu_sup_terminate_child(nu_term sup, nu_term child);
+/* Start again a child that was terminated. Its pid (0: ignored);
+ * -ENOENT, -EBUSY (it is running), -ESRCH (its start failed), -EINVAL
+ * (simple_one_for_one). */
+nu_pid nu_sup_restart_child(nu_term sup, nu_term id);
+/* Remove a terminated child's spec. 0; -ENOENT; -EBUSY (running);
+ * -EINVAL (simple_one_for_one). */
+int nu_sup_delete_child(nu_term sup, nu_term id);
+
+/* One child as nu_sup_which_children reports it. */
+typedef struct nu_child_info {
+	nu_term id;      /* the id atom (undefined for simple_one_for_one) */
+	nu_pid pid;      /* 0 when not running */
+	nu_child_type type;
+} nu_child_info;
+/* The children in start order (out may be NULL with cap 0: count only):
+ * up to cap of them into out; returns how many there are (more than cap
+ * when out was too small), or nu_call's codes. */
+int nu_sup_which_children(nu_term sup, nu_child_info *out, size_t cap);
+
+typedef struct nu_sup_counts {
+	int specs, active, supervisors, workers;
+} nu_sup_counts;
+/* OTP's count_children. 0 or nu_call's codes. */
+int nu_sup_count_children(nu_term sup, nu_sup_counts *c);
+
+/* -------------------------------------------------------------- gen_statem */
+
+/* The kind of event a state callback gets. */
+typedef enum nu_statem_event_type {
+	NU_EV_CALL = 1,          /* content: the request; from: for nu_reply */
+	NU_EV_CAST = 2,          /* content: the cast message */
+	NU_EV_INFO = 3,          /* content: any other message */
+	NU_EV_STATE_TIMEOUT = 4, /* content: the timeout's message */
+	NU_EV_EVENT_TIMEOUT = 5, /* content: the timeout's message */
+	NU_EV_GENERIC_TIMEOUT = 6, /* name: its name; content: its message */
+	NU_EV_ENTER = 7,         /* state enter call; content: the old state */
+} nu_statem_event_type;
+
+typedef struct nu_statem_event {
+	nu_statem_event_type type;
+	nu_term content;
+	nu_term from;  /* NU_EV_CALL only, else NU_NONE */
+	nu_term name;  /* NU_EV_GENERIC_TIMEOUT only, else NU_NONE */
+} nu_statem_event;
+
+/* nu_statem_ret timeouts: besides a time in ms (0 = as soon as the events
+ * already queued are handled): */
+#define NU_STATEM_KEEP ((int64_t)-1)   /* leave it as it is (the default) */
+#define NU_STATEM_CANCEL ((int64_t)-2) /* cancel it */
+
+/* A state callback's results. Return NU_GEN_OK (go on; a state change
+ * when next_state is set and differs from the current state) or
+ * NU_GEN_STOP (reason). The loop fills in the defaults before each
+ * callback (next_state, reason, timeout messages NU_NONE; timeouts
+ * NU_STATEM_KEEP; postpone and keep 0). */
+typedef struct nu_statem_ret {
+	nu_term next_state;
+	nu_term reason;
+	/* Postpone this event: it is handled again after the next state
+	 * change (not for enter calls or timeouts). */
+	int postpone;
+	/* The state timeout: cancelled by a state change; the event
+	 * timeout: cancelled by any event. Messages: NU_NONE means the
+	 * atom timeout. */
+	int64_t state_timeout_ms;
+	nu_term state_timeout_msg;
+	int64_t event_timeout_ms;
+	nu_term event_timeout_msg;
+	int keep;     /* as in nu_gen_ret */
+	void *_loop;  /* private to the library */
+} nu_statem_ret;
+
+typedef int (*nu_statem_fn)(const nu_statem_event *ev, nu_term state,
+			    void **data, nu_statem_ret *ret);
+
+/* One state of a per-state machine (OTP's state_functions). */
+typedef struct nu_statem_state {
+	const char *name; /* the state is the atom of this name */
+	nu_statem_fn fn;
+} nu_statem_state;
+
+/*
+ * A gen_statem's callbacks: either handle_event (one function for all
+ * states, OTP's handle_event_function; states may be any terms) or the
+ * states table (a function per state; an event in a state not in it ends
+ * the machine with reason {bad_state, State}). With state_enter, each
+ * state change (and the initial state) first gets an NU_EV_ENTER call,
+ * which may not change the state or postpone. Must stay valid while a
+ * machine using it runs.
+ */
+typedef struct nu_statem_cbs {
+	/* Returns NU_GEN_OK with *state and *data set (ret's timeouts
+	 * apply), NU_GEN_STOP or NU_GEN_IGNORE. */
+	int (*init)(nu_term arg, nu_term *state, void **data,
+		    nu_statem_ret *ret);
+	nu_statem_fn handle_event;
+	const nu_statem_state *states;
+	size_t nstates;
+	int state_enter;
+	void (*terminate)(nu_term reason, nu_term state, void *data);
+	int (*format_state)(nu_term state, void *data, char *buf, size_t len);
+} nu_statem_cbs;
+
+/* Start a gen_statem (as nu_gen_server_start: same options and codes;
+ * -EINVAL also when cbs has both or neither of handle_event and states). */
+nu_pid nu_statem_start(const nu_statem_cbs *cbs, nu_term arg,
+		       const nu_gen_opts *opts);
+nu_pid nu_statem_start_link(const nu_statem_cbs *cbs, nu_term arg,
+			    const nu_gen_opts *opts);
+
+/* Inside a state callback: start (ms >= 0), restart or cancel
+ * (NU_STATEM_CANCEL) the generic timeout `name` (any term); when it fires
+ * the machine gets NU_EV_GENERIC_TIMEOUT with msg. Generic timeouts
+ * survive state changes. 0; -EINVAL (ret not the callback's, NU_NONE
+ * name, a bad ms); -ENOMEM. */
+int nu_statem_generic_timeout(nu_statem_ret *ret, nu_term name, int64_t ms,
+			      nu_term msg);
+
+/* ------------------------------------------------ parallel patterns */
+
+/* A worker function of nu_pmap: runs in a worker process; its result is
+ * copied back to the caller. Returning NU_NONE (or exiting) crashes the
+ * worker. */
+typedef nu_term (*nu_map_fn)(nu_term item, void *arg);
+
+/*
+ * Erlangen's parallel map: split the proper list `items` into chunks of
+ * `chunk` items (0: one chunk per scheduler), spawn one monitored worker
+ * process per chunk, send it its chunk (a copy), and gather the results
+ * into *out, a list in input order (in the caller's heap). A worker that
+ * crashes ends the whole map with its reason: the other workers are
+ * killed and waited for, and nu_pmap returns -ESRCH with *reason (may be
+ * NULL) set; call nu_exit(*reason) to pass it on as Erlang's pmap would.
+ * 0; -EINVAL (NULL fn or out, items not a proper list); -EPERM; -ENOMEM,
+ * -EAGAIN (no worker could be spawned).
+ */
+int nu_pmap(nu_map_fn fn, void *arg, nu_term items, size_t chunk,
+	    nu_term *out, nu_term *reason);
+
+/* A contender of nu_race: runs in its own process. */
+typedef nu_term (*nu_race_fn)(void *arg);
+
+/*
+ * The farmer's first-wins: run fns[i](args[i]) (args may be NULL) for i <
+ * n, each in its own process; the first to return a term wins: *result
+ * gets it (in the caller's heap), *winner (may be NULL) its index. Every
+ * other contender is killed, and nu_race returns only once all of them
+ * have exited. A contender that crashes is out; if all crash, -ESRCH with
+ * *result the last crash's reason. -ETIMEDOUT after timeout_ms (-1:
+ * none; all are killed); -EINVAL (n 0, a NULL fn or result); -EPERM;
+ * -ENOMEM, -EAGAIN.
+ */
+int nu_race(const nu_race_fn *fns, void *const *args, size_t n,
+	    int64_t timeout_ms, nu_term *result, size_t *winner);
+
 /* ------------------------------------------------------------------ I/O
  *
  * Blocking-style calls. Inside a process each is one io_uring submission:

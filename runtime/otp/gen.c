@@ -1,0 +1,469 @@
+/* gen.c — what every behaviour shares (OTP's gen and proc_lib): the start
+ * handshake, call, cast, reply, stop and status.
+ *
+ * Entities
+ *   server   a process running a behaviour's loop (gen_server.c,
+ *            statem.c, supervisor.c), named by a pid term or an atom.
+ *   call     {'$gen_call', {Caller, Ref}, Request}. Ref is the reference
+ *            of the caller's monitor on the server; {Caller, Ref} is the
+ *            `from` a reply goes to.
+ *   reply    a message whose term is the reply itself, flagged
+ *            NU__MSG_REPLY and tagged with Ref's id (mailbox.h). The
+ *            caller's mailbox keeps a reply only while its alias (the
+ *            call's Ref id) is set: once the call is over, by reply,
+ *            DOWN or timeout, a late reply is dropped when taken. This is
+ *            OTP 24's alias, with the mailbox as the alias table (a call
+ *            waits for one reply at a time, so one alias per process).
+ *   cast     {'$gen_cast', Msg}.
+ *   sys      {'$gen_sys', From, status} and {'$gen_sys', From, {stop, R}}:
+ *            the stopper waits for the DOWN, not for a reply.
+ *   boot     {'$gen_boot', Parent, Ref, Arg, Name}: the first message of
+ *            a new server. Its init's answer (the ack) is a reply tagged
+ *            Ref, the starter's monitor on it: ok | ignore |
+ *            {error, Reason} | {already_started, Pid}.
+ *
+ * Invariants
+ *   - A call waits for exactly two things: the reply tagged Ref or the
+ *     DOWN for Ref; Ref is the newest reference, so the wait scans only
+ *     what came after the monitor (the receive marker, mailbox.c): O(1)
+ *     in the length of the caller's queue.
+ *   - When a call returns, nothing of it can reach the caller any more:
+ *     the alias is cleared before the monitor is turned off, a reply or
+ *     DOWN already queued is removed, one still in flight is dropped.
+ *   - The boot message outlives init: the start argument points into it,
+ *     and init may keep it in its state.
+ *
+ * Rejected: a reply as {Ref, Reply} (OTP's wire form) received by
+ * pattern: the reply would sit inside a bigger message, and the caller
+ * could not nu_term_free it; the flag also lets the mailbox drop late
+ * replies without looking at terms. A per-call monitor is kept (rather
+ * than a cheaper "server died" scan at exit): the issue asks for OTP's
+ * semantics, and nu_monitor is one allocation and one push.
+ */
+#include "gen.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../mailbox.h"
+#include "../signal.h"
+#include "../term.h"
+
+#define ATOM(name, text)                                                      \
+	static nu_term name(void)                                             \
+	{                                                                     \
+		static _Atomic nu_term a;                                     \
+		return nu__atom_cached(&a, text);                             \
+	}
+ATOM(a_call, "$gen_call")
+ATOM(a_cast, "$gen_cast")
+ATOM(a_sys, "$gen_sys")
+ATOM(a_boot, "$gen_boot")
+ATOM(a_exit, "EXIT")
+ATOM(a_ok, "ok")
+ATOM(a_error, "error")
+ATOM(a_ignore, "ignore")
+ATOM(a_started, "already_started")
+ATOM(a_status, "status")
+ATOM(a_stop, "stop")
+ATOM(a_badret, "bad_return_value")
+ATOM(a_timeout, "timeout")
+
+nu_term nu__gen_atom_timeout(void)
+{
+	return a_timeout();
+}
+
+/* A small tuple built on the caller's stack: only ever sent (copied),
+ * never kept. t[0] the header, then the elements. */
+#define STACK_TUPLE(buf, ...)                                                 \
+	stack_tuple(buf, sizeof((nu_term[]){ __VA_ARGS__ }) / sizeof(nu_term), \
+		    (nu_term[]){ __VA_ARGS__ })
+static nu_term stack_tuple(uint64_t *buf, size_t n, const nu_term *e)
+{
+	buf[0] = NU__HDR(NU__K_TUPLE, n);
+	memcpy(buf + 1, e, n * sizeof(*e));
+	return (nu_term)(uintptr_t)buf;
+}
+
+/* The pid a server term names: > 0; 0 for a name no process holds;
+ * -EINVAL for a term that names no server; -ESRCH without a node. */
+static nu_pid resolve(nu_term server)
+{
+	if (nu_term_type(server) == NU_T_PID)
+		return nu_pid_value(server);
+	if (nu_term_type(server) != NU_T_ATOM)
+		return -EINVAL;
+	nu_pid p = nu_whereis(server);
+	return p == -ENOENT ? 0 : p;
+}
+
+/* A caller's `from`: {Pid, Ref}. */
+static int is_from(nu_term t)
+{
+	return nu_tuple_size(t) == 2 &&
+	       nu_term_type(nu_tuple_elem(t, 0)) == NU_T_PID &&
+	       nu_term_type(nu_tuple_elem(t, 1)) == NU_T_REF;
+}
+
+/* *out gets the reason of a DOWN message (a copy in the caller's heap, so
+ * that the caller may nu_term_free it; the DOWN itself goes). */
+static void down_reason(nu_term down, nu_term *out)
+{
+	nu_term why = nu_tuple_elem(down, 4);
+	nu_term copy = nu__term_copy(why, nu__term_heap());
+	if (copy == NU_NONE) {
+		*out = why; /* no room: keep the DOWN, it goes at exit */
+		return;
+	}
+	*out = copy;
+	nu_term_free(down);
+}
+
+/* Wait for the reply to the call tagged ref (the caller's newest
+ * reference, its monitor on the server) and end the call: see nu_call. */
+static int call_wait(nu_term ref, int64_t timeout_ms, nu_term *reply)
+{
+	uint64_t id = nu__ref_id(ref);
+	nu_term t;
+	int rc = nu__mailbox_await_reply(id, timeout_ms, &t);
+	nu__mailbox_alias(0); /* from here on a reply is dropped */
+	if (rc == 1) { /* DOWN: the monitor is off already */
+		down_reason(t, reply);
+		return -ESRCH;
+	}
+	if (nu_demonitor(ref, 0) == 1 || rc < 0)
+		nu__mailbox_flush_ref(id); /* a DOWN (or reply) queued */
+	if (rc == 0)
+		*reply = t;
+	return rc;
+}
+
+/* Send {tag, {Self, Ref}, req} to server and wait for the reply. */
+static int gen_call(nu_term server, nu_term tag, nu_term req,
+		    int64_t timeout_ms, nu_term *reply)
+{
+	nu_pid self = nu_self();
+	if (self < 0)
+		return -EPERM;
+	if (req == NU_NONE || !reply || timeout_ms < -1)
+		return -EINVAL;
+	nu_pid pid = resolve(server);
+	if (pid < 0)
+		return pid;
+	if (pid == 0) {
+		*reply = NU_ATOM_NOPROC;
+		return -ESRCH;
+	}
+	if (pid == self)
+		return -EDEADLK;
+	nu_term ref;
+	int rc = nu_monitor(pid, &ref);
+	if (rc)
+		return rc;
+	nu__mailbox_alias(nu__ref_id(ref));
+	uint64_t from[3], msg[4];
+	rc = nu_send(pid, STACK_TUPLE(msg, tag,
+				      STACK_TUPLE(from, nu_pid_term(self), ref),
+				      req));
+	if (rc) {
+		nu__mailbox_alias(0);
+		nu_demonitor(ref, 1);
+	} else {
+		rc = call_wait(ref, timeout_ms, reply);
+	}
+	nu_term_free(ref);
+	return rc;
+}
+
+int nu_call(nu_term server, nu_term request, int64_t timeout_ms,
+	    nu_term *reply)
+{
+	return gen_call(server, a_call(), request, timeout_ms, reply);
+}
+
+int nu_cast(nu_term server, nu_term msg)
+{
+	if (msg == NU_NONE || nu_term_type(msg) == NU_T_NONE)
+		return -EINVAL;
+	nu_pid pid = resolve(server);
+	if (pid <= 0)
+		return pid;
+	uint64_t buf[3];
+	return nu_send(pid, STACK_TUPLE(buf, a_cast(), msg));
+}
+
+int nu_reply(nu_term from, nu_term reply)
+{
+	if (!is_from(from) || reply == NU_NONE ||
+	    nu_term_type(reply) == NU_T_NONE)
+		return -EINVAL;
+	return nu__send_reply(nu_pid_value(nu_tuple_elem(from, 0)),
+			      nu__ref_id(nu_tuple_elem(from, 1)), reply);
+}
+
+int nu_gen_stop(nu_term server, nu_term reason, int64_t timeout_ms)
+{
+	if (reason == NU_NONE || nu_term_type(reason) == NU_T_NONE)
+		return -EINVAL;
+	uint64_t req[3];
+	nu_term why;
+	int rc = gen_call(server, a_sys(),
+			  STACK_TUPLE(req, a_stop(), reason), timeout_ms, &why);
+	if (rc == 0) { /* a reply to a stop: not a behaviour's loop */
+		nu_term_free(why);
+		return -EPIPE;
+	}
+	if (rc != -ESRCH)
+		return rc;
+	rc = nu_term_equal(why, reason) ? 0
+	     : why == NU_ATOM_NOPROC   ? -ESRCH
+				       : -EPIPE;
+	nu_term_free(why);
+	return rc;
+}
+
+int nu_gen_status(nu_term server, char *buf, size_t len, int64_t timeout_ms)
+{
+	if (!buf && len)
+		return -EINVAL;
+	nu_term text;
+	int rc = gen_call(server, a_sys(), a_status(), timeout_ms, &text);
+	if (rc == -ESRCH && text != NU_ATOM_NOPROC)
+		nu_term_free(text);
+	if (rc)
+		return rc;
+	if (nu_term_type(text) != NU_T_BINARY) {
+		nu_term_free(text);
+		return -EPIPE;
+	}
+	size_t n = nu_binary_size(text);
+	if (len) {
+		size_t k = n < len - 1 ? n : len - 1;
+		memcpy(buf, nu_binary_data(text), k);
+		buf[k] = 0;
+	}
+	nu_term_free(text);
+	return n > INT32_MAX ? INT32_MAX : (int)n;
+}
+
+/* ------------------------------------------------------------ starting */
+
+void nu_gen_opts_init(nu_gen_opts *o)
+{
+	if (!o)
+		return;
+	o->name = NU_NONE;
+	o->timeout_ms = -1;
+	o->spawn = NULL;
+	o->reason = NULL;
+}
+
+static int check_opts(const nu_gen_opts *o, nu_term arg)
+{
+	if (arg == NU_NONE || nu_term_type(arg) == NU_T_NONE ||
+	    o->timeout_ms < -1)
+		return -EINVAL;
+	if (o->name != NU_NONE && (nu_term_type(o->name) != NU_T_ATOM ||
+				   o->name == NU_ATOM_UNDEFINED))
+		return -EINVAL;
+	return nu_self() < 0 ? -EPERM : 0;
+}
+
+/* The starter's answer from the new process's ack. */
+static nu_pid ack_result(nu_pid pid, nu_term ack, nu_term *reason)
+{
+	if (ack == a_ok())
+		return pid;
+	if (ack == a_ignore())
+		return -ECANCELED;
+	nu_term what = nu_tuple_elem(ack, 0);
+	*reason = nu_tuple_elem(ack, 1);
+	return what == a_started() ? -EEXIST : -ESRCH;
+}
+
+/* init took too long: unlink, kill, and wait for the end (OTP's
+ * kill_flush), so that the caller survives its link. */
+static void start_timed_out(nu_pid pid, int link)
+{
+	if (link)
+		nu_unlink(pid);
+	nu_term ref, down;
+	if (nu_monitor(pid, &ref))
+		return; /* no memory: it dies all the same */
+	nu_kill(pid, NU_ATOM_KILL);
+	if (nu__mailbox_await_reply(nu__ref_id(ref), -1, &down) == 1)
+		nu_term_free(down);
+	nu_term_free(ref);
+}
+
+nu_pid nu__gen_start(nu_fn body, const void *cbs, nu_term arg,
+		     const nu_gen_opts *opts, int link)
+{
+	nu_gen_opts dflt;
+	nu_gen_opts_init(&dflt);
+	opts = opts ? opts : &dflt;
+	nu_term scratch, *reason = opts->reason ? opts->reason : &scratch;
+	*reason = NU_NONE;
+	int rc = check_opts(opts, arg);
+	if (rc)
+		return rc;
+	nu_spawn_opts so;
+	nu_spawn_opts_init(&so);
+	if (opts->spawn)
+		so = *opts->spawn;
+	nu_term ref;
+	so.monitor_ref = &ref;
+	so.link = link;
+	nu_pid pid = nu_spawn_opt(body, (void *)cbs, &so);
+	if (pid < 0)
+		return pid;
+	nu__mailbox_alias(nu__ref_id(ref));
+	uint64_t boot[6];
+	rc = nu_send(pid, STACK_TUPLE(boot, a_boot(), nu_pid_term(nu_self()),
+				      ref, arg, opts->name));
+	nu_term ack = NU_NONE;
+	if (rc == 0)
+		rc = call_wait(ref, opts->timeout_ms, &ack);
+	if (rc == 0)
+		pid = ack_result(pid, ack, reason);
+	else if (rc == -ESRCH)
+		*reason = ack, pid = -ESRCH; /* died in init */
+	else if (rc == -ETIMEDOUT)
+		start_timed_out(pid, link), pid = -ETIMEDOUT;
+	else
+		pid = rc;
+	nu_term_free(ref);
+	return pid;
+}
+
+/* Take the boot message (anything before it cannot be for us: nobody
+ * knew our pid). */
+static nu_term boot_msg(void)
+{
+	for (;;) {
+		nu_term m;
+		if (nu_receive(&m, -1) < 0)
+			continue;
+		if (nu_tuple_size(m) == 5 && nu_tuple_elem(m, 0) == a_boot())
+			return m;
+		nu_term_free(m);
+	}
+}
+
+static void ack(const nu__gen_boot *b, nu_term what)
+{
+	nu_reply(STACK_TUPLE((uint64_t[3]){ 0 }, nu_pid_term(b->parent),
+			     b->ack),
+		 what);
+}
+
+int nu__gen_boot_take(nu__gen_boot *b)
+{
+	nu_term m = boot_msg();
+	b->msg = m;
+	b->parent = nu_pid_value(nu_tuple_elem(m, 1));
+	b->ack = nu_tuple_elem(m, 2);
+	b->arg = nu_tuple_elem(m, 3);
+	b->name = nu_tuple_elem(m, 4);
+	if (b->name == NU_NONE)
+		return 0;
+	int rc;
+	while ((rc = nu_register(b->name, nu_self())) == -EEXIST) {
+		nu_pid holder = nu_whereis(b->name);
+		if (holder > 0) {
+			uint64_t t[3];
+			ack(b, STACK_TUPLE(t, a_started(),
+					   nu_pid_term(holder)));
+			return -EEXIST;
+		}
+	}
+	return rc;
+}
+
+void nu__gen_ack(nu__gen_boot *b, int action, nu_term reason)
+{
+	if (action == NU_GEN_OK) {
+		ack(b, a_ok());
+		return;
+	}
+	if (action == NU_GEN_IGNORE) {
+		ack(b, a_ignore());
+		nu_exit(NU_ATOM_NORMAL);
+	}
+	uint64_t t[3], e[3];
+	if (action != NU_GEN_STOP || reason == NU_NONE)
+		reason = action == NU_GEN_STOP
+				 ? a_badret()
+				 : STACK_TUPLE(t, a_badret(), nu_int(action));
+	reason = nu__term_copy(reason, nu__term_heap()); /* off the stack */
+	/* OTP 26's init_fail: the starter gets the answer, not our exit */
+	nu_unlink(b->parent);
+	ack(b, STACK_TUPLE(e, a_error(), reason));
+	nu_exit(reason == NU_NONE ? a_badret() : reason);
+}
+
+/* ------------------------------------------------------------ the loop */
+
+nu__gen_kind nu__gen_classify(const nu__gen_boot *b, nu_term msg,
+			      nu_term *from, nu_term *payload)
+{
+	*from = NU_NONE;
+	*payload = msg;
+	size_t n = nu_tuple_size(msg);
+	if (n < 2 || n > 3)
+		return NU__GEN_INFO;
+	nu_term tag = nu_tuple_elem(msg, 0), e1 = nu_tuple_elem(msg, 1);
+	if (n == 2)
+		return tag == a_cast() ? (*payload = e1, NU__GEN_CAST)
+				       : NU__GEN_INFO;
+	nu_term e2 = nu_tuple_elem(msg, 2);
+	if ((tag == a_call() || tag == a_sys()) && is_from(e1)) {
+		*from = e1;
+		*payload = e2;
+		if (tag == a_call())
+			return NU__GEN_CALL;
+		if (e2 == a_status())
+			return NU__GEN_STATUS;
+		if (nu_tuple_size(e2) == 2 && nu_tuple_elem(e2, 0) == a_stop()) {
+			*payload = nu_tuple_elem(e2, 1);
+			return NU__GEN_STOP;
+		}
+		*from = NU_NONE, *payload = msg;
+		return NU__GEN_INFO;
+	}
+	if (tag == a_exit() && e1 == nu_pid_term(b->parent)) {
+		*payload = e2;
+		return NU__GEN_PARENT_EXIT;
+	}
+	return NU__GEN_INFO;
+}
+
+void nu__gen_status_reply(nu_term from, const char *behaviour,
+			  int (*fmt)(void *ctx, char *buf, size_t len),
+			  void *ctx)
+{
+	char small[512], *buf = small;
+	int h = snprintf(buf, sizeof(small), "%s ", behaviour);
+	h += nu_term_print(nu_pid_term(nu_self()), buf + h, sizeof(small) - h);
+	h += snprintf(buf + h, sizeof(small) - h, " ");
+	size_t room = sizeof(small) - (size_t)h;
+	int n = fmt ? fmt(ctx, buf + h, room) : snprintf(buf + h, room,
+							 "<state>");
+	if (n < 0)
+		n = 0;
+	if ((size_t)n >= room && (buf = nu_alloc((size_t)h + n + 1))) {
+		memcpy(buf, small, (size_t)h);
+		fmt(ctx, buf + h, (size_t)n + 1);
+	} else if ((size_t)n >= room) {
+		buf = small;
+		n = (int)room - 1; /* no room for more: cut */
+	}
+	nu_term text = nu_binary(buf, (size_t)h + (size_t)n);
+	if (text != NU_NONE)
+		nu_reply(from, text);
+	nu_term_free(text);
+	if (buf != small)
+		nu_free(buf);
+}
