@@ -30,4 +30,9 @@ void run_echo_load(const long *a);
 void run_echo_server(const long *a);
 void run_echo(const long *a);
 
+/* Scenarios of bench_otp.c (issue 6). */
+void run_call(const long *a);
+void run_cast(const long *a);
+void run_sup_restart(const long *a);
+
 #endif

@@ -586,6 +586,8 @@ static const scenario scenarios[] = {
 	SCEN("ring", run_ring, 2, "P LAPS", 10000, 100),
 	SCEN("selrecv", run_selrecv, 2, "QUEUED N", 10000, 100000),
 	SCEN("heap_churn", run_heap_churn, 2, "N KIB", 100000, 64),
+	SCEN("call", run_call, 1, "N", 1000000),
+	SCEN("cast", run_cast, 1, "N", 1000000),
 	{ .name = "fault", .run = run_fault, .nargs = 2, .dflt = { 2048, 0 },
 	  .usage = "PAGES BATCH", .sweep = { 1, 16, 64 }, .sweep_arg = 1,
 	  .config = config_fault },
