@@ -7,8 +7,9 @@
 # BEAM +S 1:1, GOMAXPROCS=1, nuproc --schedulers 1), ANCHORS (default
 # ../shared/anchors next to the repository), ONLY (regex over scenario
 # lines), SET (msg: the messaging scenarios, the default; mem:
-# churn_latency at 0, 5k and 10k workers/s; echo: TCP echo servers under
-# one load client, run by tools/compare_echo.sh). Needs erlang-base and
+# churn_latency at 0, 5k and 10k workers/s; otp: gen_server call against
+# BEAM's gen_server:call and Go's request/reply over channels; echo: TCP
+# echo servers under one load client, run by tools/compare_echo.sh). Needs erlang-base and
 # golang-go (apt-get install -y erlang-base golang-go). Runs are interleaved (nuproc, BEAM, Go, nuproc, ...) so
 # machine noise hits all three alike; the table has medians and the ratio
 # other/nuproc (above 1: nuproc is faster, for time-per-unit figures).
@@ -32,7 +33,11 @@ if command -v go >/dev/null && (cd "$ANCH/go" && GOFLAGS=-mod=mod go build -o "$
 [ $have_erl = 1 ] || echo "# no BEAM (apt-get install erlang-base): BEAM column empty"
 [ $have_go = 1 ] || echo "# no Go (apt-get install golang-go): Go column empty"
 
-if [ "${SET:-msg}" = mem ]; then
+if [ "${SET:-msg}" = otp ]; then
+CONFIGS=(
+	"call 1000000"
+)
+elif [ "${SET:-msg}" = mem ]; then
 CONFIGS=(
 	"churn_latency 0 5000 4096"
 	"churn_latency 5000 5000 4096"
@@ -62,14 +67,21 @@ for r in $(seq "$REPS"); do
 		"$BENCH" --schedulers "$S" --reps 1 --json $c |
 			sed -E 's/.*"name":"([^"]*)","value":([^,]*),"unit":"([^"]*)".*/nu_\1_s'"$S"' \2 \3/' >>"$RAW"
 		if [ $have_erl = 1 ]; then
+			# (BEAM's name for the gen_server call is gen_call)
 			timeout 300 erl -noshell +S "$S:$S" +P 2000000 -pa "$TMP" \
-				-run anchors main $c >>"$RAW" || echo "# BEAM $c failed" >&2
+				-run anchors main ${c/#call /gen_call } >>"$RAW" ||
+				echo "# BEAM $c failed" >&2
 		fi
 		if [ $have_go = 1 ] && [[ "$c" == fanin* ]]; then
 			# Go's fan-in names the channel: compare with the
 			# buffered one (the faster), as the issue asks
 			GOMAXPROCS=$S timeout 300 "$TMP/go-anchors" $c 1024 |
 				sed 's/^go_fanin_buf1024_/go_fanin_/' >>"$RAW" ||
+				echo "# Go $c failed" >&2
+		elif [ $have_go = 1 ] && [[ "$c" == call* ]]; then
+			# Go's request/reply makes a reply channel per call
+			GOMAXPROCS=$S timeout 300 "$TMP/go-anchors" $c |
+				sed 's/^go_call_newchan_/go_gen_server_call_/' >>"$RAW" ||
 				echo "# Go $c failed" >&2
 		elif [ $have_go = 1 ] && ! [[ "$c" =~ ^(selrecv|spawn_monitor_all) ]]; then
 			# (the Go anchors have no selective receive or monitors)

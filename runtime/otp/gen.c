@@ -99,12 +99,24 @@ static nu_pid resolve(nu_term server)
 	return p == -ENOENT ? 0 : p;
 }
 
+/* The arity of a tuple (0 for any other term) and its elements, inline:
+ * the loop classifies every message with them. */
+static inline size_t tsize(nu_term t)
+{
+	return nu__box_kind(t) == NU__K_TUPLE ? NU__HDR_SIZE(*nu__box_ptr(t))
+					      : 0;
+}
+static inline nu_term telem(nu_term t, size_t i) /* i < tsize(t) */
+{
+	return nu__box_ptr(t)[1 + i];
+}
+
 /* A caller's `from`: {Pid, Ref}. */
 static int is_from(nu_term t)
 {
-	return nu_tuple_size(t) == 2 &&
-	       nu_term_type(nu_tuple_elem(t, 0)) == NU_T_PID &&
-	       nu_term_type(nu_tuple_elem(t, 1)) == NU_T_REF;
+	return tsize(t) == 2 &&
+	       (telem(t, 0) & NU__TAG_MASK) == NU__TAG_PID &&
+	       nu__box_kind(telem(t, 1)) == NU__K_REF;
 }
 
 /* *out gets the reason of a DOWN message (a copy in the caller's heap, so
@@ -199,8 +211,8 @@ int nu_reply(nu_term from, nu_term reply)
 	if (!is_from(from) || reply == NU_NONE ||
 	    nu_term_type(reply) == NU_T_NONE)
 		return -EINVAL;
-	return nu__send_reply(nu_pid_value(nu_tuple_elem(from, 0)),
-			      nu__ref_id(nu_tuple_elem(from, 1)), reply);
+	return nu__send_reply(nu_pid_value(telem(from, 0)),
+			      nu__ref_id(telem(from, 1)), reply);
 }
 
 int nu_gen_stop(nu_term server, nu_term reason, int64_t timeout_ms)
@@ -411,14 +423,14 @@ nu__gen_kind nu__gen_classify(const nu__gen_boot *b, nu_term msg,
 {
 	*from = NU_NONE;
 	*payload = msg;
-	size_t n = nu_tuple_size(msg);
+	size_t n = tsize(msg);
 	if (n < 2 || n > 3)
 		return NU__GEN_INFO;
-	nu_term tag = nu_tuple_elem(msg, 0), e1 = nu_tuple_elem(msg, 1);
+	nu_term tag = telem(msg, 0), e1 = telem(msg, 1);
 	if (n == 2)
 		return tag == a_cast() ? (*payload = e1, NU__GEN_CAST)
 				       : NU__GEN_INFO;
-	nu_term e2 = nu_tuple_elem(msg, 2);
+	nu_term e2 = telem(msg, 2);
 	if ((tag == a_call() || tag == a_sys()) && is_from(e1)) {
 		*from = e1;
 		*payload = e2;
@@ -426,8 +438,8 @@ nu__gen_kind nu__gen_classify(const nu__gen_boot *b, nu_term msg,
 			return NU__GEN_CALL;
 		if (e2 == a_status())
 			return NU__GEN_STATUS;
-		if (nu_tuple_size(e2) == 2 && nu_tuple_elem(e2, 0) == a_stop()) {
-			*payload = nu_tuple_elem(e2, 1);
+		if (tsize(e2) == 2 && telem(e2, 0) == a_stop()) {
+			*payload = telem(e2, 1);
 			return NU__GEN_STOP;
 		}
 		*from = NU_NONE, *payload = msg;
