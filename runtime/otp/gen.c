@@ -50,25 +50,19 @@
 #include "../signal.h"
 #include "../term.h"
 
-#define ATOM(name, text)                                                      \
-	static nu_term name(void)                                             \
-	{                                                                     \
-		static _Atomic nu_term a;                                     \
-		return nu__atom_cached(&a, text);                             \
-	}
-ATOM(a_call, "$gen_call")
-ATOM(a_cast, "$gen_cast")
-ATOM(a_sys, "$gen_sys")
-ATOM(a_boot, "$gen_boot")
-ATOM(a_exit, "EXIT")
-ATOM(a_ok, "ok")
-ATOM(a_error, "error")
-ATOM(a_ignore, "ignore")
-ATOM(a_started, "already_started")
-ATOM(a_status, "status")
-ATOM(a_stop, "stop")
-ATOM(a_badret, "bad_return_value")
-ATOM(a_timeout, "timeout")
+NU__GEN_ATOM(a_call, "$gen_call")
+NU__GEN_ATOM(a_cast, "$gen_cast")
+NU__GEN_ATOM(a_sys, "$gen_sys")
+NU__GEN_ATOM(a_boot, "$gen_boot")
+NU__GEN_ATOM(a_exit, "EXIT")
+NU__GEN_ATOM(a_ok, "ok")
+NU__GEN_ATOM(a_error, "error")
+NU__GEN_ATOM(a_ignore, "ignore")
+NU__GEN_ATOM(a_started, "already_started")
+NU__GEN_ATOM(a_status, "status")
+NU__GEN_ATOM(a_stop, "stop")
+NU__GEN_ATOM(a_badret, "bad_return_value")
+NU__GEN_ATOM(a_timeout, "timeout")
 
 nu_term nu__gen_atom_timeout(void)
 {

@@ -63,4 +63,12 @@ void nu__gen_status_reply(nu_term from, const char *behaviour,
 /* Interned atoms the behaviours use (cached; see term.h). */
 nu_term nu__gen_atom_timeout(void);
 
+/* Define `static nu_term name(void)`: the atom `text`, looked up once. */
+#define NU__GEN_ATOM(name, text)                                              \
+	static nu_term name(void)                                             \
+	{                                                                     \
+		static _Atomic nu_term a;                                     \
+		return nu__atom_cached(&a, text);                             \
+	}
+
 #endif
