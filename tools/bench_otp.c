@@ -75,3 +75,78 @@ void run_cast(const long *a)
 	emit("gen_server_cast", (double)(now_ns() - t0) / a[0], "ns/cast");
 	nu_gen_stop(st, NU_ATOM_NORMAL, -1);
 }
+
+/* sup_restart: a one_for_one supervisor with one child, a plain linked
+ * process that crashes on any message. Its start runs in the supervisor
+ * and sends the bench process the new child's pid (an immediate term:
+ * nothing is built in the supervisor's heap per restart). */
+static nu_pid a_bench;
+static nu_term a_crash;
+
+static void crash_child(void *arg)
+{
+	(void)arg;
+	nu_term m;
+	nu_receive(&m, -1);
+	nu_exit(a_crash);
+}
+
+static nu_pid crash_start(void *arg, nu_term extra)
+{
+	(void)arg, (void)extra;
+	nu_spawn_opts o;
+	nu_spawn_opts_init(&o);
+	o.link = 1; /* to the supervisor */
+	nu_pid pid = nu_spawn_opt(crash_child, NULL, &o);
+	if (pid > 0)
+		nu_send(a_bench, nu_pid_term(pid));
+	return pid;
+}
+
+/* Crash the child n times, each time waiting for its successor. */
+static nu_pid restart_loop(nu_pid kid, long n)
+{
+	nu_term m;
+	for (long i = 0; i < n; i++) {
+		nu_send(kid, a_crash);
+		if (nu_receive(&m, 5000) || (kid = nu_pid_value(m)) <= 0)
+			_exit(5);
+	}
+	return kid;
+}
+
+/* One supervisor: WARM restarts, then n timed ones; their time in ns.
+ * The intensity allows them all within the 1 s period. */
+static uint64_t restart_round(long n)
+{
+	enum { WARM = 100 };
+	nu_sup_flags f = { NU_ONE_FOR_ONE, (int)n + WARM + 10, 1 };
+	nu_child_spec c = { "child", crash_start, NULL, NU_PERMANENT,
+			    NU_SHUTDOWN_BRUTAL_KILL, NU_WORKER };
+	nu_pid s = nu_sup_start_link(&f, &c, 1, NULL);
+	nu_term m;
+	if (s < 0 || nu_receive(&m, 5000) || nu_pid_value(m) <= 0)
+		_exit(4);
+	nu_unlink(s); /* its exit at the end is none of ours */
+	nu_pid kid = restart_loop(nu_pid_value(m), WARM);
+	uint64_t t0 = now_ns();
+	restart_loop(kid, n);
+	uint64_t dt = now_ns() - t0;
+	nu_gen_stop(nu_pid_term(s), NU_ATOM_SHUTDOWN, -1);
+	return dt;
+}
+
+/* sup_restart N: crash the child, wait until the supervisor has a new one
+ * running (its pid arrives), N times; per restart. A supervisor's
+ * intensity is at most 100,000: a fresh one every 50,000 restarts (its
+ * start and stop are not timed). */
+void run_sup_restart(const long *a)
+{
+	enum { ROUND = 50000 };
+	a_bench = nu_self();
+	a_crash = nu_atom("crash");
+	uint64_t ns = 0;
+	for (long left = a[0]; left > 0; left -= ROUND)
+		ns += restart_round(left < ROUND ? left : ROUND);
+	emit("sup_restart", (double)ns / a[0], "ns/restart");
+}

@@ -588,6 +588,7 @@ static const scenario scenarios[] = {
 	SCEN("heap_churn", run_heap_churn, 2, "N KIB", 100000, 64),
 	SCEN("call", run_call, 1, "N", 1000000),
 	SCEN("cast", run_cast, 1, "N", 1000000),
+	SCEN("sup_restart", run_sup_restart, 1, "N", 10000),
 	{ .name = "fault", .run = run_fault, .nargs = 2, .dflt = { 2048, 0 },
 	  .usage = "PAGES BATCH", .sweep = { 1, 16, 64 }, .sweep_arg = 1,
 	  .config = config_fault },

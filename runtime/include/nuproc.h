@@ -985,7 +985,7 @@ typedef struct nu_sup_flags {
  * nu_gen_stop) it stops its children in reverse start order, each as its
  * spec's shutdown says. The specs are copied. Returns the supervisor's
  * pid or the codes of nu_gen_server_start; -EINVAL also for bad flags
- * (intensity < 0, period_s < 1), a spec with a NULL start or id, two
+ * (intensity < 0 or above 100,000, period_s < 1), a spec with a NULL start or id, two
  * specs with one id, a bad restart, shutdown or type.
  */
 nu_pid nu_sup_start_link(const nu_sup_flags *flags,
