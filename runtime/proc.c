@@ -483,8 +483,13 @@ nu__sched *nu__proc_park(nu__sched *s)
 	/* a load first: a CAS that fails is still a locked instruction, and
 	 * most parks find no early wake (only wakers move RUNNING on) */
 	if (atomic_load_explicit(&p->wstate, memory_order_relaxed) == exp &&
-	    atomic_compare_exchange_strong(&p->wstate, &exp, NU__WS_RUNNING))
-		return nu__sched_charge(s, 1); /* woken already */
+	    atomic_compare_exchange_strong(&p->wstate, &exp, NU__WS_RUNNING)) {
+		/* woken already; the wake may have been a kill, which must
+		 * act now, as after a resume (else a sleeper parks again and
+		 * dies only when its timer fires) */
+		nu__proc_check_kill(s, p);
+		return nu__sched_charge(s, 1);
+	}
 	return nu__sched_switch_out(s, p, NU__AFTER_PARK);
 }
 

@@ -258,11 +258,50 @@ static void test_early(void)
 	CU_ASSERT_EQUAL(nu_start(&c, early_main, NULL), 0);
 }
 
+/* A kill that lands while a sleeper arms its timer (its wake comes before
+ * it parks) still ends it at once, not when the timer fires. */
+static void race_sleeper(void *a)
+{
+	(void)a;
+	nu_sleep(10000);
+}
+
+static void kill_race_main(void *a)
+{
+	(void)a;
+	enum { ROUNDS = 40, N = 20 };
+	nu_spawn_opts o;
+	nu_spawn_opts_init(&o);
+	for (int r = 0; r < ROUNDS; r++) {
+		nu_pid pid[N];
+		nu_term ref[N];
+		for (int i = 0; i < N; i++) {
+			o.monitor_ref = &ref[i];
+			pid[i] = nu_spawn_opt(race_sleeper, NULL, &o);
+		}
+		for (int i = 0; i < N; i++)
+			nu_kill(pid[i], NU_ATOM_KILL);
+		int late = 0;
+		for (int i = 0; i < N; i++)
+			late += nt_down_reason(ref[i], pid[i], 3000) !=
+				NU_ATOM_KILLED;
+		CU_ASSERT_EQUAL_FATAL(late, 0);
+	}
+}
+
+static void test_kill_race(void)
+{
+	nu_config c;
+	nt_config(&c, nt_two(), 1000, 1 << 20);
+	CU_ASSERT_EQUAL(nu_start(&c, kill_race_main, NULL), 0);
+}
+
 static CU_TestInfo tests[] = {
 	{ "1000 sleepers: none early, none late", test_many_sleepers },
 	{ "a lone sleeper on an idle node", test_lone_sleeper },
 	{ "sleepers wake in deadline order", test_order },
 	{ "killed sleepers exit at once", test_killed_sleepers },
+	{ "a kill while the sleeper arms: exit at once", test_kill_race },
 	{ "nu_sleep outside a process", test_outside },
 	{ "send_after fires once, cancel stops it", test_send_after },
 	{ "waits ended early do not pile up in the heap", test_early },
