@@ -1121,7 +1121,8 @@ nu_pid nu_statem_start_link(const nu_statem_cbs *cbs, nu_term arg,
  * (NU_STATEM_CANCEL) the generic timeout `name` (any term); when it fires
  * the machine gets NU_EV_GENERIC_TIMEOUT with msg. Generic timeouts
  * survive state changes. 0; -EINVAL (ret not the callback's, NU_NONE
- * name, a bad ms); -ENOMEM. */
+ * name, a bad ms); -ENOMEM. (A machine keeps one entry, '$nu_statem', in
+ * its process dictionary to check ret: leave it alone.) */
 int nu_statem_generic_timeout(nu_statem_ret *ret, nu_term name, int64_t ms,
 			      nu_term msg);
 
