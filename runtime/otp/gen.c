@@ -236,8 +236,8 @@ int nu_gen_status(nu_term server, char *buf, size_t len, int64_t timeout_ms)
 		return -EINVAL;
 	nu_term text;
 	int rc = gen_call(server, a_sys(), a_status(), timeout_ms, &text);
-	if (rc == -ESRCH && text != NU_ATOM_NOPROC)
-		nu_term_free(text);
+	if (rc == -ESRCH)
+		nu_term_free(text); /* the reason (an immediate: no-op) */
 	if (rc)
 		return rc;
 	if (nu_term_type(text) != NU_T_BINARY) {

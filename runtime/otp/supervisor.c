@@ -35,6 +35,15 @@
 #include "../term.h"
 #include "gen.h"
 
+NU__GEN_ATOM(a_exit, "EXIT")
+NU__GEN_ATOM(a_retry, "$sup_retry")
+NU__GEN_ATOM(a_start, "$sup_start")
+NU__GEN_ATOM(a_terminate, "$sup_terminate")
+NU__GEN_ATOM(a_restart, "$sup_restart")
+NU__GEN_ATOM(a_delete, "$sup_delete")
+NU__GEN_ATOM(a_which, "$sup_which")
+NU__GEN_ATOM(a_count, "$sup_count")
+
 typedef struct child {
 	nu_term id;       /* atom; undefined for simple_one_for_one */
 	nu_child_spec spec;
@@ -239,7 +248,7 @@ static int down(nu_term ref, int64_t timeout_ms)
 static int is_exit_of(nu_term t, void *pid)
 {
 	return nu_tuple_size(t) == 3 &&
-	       nu_tuple_elem(t, 0) == nu_atom("EXIT") &&
+	       nu_tuple_elem(t, 0) == a_exit() &&
 	       nu_tuple_elem(t, 1) == nu_pid_term(*(nu_pid *)pid);
 }
 
@@ -352,7 +361,7 @@ static void start_from(sup *s, size_t from)
 		if (s->kids[i].pid)
 			continue;
 		if (start(s, &s->kids[i]) < 0) {
-			nu_send(nu_self(), nu_tuple(2, nu_atom("$sup_retry"),
+			nu_send(nu_self(), nu_tuple(2, a_retry(),
 						    s->kids[i].id));
 			return;
 		}
@@ -391,7 +400,7 @@ static int restart(sup *s, child *c)
 		if (SIMPLE(s))
 			forget(s, c); /* no id to retry by: it goes */
 		else
-			nu_send(nu_self(), nu_tuple(2, nu_atom("$sup_retry"),
+			nu_send(nu_self(), nu_tuple(2, a_retry(),
 						    c->id));
 	}
 	return NU_GEN_OK;
@@ -461,9 +470,9 @@ static int sup_info(nu_term msg, void **state, nu_gen_ret *r)
 {
 	sup *s = *state;
 	nu_term tag = nu_tuple_elem(msg, 0);
-	if (tag == nu_atom("$sup_retry") && retry(s, nu_tuple_elem(msg, 1)))
+	if (tag == a_retry() && retry(s, nu_tuple_elem(msg, 1)))
 		goto shutdown;
-	if (tag != nu_atom("EXIT") || nu_tuple_size(msg) != 3)
+	if (tag != a_exit() || nu_tuple_size(msg) != 3)
 		return NU_GEN_OK;
 	child *c = by_pid(s, nu_pid_value(nu_tuple_elem(msg, 1)));
 	if (c && child_exit(s, c, nu_tuple_elem(msg, 2)) == NU_GEN_STOP)
@@ -582,17 +591,17 @@ static int sup_call(nu_term req, nu_term from, void **state, nu_gen_ret *r)
 {
 	sup *s = *state;
 	nu_term tag = nu_tuple_elem(req, 0), a1 = nu_tuple_elem(req, 1);
-	if (tag == nu_atom("$sup_start"))
+	if (tag == a_start())
 		r->reply = call_start(s, a1, nu_tuple_elem(req, 2));
-	else if (tag == nu_atom("$sup_terminate"))
+	else if (tag == a_terminate())
 		r->reply = call_terminate(s, a1);
-	else if (tag == nu_atom("$sup_restart"))
+	else if (tag == a_restart())
 		r->reply = call_restart(s, a1, 0);
-	else if (tag == nu_atom("$sup_delete"))
+	else if (tag == a_delete())
 		r->reply = call_restart(s, a1, 1);
-	else if (tag == nu_atom("$sup_which"))
+	else if (tag == a_which())
 		return reply_which(s, from);
-	else if (tag == nu_atom("$sup_count"))
+	else if (tag == a_count())
 		r->reply = call_count(s);
 	else
 		r->reply = nu_int(-EINVAL);
@@ -647,11 +656,25 @@ nu_pid nu_sup_start_link(const nu_sup_flags *flags,
 	return nu_gen_server_start_link(&sup_cbs, arg, opts);
 }
 
+/* Call sup with {Tag}, {Tag, A1} or {Tag, A1, A2} (NU_NONE: absent). */
+static int sup_ask(nu_term sup, nu_term tag, nu_term a1, nu_term a2,
+		   nu_term *reply)
+{
+	nu_term e[3] = { tag, a1, a2 };
+	size_t n = a1 == NU_NONE ? 1 : a2 == NU_NONE ? 2 : 3;
+	nu_term req = nu_tuplev(n, e);
+	if (req == NU_NONE)
+		return nu_self() < 0 ? -EPERM : -ENOMEM;
+	int rc = nu_call(sup, req, -1, reply);
+	nu_term_free(req);
+	return rc;
+}
+
 /* A supervisor call whose reply is an integer code (or a pid). */
-static int64_t sup_request(nu_term sup, nu_term req)
+static int64_t sup_request(nu_term sup, nu_term tag, nu_term a1, nu_term a2)
 {
 	nu_term r;
-	int rc = nu_call(sup, req, -1, &r);
+	int rc = sup_ask(sup, tag, a1, a2, &r);
 	if (rc)
 		return rc;
 	int64_t v = nu_is_int(r) ? nu_int_value(r) : -EPROTO;
@@ -667,12 +690,9 @@ nu_pid nu_sup_start_child(nu_term sup, const nu_child_spec *spec,
 	if (!spec && (extra == NU_NONE || nu_term_type(extra) == NU_T_NONE))
 		return -EINVAL;
 	nu_term st = spec ? spec_term(spec) : NU_NIL;
-	nu_term req = nu_tuple(3, nu_atom("$sup_start"), st,
-			       spec ? NU_NIL : extra);
-	if (st == NU_NONE || req == NU_NONE)
+	if (st == NU_NONE)
 		return nu_self() < 0 ? -EPERM : -ENOMEM;
-	nu_pid pid = sup_request(sup, req);
-	nu_term_free(req);
+	nu_pid pid = sup_request(sup, a_start(), st, spec ? NU_NIL : extra);
 	nu_term_free(st);
 	return pid;
 }
@@ -682,42 +702,33 @@ int nu_sup_terminate_child(nu_term sup, nu_term child)
 	int t = nu_term_type(child);
 	if (t != NU_T_ATOM && t != NU_T_PID)
 		return nu_self() < 0 ? -EPERM : -EINVAL;
-	nu_term r = nu_tuple(2, nu_atom("$sup_terminate"), child);
-	int64_t rc = r == NU_NONE ? -ENOMEM : sup_request(sup, r);
-	nu_term_free(r);
-	return (int)rc;
+	return (int)sup_request(sup, a_terminate(), child, NU_NONE);
 }
 
 /* restart_child and delete_child: {Tag, Id}. */
-static int64_t by_id_request(nu_term sup, const char *tag, nu_term id)
+static int64_t by_id_request(nu_term sup, nu_term tag, nu_term id)
 {
 	if (nu_term_type(id) != NU_T_ATOM)
 		return nu_self() < 0 ? -EPERM : -EINVAL;
-	nu_term r = nu_tuple(2, nu_atom(tag), id);
-	int64_t rc = r == NU_NONE ? -ENOMEM : sup_request(sup, r);
-	nu_term_free(r);
-	return rc;
+	return sup_request(sup, tag, id, NU_NONE);
 }
 
 nu_pid nu_sup_restart_child(nu_term sup, nu_term id)
 {
-	return by_id_request(sup, "$sup_restart", id);
+	return by_id_request(sup, a_restart(), id);
 }
 
 int nu_sup_delete_child(nu_term sup, nu_term id)
 {
-	return (int)by_id_request(sup, "$sup_delete", id);
+	return (int)by_id_request(sup, a_delete(), id);
 }
 
 int nu_sup_which_children(nu_term sup, nu_child_info *out, size_t cap)
 {
 	if (!out && cap)
 		return -EINVAL;
-	nu_term l, req = nu_tuple(1, nu_atom("$sup_which"));
-	if (req == NU_NONE)
-		return nu_self() < 0 ? -EPERM : -ENOMEM;
-	int rc = nu_call(sup, req, -1, &l);
-	nu_term_free(req);
+	nu_term l;
+	int rc = sup_ask(sup, a_which(), NU_NONE, NU_NONE, &l);
 	if (rc)
 		return rc;
 	if (nu_is_int(l))
@@ -739,11 +750,8 @@ int nu_sup_count_children(nu_term sup, nu_sup_counts *c)
 {
 	if (!c)
 		return nu_self() < 0 ? -EPERM : -EINVAL;
-	nu_term t, req = nu_tuple(1, nu_atom("$sup_count"));
-	if (req == NU_NONE)
-		return nu_self() < 0 ? -EPERM : -ENOMEM;
-	int rc = nu_call(sup, req, -1, &t);
-	nu_term_free(req);
+	nu_term t;
+	int rc = sup_ask(sup, a_count(), NU_NONE, NU_NONE, &t);
 	if (rc)
 		return rc;
 	if (nu_tuple_size(t) != 4) {
