@@ -250,7 +250,7 @@ void nu__fault_released(nu__mem *m, uint32_t idx, int full)
 	uint32_t keep = full ? 0 : 1; /* P stays */
 	uint32_t was = atomic_exchange_explicit(&m->resident[idx], keep,
 						memory_order_relaxed);
-	nu__region *r = &m->regions[idx / m->per_region];
+	nu__region *r = &m->regions[nu__slot_region(m, idx)];
 	if (was > keep)
 		atomic_fetch_sub_explicit(&r->pages, was - keep,
 					  memory_order_relaxed);
@@ -260,7 +260,7 @@ static void charge(nu__mem *m, uint32_t idx, uint32_t pages)
 {
 	atomic_fetch_add_explicit(&m->resident[idx], pages,
 				  memory_order_relaxed);
-	atomic_fetch_add_explicit(&m->regions[idx / m->per_region].pages,
+	atomic_fetch_add_explicit(&m->regions[nu__slot_region(m, idx)].pages,
 				  pages, memory_order_relaxed);
 }
 

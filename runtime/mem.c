@@ -433,7 +433,7 @@ static void release_run(nu__mem *m, const nu__pending *e, unsigned n)
 
 static void cold_push(nu__mem *m, const nu__pending *e, unsigned n)
 {
-	nu__region *r = &m->regions[e->index / m->per_region];
+	nu__region *r = &m->regions[nu__slot_region(m, e->index)];
 	pthread_mutex_lock(&r->lock);
 	for (unsigned i = 0; i < n; i++)
 		r->cold[r->ncold + i] = e[i].index;

@@ -214,6 +214,7 @@ static void node_free(nu__node *n)
 			continue;
 		nu__slot_cache_fini(&n->sched[i]->slots);
 		nu__sched_free_ovf(n->sched[i]);
+		nu__msg_cache_fini(n->sched[i]);
 		free(n->sched[i]);
 	}
 	free(n->sched);

@@ -43,6 +43,17 @@ static inline nu__node *nu__node_get(void)
 	return atomic_load_explicit(&nu__node_g, memory_order_acquire);
 }
 
+/* nu_is_alive() on a running node n, inline for the send path: 1 alive,
+ * 0 dead, -EINVAL not a local pid. */
+static inline int nu__pid_alive(const nu__node *n, nu_pid pid)
+{
+	if (!nu__pid_is_local(pid) || !(nu__pid_gen(pid) & 1) ||
+	    nu__pid_index(pid) >= n->mem.nslots)
+		return -EINVAL;
+	return atomic_load_explicit(&n->mem.gen[nu__pid_index(pid)],
+				    memory_order_acquire) == nu__pid_gen(pid);
+}
+
 /* Scheduler start-up rendezvous: report rc (0 or -errno) and wait until
  * every scheduler has reported. Returns 1 when the node may run. */
 int nu__node_sched_ready(nu__node *n, int rc);

@@ -593,13 +593,7 @@ nu_pid nu_self(void)
 int nu_is_alive(nu_pid pid)
 {
 	nu__node *n = nu__node_get();
-	if (!n)
-		return -ESRCH;
-	if (!nu__pid_is_local(pid) || !(nu__pid_gen(pid) & 1) ||
-	    nu__pid_index(pid) >= n->mem.nslots)
-		return -EINVAL;
-	return atomic_load_explicit(&n->mem.gen[nu__pid_index(pid)],
-				    memory_order_acquire) == nu__pid_gen(pid);
+	return n ? nu__pid_alive(n, pid) : -ESRCH;
 }
 
 int nu_scheduler_id(void)

@@ -54,6 +54,8 @@ typedef struct nu__sched {
 	uint32_t ovf_cap;       /* growable circular array (a list would */
 	uint32_t ovf_first;     /* cost a dependent cache miss per entry */
 	uint32_t ovf_len;       /* to refill the ring) */
+	struct nu__msg *msg_cache; /* free message blocks (mailbox.c) */
+	uint32_t msg_cached;
 	nu__proc *pinned_head;  /* processes bound to this scheduler */
 	nu__proc *pinned_tail;
 	int id;

@@ -881,6 +881,12 @@ int nu_term_equal(nu_term a, nu_term b)
 
 /* -------------------------------------------------------------- copy */
 
+/* A term with words of its own to copy (boxed or a list cell). */
+static inline int has_body(nu_term t)
+{
+	return nu__is_boxed(t) || nu__is_cons(t);
+}
+
 size_t nu__term_flat_size(nu_term t)
 {
 	size_t sz = 0;
@@ -891,11 +897,11 @@ size_t nu__term_flat_size(nu_term t)
 	if (!nu__is_boxed(t))
 		return sz;
 	const uint64_t *p = nu__box_ptr(t);
-	size_t w = box_words(p[0]), first = 1, last = 0;
+	size_t w = box_words(p[0]);
 	if (NU__HDR_KIND(p[0]) == NU__K_TUPLE || NU__HDR_KIND(p[0]) == NU__K_MAP)
-		last = w - 1;
-	for (size_t i = first; i <= last; i++)
-		sz += nu__term_flat_size(p[i]);
+		for (size_t i = 1; i < w; i++)
+			if (has_body(p[i])) /* immediates add nothing */
+				sz += nu__term_flat_size(p[i]);
 	return sz + w * 8;
 }
 
@@ -927,10 +933,13 @@ static nu_term copy_term(nu_term t, cbuf *cb)
 	const uint64_t *p = nu__box_ptr(t);
 	size_t w = box_words(p[0]);
 	uint64_t *q = cbuf_take(cb, w);
-	memcpy(q, p, w * 8);
-	if (NU__HDR_KIND(p[0]) == NU__K_TUPLE || NU__HDR_KIND(p[0]) == NU__K_MAP)
-		for (size_t i = 1; i < w; i++)
-			q[i] = copy_term(p[i], cb);
+	if (NU__HDR_KIND(p[0]) == NU__K_TUPLE || NU__HDR_KIND(p[0]) == NU__K_MAP) {
+		q[0] = p[0];
+		for (size_t i = 1; i < w; i++) /* immediates as they are */
+			q[i] = has_body(p[i]) ? copy_term(p[i], cb) : p[i];
+	} else {
+		memcpy(q, p, w * 8);
+	}
 	*link = box_term(q);
 	return res;
 }
