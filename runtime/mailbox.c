@@ -50,6 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "block.h"
 #include "node.h"
 #include "pattern.h"
 #include "proc.h"
@@ -73,69 +74,25 @@ void nu__mailbox_init(nu__mailbox *mb)
 	mb->alias = 0;
 }
 
-/* ---------------------------------------------------- message blocks */
-
-/*
- * Blocks come from malloc, but most messages are small (a tag, a pid, a
- * reference, a few integers), and a send/receive pair on one scheduler
- * would be a malloc and a free each: glibc's free alone was ~100
- * instructions of a ~1100-instruction one-way message. So blocks of up to
- * MSG_SMALL bytes are all that size, and each scheduler keeps up to
- * MSG_CACHE_MAX free ones in a list of its own (owner thread only: no
- * atomics). A block freed on another scheduler joins that one's list;
- * outside a scheduler thread, or with a full list, it goes back to
- * malloc. Rejected: a global pool (a locked operation per message, which
- * is what malloc's arenas already pay for cross-thread frees).
- */
-#define MSG_SMALL 128
-#define MSG_CACHE_MAX 512
-
+/* A message block with room for size bytes of term: a small block
+ * (block.c) when it fits, else its own malloc. */
 static nu__msg *msg_alloc(size_t size)
 {
-	if (sizeof(nu__msg) + size > MSG_SMALL) {
-		nu__msg *m = size <= UINT32_MAX ? malloc(sizeof(*m) + size)
-						: NULL;
-		if (m)
-			m->cached = 0;
-		return m;
-	}
-	nu__sched *s = nu__sched_self();
-	nu__msg *m = s ? s->msg_cache : NULL;
-	if (m) {
-		s->msg_cache = atomic_load_explicit(&m->next,
-						    memory_order_relaxed);
-		s->msg_cached--;
-	} else if (!(m = malloc(MSG_SMALL))) {
-		return NULL;
-	}
-	m->cached = 1;
+	int small = sizeof(nu__msg) + size <= NU__BLOCK_SIZE;
+	nu__msg *m = small		 ? nu__block_get()
+		     : size <= UINT32_MAX ? malloc(sizeof(*m) + size)
+					  : NULL;
+	if (m)
+		m->block = (uint16_t)small;
 	return m;
 }
 
-/* Give a block back: to this scheduler's list or to malloc. */
 static void msg_release(nu__msg *m)
 {
-	nu__sched *s;
-	if (m->cached && (s = nu__sched_self()) &&
-	    s->msg_cached < MSG_CACHE_MAX) {
-		atomic_store_explicit(&m->next, s->msg_cache,
-				      memory_order_relaxed);
-		s->msg_cache = m;
-		s->msg_cached++;
-		return;
-	}
-	free(m);
-}
-
-void nu__msg_cache_fini(nu__sched *s)
-{
-	while (s->msg_cache) {
-		nu__msg *m = s->msg_cache;
-		s->msg_cache = atomic_load_explicit(&m->next,
-						    memory_order_relaxed);
+	if (m->block)
+		nu__block_put(m);
+	else
 		free(m);
-	}
-	s->msg_cached = 0;
 }
 
 void nu__msg_free(nu__msg *m)

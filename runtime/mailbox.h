@@ -18,7 +18,7 @@ typedef struct nu__msg {
 	nu_term term;             /* points into data[] (or an immediate) */
 	uint32_t size;            /* bytes of data[] in use */
 	uint16_t kind;            /* NU__MSG_* | NU__SIG_* */
-	uint16_t cached;          /* a block of the scheduler caches' size */
+	uint16_t block;           /* from nu__block_get() (block.h) */
 	union {
 		struct nu__rel *rel; /* a signal's relation reference */
 		struct nu__msg *prev; /* a fragment: in the process's list */
@@ -73,8 +73,6 @@ struct nu__node;
  * out of memory. */
 nu__msg *nu__msg_new(nu_pid to, nu_pid from, nu_term t);
 void nu__msg_free(nu__msg *m);
-/* Free the blocks scheduler s keeps for reuse (its thread has ended). */
-void nu__msg_cache_fini(struct nu__sched *s);
 /* Push m to its receiver's lane (NU__LANE_*) and wake it, or free m when
  * the receiver is dead. An exit signal also flags the receiver, so that it
  * acts on it at its next resume whatever it waits for. */

@@ -21,6 +21,16 @@
 #include "signal.h"
 #include "term.h"
 
+/* Monitor pid from the calling process me with reference id. */
+static int monitor(nu__proc *me, nu_pid pid, uint64_t id)
+{
+	int rc = nu__rel_attach(me, NU__REL_MONITOR, pid, id);
+	if (rc <= 0)
+		return rc;
+	/* not alive: DOWN noproc at once */
+	return nu__signal_down(me->pid, pid, id, NU_ATOM_NOPROC, NULL);
+}
+
 int nu_monitor(nu_pid pid, nu_term *ref)
 {
 	nu__sched *s = nu__sched_self();
@@ -28,17 +38,25 @@ int nu_monitor(nu_pid pid, nu_term *ref)
 		return -EPERM;
 	if (!ref || nu_is_alive(pid) < 0)
 		return -EINVAL;
-	nu__proc *me = s->current;
 	nu_term r = nu_make_ref();
 	if (r == NU_NONE)
 		return -ENOMEM;
-	uint64_t id = nu__ref_id(r);
-	int rc = nu__rel_attach(me, NU__REL_MONITOR, pid, id);
-	if (rc < 0)
-		return rc;
-	*ref = r;
-	/* not alive: DOWN noproc at once */
-	return rc ? nu__signal_down(me->pid, pid, id, NU_ATOM_NOPROC, NULL) : 0;
+	int rc = monitor(s->current, pid, nu__ref_id(r));
+	if (rc >= 0)
+		*ref = r;
+	return rc;
+}
+
+int nu__monitor_id(nu_pid pid, uint64_t *id)
+{
+	nu__sched *s = nu__sched_self();
+	if (!s || !s->current)
+		return -EPERM;
+	if (nu_is_alive(pid) < 0)
+		return -EINVAL;
+	*id = nu__ref_next();
+	nu__mailbox_mark_ref(*id);
+	return monitor(s->current, pid, *id);
 }
 
 int nu__is_down_for(nu_term t, uint64_t id)
@@ -51,15 +69,12 @@ int nu__is_down_for(nu_term t, uint64_t id)
 	return nu_term_type(r) == NU_T_REF && nu__ref_id(r) == id;
 }
 
-int nu_demonitor(nu_term ref, int flush)
+int nu__demonitor_id(uint64_t id, int flush)
 {
 	nu__sched *s = nu__sched_self();
 	if (!s || !s->current)
 		return -EPERM;
-	if (nu_term_type(ref) != NU_T_REF)
-		return -EINVAL;
 	nu__proc *me = s->current;
-	uint64_t id = nu__ref_id(ref);
 	nu__rel *m = nu__rel_find_held(me, NU__REL_MONITOR, 0, id);
 	if (m) {
 		nu__rel_cancel(m);
@@ -68,4 +83,11 @@ int nu_demonitor(nu_term ref, int flush)
 	if (flush && !m)
 		nu__mailbox_flush_ref(id); /* a DOWN can only be queued now */
 	return m ? 0 : 1;
+}
+
+int nu_demonitor(nu_term ref, int flush)
+{
+	if (nu_term_type(ref) != NU_T_REF)
+		return nu_self() < 0 ? -EPERM : -EINVAL;
+	return nu__demonitor_id(nu__ref_id(ref), flush);
 }

@@ -19,6 +19,7 @@
  */
 #include "node.h"
 
+#include "block.h"
 #include "crash.h"
 #include "fault.h"
 
@@ -214,7 +215,7 @@ static void node_free(nu__node *n)
 			continue;
 		nu__slot_cache_fini(&n->sched[i]->slots);
 		nu__sched_free_ovf(n->sched[i]);
-		nu__msg_cache_fini(n->sched[i]);
+		nu__block_cache_fini(n->sched[i]);
 		free(n->sched[i]);
 	}
 	free(n->sched);

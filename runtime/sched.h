@@ -54,8 +54,9 @@ typedef struct nu__sched {
 	uint32_t ovf_cap;       /* growable circular array (a list would */
 	uint32_t ovf_first;     /* cost a dependent cache miss per entry */
 	uint32_t ovf_len;       /* to refill the ring) */
-	struct nu__msg *msg_cache; /* free message blocks (mailbox.c) */
-	uint32_t msg_cached;
+	uint64_t ref_next, ref_end; /* reference ids taken (term.c) */
+	struct nu__block *blocks; /* free small blocks (block.c) */
+	uint32_t nblocks;
 	nu__proc *pinned_head;  /* processes bound to this scheduler */
 	nu__proc *pinned_tail;
 	int id;

@@ -459,12 +459,28 @@ nu_term nu__ref_in(nu__heap *h, uint64_t id)
 	return box_term(p);
 }
 
+/* Reference ids come from one node-wide counter, but a locked add on a
+ * line every scheduler writes was one per gen_server call: a scheduler
+ * takes REF_BLOCK ids at a time and hands them out by itself. */
+#define REF_BLOCK 4096
+
+uint64_t nu__ref_next(void)
+{
+	nu__sched *s = nu__sched_self();
+	if (!s)
+		return atomic_fetch_add_explicit(&ref_counter, 1,
+						 memory_order_relaxed) + 1;
+	if (s->ref_next == s->ref_end) {
+		s->ref_next = atomic_fetch_add_explicit(&ref_counter, REF_BLOCK,
+							memory_order_relaxed) + 1;
+		s->ref_end = s->ref_next + REF_BLOCK;
+	}
+	return s->ref_next++;
+}
+
 nu_term nu__make_ref_in(nu__heap *h)
 {
-	if (!h)
-		return NU_NONE;
-	return nu__ref_in(h, atomic_fetch_add_explicit(&ref_counter, 1,
-						       memory_order_relaxed) + 1);
+	return h ? nu__ref_in(h, nu__ref_next()) : NU_NONE;
 }
 
 nu_term nu_int64(int64_t n) { return nu__int64_in(nu__term_heap(), n); }

@@ -74,8 +74,10 @@ nu_term nu__map_in(nu__heap *h, size_t n, const nu_term *keys,
 		   const nu_term *vals);
 nu_term nu__map_put_in(nu__heap *h, nu_term map, nu_term key, nu_term val);
 nu_term nu__make_ref_in(nu__heap *h);
-/* The id of a reference term (t must be one: nu_term_type(t) == NU_T_REF).
- * Ids grow with time: a reference made later has a larger id. */
+/* A fresh reference id: unique in the node, never 0 (ids one scheduler
+ * hands out grow; across schedulers they need not). */
+uint64_t nu__ref_next(void);
+/* The id of a reference term (t must be one: nu_term_type(t) == NU_T_REF). */
 /* The atom `name`, looked up once into *slot (atoms are never freed or
  * moved, so a racing second lookup stores the same value). */
 static inline nu_term nu__atom_cached(_Atomic nu_term *slot, const char *name)

@@ -81,6 +81,13 @@ static nu_term stack_tuple(uint64_t *buf, size_t n, const nu_term *e)
 	return (nu_term)(uintptr_t)buf;
 }
 
+static nu_term stack_ref(uint64_t *buf, uint64_t id)
+{
+	buf[0] = NU__HDR(NU__K_REF, 1);
+	buf[1] = id;
+	return (nu_term)(uintptr_t)buf;
+}
+
 /* The pid a server term names: > 0; 0 for a name no process holds;
  * -EINVAL for a term that names no server; -ESRCH without a node. */
 static nu_pid resolve(nu_term server)
@@ -129,9 +136,8 @@ static void down_reason(nu_term down, nu_term *out)
 
 /* Wait for the reply to the call tagged ref (the caller's newest
  * reference, its monitor on the server) and end the call: see nu_call. */
-static int call_wait(nu_term ref, int64_t timeout_ms, nu_term *reply)
+static int call_wait(uint64_t id, int64_t timeout_ms, nu_term *reply)
 {
-	uint64_t id = nu__ref_id(ref);
 	nu_term t;
 	int rc = nu__mailbox_await_reply(id, timeout_ms, &t);
 	nu__mailbox_alias(0); /* from here on a reply is dropped */
@@ -139,7 +145,7 @@ static int call_wait(nu_term ref, int64_t timeout_ms, nu_term *reply)
 		down_reason(t, reply);
 		return -ESRCH;
 	}
-	if (nu_demonitor(ref, 0) == 1 || rc < 0)
+	if (nu__demonitor_id(id, 0) == 1 || rc < 0)
 		nu__mailbox_flush_ref(id); /* a DOWN (or reply) queued */
 	if (rc == 0)
 		*reply = t;
@@ -164,22 +170,22 @@ static int gen_call(nu_term server, nu_term tag, nu_term req,
 	}
 	if (pid == self)
 		return -EDEADLK;
-	nu_term ref;
-	int rc = nu_monitor(pid, &ref);
+	uint64_t id; /* the monitor's reference, a term on our stack only */
+	int rc = nu__monitor_id(pid, &id);
 	if (rc)
 		return rc;
-	nu__mailbox_alias(nu__ref_id(ref));
-	uint64_t from[3], msg[4];
+	nu__mailbox_alias(id);
+	uint64_t ref[2], from[3], msg[4];
 	rc = nu_send(pid, STACK_TUPLE(msg, tag,
-				      STACK_TUPLE(from, nu_pid_term(self), ref),
+				      STACK_TUPLE(from, nu_pid_term(self),
+						  stack_ref(ref, id)),
 				      req));
 	if (rc) {
 		nu__mailbox_alias(0);
-		nu_demonitor(ref, 1);
+		nu__demonitor_id(id, 1);
 	} else {
-		rc = call_wait(ref, timeout_ms, reply);
+		rc = call_wait(id, timeout_ms, reply);
 	}
-	nu_term_free(ref);
 	return rc;
 }
 
@@ -331,7 +337,7 @@ nu_pid nu__gen_start(nu_fn body, const void *cbs, nu_term arg,
 				      ref, arg, opts->name));
 	nu_term ack = NU_NONE;
 	if (rc == 0)
-		rc = call_wait(ref, opts->timeout_ms, &ack);
+		rc = call_wait(nu__ref_id(ref), opts->timeout_ms, &ack);
 	if (rc == 0)
 		pid = ack_result(pid, ack, reason);
 	else if (rc == -ESRCH)

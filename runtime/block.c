@@ -1,0 +1,72 @@
+/* block.c — small blocks, cached per scheduler.
+ *
+ * Entities
+ *   block  NU__BLOCK_SIZE bytes from malloc. Runtime records that come and
+ *          go at message rate are blocks: a message whose copy fits
+ *          (mailbox.c), a monitor or link record (relation.c).
+ *   cache  each scheduler's list of free blocks, at most CACHE_MAX, used
+ *          by its own thread only (no atomics, no locks).
+ *
+ * Why. A send/receive pair on one scheduler was a malloc and a free of the
+ * message, and a gen_server call added a malloc and a free of its monitor
+ * record: glibc's free alone was ~100 instructions of a ~1100-instruction
+ * one-way message. A get and a put here are a few loads and stores.
+ *
+ * Invariants. A block freed on another scheduler joins that scheduler's
+ * cache (the threads are pinned; a producer/consumer pair across two of
+ * them moves blocks one way, and the consumer's cache overflows to free(),
+ * the producer's refills from malloc: the cross-thread case costs what it
+ * cost before). Outside a scheduler thread (the node's caller, the
+ * blocking pool) blocks come from and go to malloc. A cache is freed when
+ * its node is torn down, after its thread has ended.
+ *
+ * Rejected: one global pool (a locked operation per block, what malloc's
+ * arenas already pay), size classes (the records that matter fit one
+ * size; bigger messages keep using malloc).
+ */
+#include "block.h"
+
+#include <stdlib.h>
+
+#include "sched.h"
+
+#define CACHE_MAX 512 /* 64 KiB per scheduler at most */
+
+/* A free block: its first word links the cache. */
+typedef struct nu__block {
+	struct nu__block *next;
+} nu__block;
+
+void *nu__block_get(void)
+{
+	nu__sched *s = nu__sched_self();
+	nu__block *b = s ? s->blocks : NULL;
+	if (!b)
+		return malloc(NU__BLOCK_SIZE);
+	s->blocks = b->next;
+	s->nblocks--;
+	return b;
+}
+
+void nu__block_put(void *p)
+{
+	nu__sched *s = nu__sched_self();
+	if (!s || s->nblocks >= CACHE_MAX) {
+		free(p);
+		return;
+	}
+	nu__block *b = p;
+	b->next = s->blocks;
+	s->blocks = b;
+	s->nblocks++;
+}
+
+void nu__block_cache_fini(nu__sched *s)
+{
+	while (s->blocks) {
+		nu__block *b = s->blocks;
+		s->blocks = b->next;
+		free(b);
+	}
+	s->nblocks = 0;
+}
