@@ -628,7 +628,7 @@ static nu__msg *marked_start(nu__mailbox *mb, const nu_clause *c, size_t n)
 
 void nu__mailbox_mark_ref(uint64_t ref_id)
 {
-	nu__sched *s = nu__sched_self();
+	nu__sched *s = nu__sched_here(); /* read once, no switch here */
 	if (!s || !s->current)
 		return;
 	nu__mailbox *mb = &s->current->mailbox;
@@ -760,7 +760,7 @@ static nu__msg *ref_start(nu__proc *p, uint64_t id)
 
 void nu__mailbox_alias(uint64_t id)
 {
-	nu__sched *s = nu__sched_self();
+	nu__sched *s = nu__sched_here(); /* read once, no switch here */
 	if (s && s->current)
 		s->current->mailbox.alias = id;
 }

@@ -466,7 +466,7 @@ nu_term nu__ref_in(nu__heap *h, uint64_t id)
 
 uint64_t nu__ref_next(void)
 {
-	nu__sched *s = nu__sched_self();
+	nu__sched *s = nu__sched_here(); /* read once, no switch here */
 	if (!s)
 		return atomic_fetch_add_explicit(&ref_counter, 1,
 						 memory_order_relaxed) + 1;
