@@ -11,8 +11,9 @@ struct nu__sched;
 /* Bytes of every block. */
 #define NU__BLOCK_SIZE 128
 
-/* A block of NU__BLOCK_SIZE bytes (16-byte aligned), or NULL when out of
- * memory. Any thread. */
+/* A block of NU__BLOCK_SIZE bytes (16-byte aligned), or NULL: outside a
+ * scheduler thread, when this scheduler has many blocks out (block.c),
+ * or out of memory. The caller then mallocs what it needs. Any thread. */
 void *nu__block_get(void);
 
 /* Give back a block from nu__block_get(). Any thread. */

@@ -75,15 +75,18 @@ void nu__mailbox_init(nu__mailbox *mb)
 }
 
 /* A message block with room for size bytes of term: a small block
- * (block.c) when it fits, else its own malloc. */
+ * (block.c) when it fits and one is to be had, else its own malloc. */
 static nu__msg *msg_alloc(size_t size)
 {
-	int small = sizeof(nu__msg) + size <= NU__BLOCK_SIZE;
-	nu__msg *m = small		 ? nu__block_get()
-		     : size <= UINT32_MAX ? malloc(sizeof(*m) + size)
-					  : NULL;
-	if (m)
-		m->block = (uint16_t)small;
+	nu__msg *m = sizeof(nu__msg) + size <= NU__BLOCK_SIZE ? nu__block_get()
+							   : NULL;
+	if (m) {
+		m->block = 1;
+		return m;
+	}
+	if (size > UINT32_MAX || !(m = malloc(sizeof(*m) + size)))
+		return NULL;
+	m->block = 0;
 	return m;
 }
 

@@ -57,6 +57,7 @@ typedef struct nu__sched {
 	uint64_t ref_next, ref_end; /* reference ids taken (term.c) */
 	struct nu__block *blocks; /* free small blocks (block.c) */
 	uint32_t nblocks;
+	int64_t blocks_out;       /* made here, minus given back here */
 	nu__proc *pinned_head;  /* processes bound to this scheduler */
 	nu__proc *pinned_tail;
 	int id;
