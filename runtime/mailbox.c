@@ -127,19 +127,14 @@ static void fifo_append(nu__lane *ln, nu__msg *m)
 	ln->len++;
 }
 
-/* Move everything pushed so far onto a lane into its FIFO (oldest first),
- * dropping messages meant for an earlier process of this slot and acting
- * on exit signals (p NULL: drain, no signal is acted on). Returns the
- * first signal that ends p, kept out of the FIFO, or NULL. */
-static nu__msg *lane_take(nu__proc *p, nu__lane *ln, nu_pid self)
+/* Append the list m, just exchanged out of a lane's `top` (newest first),
+ * to the lane's FIFO (oldest first), dropping messages meant for an
+ * earlier process of this slot and acting on exit signals (p NULL: drain,
+ * no signal is acted on). Returns the first signal that ends p, kept out
+ * of the FIFO, or NULL. */
+static nu__msg *lane_append(nu__proc *p, nu__lane *ln, nu_pid self,
+			    nu__msg *m)
 {
-	/* A plain load first: an exchange on an empty lane is a wasted
-	 * locked instruction. A push racing with it found the lane empty and
-	 * wakes us, so the next take sees it. */
-	if (!atomic_load_explicit(&ln->top, memory_order_relaxed))
-		return NULL;
-	nu__msg *m = atomic_exchange_explicit(&ln->top, NULL,
-					      memory_order_acq_rel);
 	nu__msg *rev = NULL, *die = NULL;
 	nu__mailbox *mb = p ? &p->mailbox : NULL;
 	while (m) {
@@ -173,19 +168,45 @@ static nu__msg *lane_take(nu__proc *p, nu__lane *ln, nu_pid self)
 	return die;
 }
 
+/* Move everything pushed so far onto a lane into its FIFO (lane_append). */
+static nu__msg *lane_take(nu__proc *p, nu__lane *ln, nu_pid self)
+{
+	/* A plain load first: an exchange on an empty lane is a wasted
+	 * locked instruction. A push racing with it found the lane empty and
+	 * wakes us, so the next take sees it. */
+	if (!atomic_load_explicit(&ln->top, memory_order_relaxed))
+		return NULL;
+	return lane_append(p, ln, self,
+			   atomic_exchange_explicit(&ln->top, NULL,
+						    memory_order_acq_rel));
+}
+
 /* Take both lanes; exit when a signal ends p (signals only come on the
- * normal lane, after everything on it before them is queued). */
+ * normal lane, after everything on it before them is queued). The common
+ * take, one plain message for p on the normal lane, is inline. */
 static inline void mailbox_take(nu__proc *p)
 {
-	nu__lane *ln = p->mailbox.lane;
+	nu__mailbox *mb = &p->mailbox;
+	nu__lane *ln = mb->lane;
 	/* plain loads first, inline: most takes find one lane or both
 	 * empty (see lane_take) */
 	if (atomic_load_explicit(&ln[NU__LANE_PRIO].top, memory_order_relaxed))
 		lane_take(p, &ln[NU__LANE_PRIO], p->pid);
-	if (!atomic_load_explicit(&ln[NU__LANE_NORMAL].top,
-				  memory_order_relaxed))
+	nu__lane *nl = &ln[NU__LANE_NORMAL];
+	if (!atomic_load_explicit(&nl->top, memory_order_relaxed))
 		return;
-	nu__msg *die = lane_take(p, &ln[NU__LANE_NORMAL], p->pid);
+	nu__msg *m = atomic_exchange_explicit(&nl->top, NULL,
+					      memory_order_acq_rel);
+	if (link_of(m) == NULL && m->to == p->pid &&
+	    !(m->kind & (NU__MSG_SIGMASK | NU__MSG_REPLY))) {
+		fifo_append(nl, m); /* m->next is NULL already */
+		if (__builtin_expect(m == mb->mark_pending, 0)) {
+			mb->mark = m;
+			mb->mark_pending = NULL;
+		}
+		return;
+	}
+	nu__msg *die = lane_append(p, nl, p->pid, m);
 	if (__builtin_expect(die != NULL, 0))
 		nu__proc_exit(nu__sched_self(), p, nu__signal_die(p, die));
 }
@@ -212,7 +233,10 @@ void nu__mailbox_drain(nu__mailbox *mb)
 
 nu__msg *nu__msg_new(nu_pid to, nu_pid from, nu_term t)
 {
-	size_t size = nu__term_flat_size(t);
+	/* immediates and small flat tuples inline, the rest by walking */
+	size_t flat = nu__term_flat_tuple(t);
+	size_t size = flat ? flat
+			   : nu__has_body(t) ? nu__term_flat_size(t) : 0;
 	nu__msg *m = msg_alloc(size);
 	if (!m)
 		return NULL;
@@ -221,7 +245,12 @@ nu__msg *nu__msg_new(nu_pid to, nu_pid from, nu_term t)
 	m->size = (uint32_t)size;
 	m->kind = 0;
 	m->rel = NULL;
-	m->term = size ? nu__term_copy_sized(t, m->data, size) : t;
+	if (flat) {
+		memcpy(m->data, nu__box_ptr(t), flat);
+		m->term = (nu_term)(uintptr_t)m->data; /* boxed: tag 0 */
+	} else {
+		m->term = size ? nu__term_copy_sized(t, m->data, size) : t;
+	}
 	atomic_store_explicit(&m->next, NULL, memory_order_relaxed);
 	return m;
 }
@@ -352,14 +381,14 @@ static int send_on(nu_pid to, nu_term msg, int lane, uint64_t alias)
 	nu__node *n = nu__node_get();
 	if (!n)
 		return -ESRCH;
-	if (msg == NU_NONE || nu_term_type(msg) == NU_T_NONE)
+	if (!nu__term_valid(msg))
 		return -EINVAL;
 	int alive = nu__pid_alive(n, to);
 	if (alive < 0)
 		return alive;
 	if (!alive)
 		return 0; /* Erlang: sending to a dead pid is a silent no-op */
-	nu__sched *s = nu__sched_self();
+	nu__sched *s = nu__sched_here(); /* read once: a wait returns it */
 	nu__proc *p = nu__slot_proc(&n->mem, nu__pid_index(to));
 	int rc = alias ? 0 : bound_reserve(&s, p, to);
 	if (rc)
@@ -521,7 +550,7 @@ static int select_wait(nu__sched **sp, nu__proc *p, uint64_t deadline,
 
 /* Unlink the found message from its lane; its term, which stays in the
  * block (now a fragment of p's heap; an immediate's block goes). */
-static void select_unlink(nu__proc *p, const found *f)
+static inline void select_unlink(nu__proc *p, const found *f)
 {
 	nu__mailbox *mb = &p->mailbox;
 	nu__lane *ln = &mb->lane[f->lane];
@@ -540,7 +569,7 @@ static void select_unlink(nu__proc *p, const found *f)
 	bound_release(p, f->m);
 }
 
-static nu_term select_take(nu__proc *p, const found *f)
+static inline nu_term select_take(nu__proc *p, const found *f)
 {
 	nu_term t = f->m->term;
 	select_unlink(p, f);
@@ -710,22 +739,30 @@ static int scan_any(const nu__msg *m, void *ctx)
 
 int nu_receive(nu_term *out, int64_t timeout_ms)
 {
-	nu__sched *s = nu__sched_self();
+	nu__sched *s = nu__sched_here(); /* read once: parks return it anew */
 	if (!s || !s->current)
 		return -EPERM;
 	if (!out || timeout_ms < -1)
 		return -EINVAL;
 	nu__proc *p = s->current;
-	nu__mailbox *mb = &p->mailbox;
+	nu__lane *ln = p->mailbox.lane;
 	found f = { NU__LANE_NORMAL, NULL, NULL };
-	mailbox_take(p);
-	if (!mb->lane[NU__LANE_PRIO].head && mb->lane[NU__LANE_NORMAL].head) {
-		f.m = mb->lane[NU__LANE_NORMAL].head; /* the common case */
-	} else {
-		int k = select_wait(&s, p, deadline_of(timeout_ms), scan_any,
-				    NULL, NULL, &f);
-		if (k < 0)
-			return k;
+	for (;;) {
+		/* the oldest message, priority first: no scan, no timer while
+		 * waiting forever */
+		mailbox_take(p);
+		f.lane = ln[NU__LANE_PRIO].head ? NU__LANE_PRIO
+						: NU__LANE_NORMAL;
+		if ((f.m = ln[f.lane].head))
+			break;
+		if (timeout_ms >= 0) {
+			int k = select_wait(&s, p, deadline_of(timeout_ms),
+					    scan_any, NULL, NULL, &f);
+			if (k < 0)
+				return k;
+			break;
+		}
+		s = nu__proc_park(s);
 	}
 	*out = select_take(p, &f);
 	nu__sched_charge(s, 1);

@@ -779,14 +779,6 @@ int nu_yield(void)
 	return 0;
 }
 
-nu__sched *nu__sched_charge(nu__sched *s, int n)
-{
-	s->reds -= n;
-	if (s->reds > 0)
-		return s;
-	return nu__sched_switch_out(s, s->current, NU__AFTER_YIELD);
-}
-
 /* -------------------------------------------------------------- park */
 
 /* Anything for s to do? Checked after s has announced it is parking. */

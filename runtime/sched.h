@@ -143,7 +143,13 @@ nu__sched *nu__sched_switch_out(nu__sched *s, nu__proc *p, int after);
 
 /* Charge n reductions; yields when the budget is spent. Returns the
  * scheduler the process runs on afterwards. */
-nu__sched *nu__sched_charge(nu__sched *s, int n);
+static inline nu__sched *nu__sched_charge(nu__sched *s, int n)
+{
+	s->reds -= n;
+	if (s->reds > 0)
+		return s;
+	return nu__sched_switch_out(s, s->current, NU__AFTER_YIELD);
+}
 
 /* Wake every parked scheduler (shutdown, last exit). */
 void nu__sched_kick_all(nu__sched *from);

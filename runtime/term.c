@@ -897,11 +897,7 @@ int nu_term_equal(nu_term a, nu_term b)
 
 /* -------------------------------------------------------------- copy */
 
-/* A term with words of its own to copy (boxed or a list cell). */
-static inline int has_body(nu_term t)
-{
-	return nu__is_boxed(t) || nu__is_cons(t);
-}
+#define has_body nu__has_body
 
 size_t nu__term_flat_size(nu_term t)
 {

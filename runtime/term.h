@@ -51,6 +51,42 @@ static inline unsigned nu__box_kind(nu_term t)
 	return nu__is_boxed(t) ? NU__HDR_KIND(*nu__box_ptr(t)) : 0;
 }
 
+/* A term with words of its own to copy (boxed or a list cell). */
+static inline int nu__has_body(nu_term t)
+{
+	return nu__is_boxed(t) || nu__is_cons(t);
+}
+
+/* nu_term_type(t) != NU_T_NONE, inline for the send path: an integer,
+ * atom or pid, [], a list cell, or a box of a known kind. */
+static inline int nu__term_valid(nu_term t)
+{
+	switch (t & NU__TAG_MASK) {
+	case NU__TAG_BOXED:
+		return t && NU__HDR_KIND(*nu__box_ptr(t)) - 1u < 7u;
+	case NU__TAG_SPECIAL:
+		return t == NU_NIL;
+	default:
+		return (t & NU__TAG_MASK) <= NU__TAG_PID;
+	}
+}
+
+/* Bytes of t when it is a small tuple of immediates ({tag, Pid, 42}, most
+ * messages), else 0: its deep copy is its words as they are. */
+static inline size_t nu__term_flat_tuple(nu_term t)
+{
+	if (!nu__is_boxed(t))
+		return 0;
+	const uint64_t *p = nu__box_ptr(t);
+	size_t n = NU__HDR_SIZE(p[0]);
+	if (NU__HDR_KIND(p[0]) != NU__K_TUPLE || n > 8)
+		return 0;
+	for (size_t i = 1; i <= n; i++)
+		if (nu__has_body(p[i]))
+			return 0;
+	return (n + 1) * 8;
+}
+
 /* The atom name of index i and its length (lock-free); NULL if unknown. */
 const char *nu__atom_text(nu_term t, size_t *len);
 
