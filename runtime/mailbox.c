@@ -246,7 +246,10 @@ nu__msg *nu__msg_new(nu_pid to, nu_pid from, nu_term t)
 	m->kind = 0;
 	m->rel = NULL;
 	if (flat) {
-		memcpy(m->data, nu__box_ptr(t), flat);
+		const uint64_t *src = nu__box_ptr(t);
+		uint64_t *dst = (uint64_t *)m->data;
+		for (size_t i = 0; i < flat / 8; i++) /* at most 9: no call */
+			dst[i] = src[i];
 		m->term = (nu_term)(uintptr_t)m->data; /* boxed: tag 0 */
 	} else {
 		m->term = size ? nu__term_copy_sized(t, m->data, size) : t;
@@ -265,12 +268,13 @@ static int lane_push(nu__lane *ln, nu__msg *m)
 	return prev == NULL;
 }
 
-/* Push m onto a lane of p, the process in m->to's slot, and wake p. */
-static void deliver_to(nu__proc *p, nu__msg *m, int lane)
+/* Push m onto a lane of p, the process in m->to's slot, and wake p; s is
+ * the calling thread's scheduler or NULL. */
+static void deliver_to(nu__sched *s, nu__proc *p, nu__msg *m, int lane)
 {
 	unsigned sig = m->kind & NU__MSG_SIGMASK; /* m is not ours after */
 	if (lane_push(&p->mailbox.lane[lane], m))
-		nu__proc_wake(p);
+		nu__proc_wake_on(s, p);
 	if (sig && sig != NU__SIG_DOWN)
 		nu__proc_signal(p, NU__PS_MAIL);
 }
@@ -281,7 +285,9 @@ void nu__msg_deliver(nu__node *n, nu__msg *m, int lane)
 		msg_free(m); /* dead by now: the silent no-op of a send */
 		return;
 	}
-	deliver_to(nu__slot_proc(&n->mem, nu__pid_index(m->to)), m, lane);
+	deliver_to(nu__sched_here(), nu__slot_proc(&n->mem,
+						   nu__pid_index(m->to)),
+		   m, lane);
 }
 
 /* ------------------------------------------------- bounded mailboxes */
@@ -407,7 +413,7 @@ static int send_on(nu_pid to, nu_term msg, int lane, uint64_t alias)
 	}
 	/* No second look at the generation: the receiver may die after any
 	 * look, and its exit drains what was pushed before (see above). */
-	deliver_to(p, m, lane);
+	deliver_to(s, p, m, lane);
 	if (s && s->current)
 		nu__sched_charge(s, 1);
 	return 0;

@@ -606,7 +606,7 @@ int nu_scheduler_id(void)
 
 static nu__heap *self_heap(void)
 {
-	nu__sched *s = nu__sched_self();
+	nu__sched *s = nu__sched_here(); /* allocation never switches */
 	return s && s->current ? &s->current->heap : NULL;
 }
 
@@ -653,8 +653,8 @@ void nu_free(void *p)
 		return;
 	}
 	nu__msg *m = nu__frag_of(p); /* a received message */
-	if (m)
-		nu__frag_free(nu__sched_self()->current, m);
+	if (m) /* h is the current process's */
+		nu__frag_free(nu__sched_here()->current, m);
 }
 
 size_t nu_heap_used(void)

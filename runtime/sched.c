@@ -618,42 +618,63 @@ static void requeue(nu__sched *s, nu__proc *p)
 	nu__sched_ready(s, p, 0);
 }
 
+/* Commit p's park: RUNNING -> PARKED, unless it was woken meanwhile
+ * (NOTIFIED: it goes back to the run queue). */
+static inline __attribute__((always_inline)) void park_commit(nu__sched *s,
+							    nu__proc *p)
+{
+	int exp = NU__WS_RUNNING;
+	if (__builtin_expect(!atomic_compare_exchange_strong(
+				     &p->wstate, &exp, NU__WS_PARKED),
+			     0)) {
+		/* woken while parking */
+		atomic_store(&p->wstate, NU__WS_RUNNING);
+		requeue(s, p);
+	} else if (__builtin_expect(
+			   atomic_load(&nu__node_get()->stopping), 0)) {
+		/* Shutdown's walk may have passed p before the CAS (seq_cst
+		 * on both sides: one of us sees the other). */
+		nu__proc_wake(p);
+	}
+}
+
+static inline void credits_check(nu__sched *s)
+{
+	if (s->credits && atomic_load_explicit(&nu__node_get()->tight,
+					       memory_order_relaxed))
+		nu__count_drain(s); /* a spawner elsewhere waits for them */
+}
+
 /* Perform what the context that just switched out asked for. */
 void nu__sched_after_slow(nu__sched *s)
 {
 	int a = s->after;
 	nu__proc *p = s->after_proc;
 	s->after = NU__AFTER_NONE;
-	if (a == NU__AFTER_YIELD) {
+	if (a == NU__AFTER_YIELD)
 		requeue(s, p);
-	} else if (a == NU__AFTER_PARK) {
-		int exp = NU__WS_RUNNING;
-		if (!atomic_compare_exchange_strong(&p->wstate, &exp,
-						    NU__WS_PARKED)) {
-			/* woken while parking */
-			atomic_store(&p->wstate, NU__WS_RUNNING);
-			requeue(s, p);
-		} else if (atomic_load(&nu__node_get()->stopping)) {
-			/* Shutdown's walk may have passed p before the CAS
-			 * (seq_cst on both sides: one of us sees the other). */
-			nu__proc_wake(p);
-		}
-	} else {
+	else if (a == NU__AFTER_PARK)
+		park_commit(s, p);
+	else
 		nu__proc_reap(s, p);
-	}
-	if (s->credits && atomic_load_explicit(&nu__node_get()->tight,
-					       memory_order_relaxed))
-		nu__count_drain(s); /* a spawner elsewhere waits for them */
+	credits_check(s);
 }
 
-/* nu__sched_after with the yield of an unbound process inline: append to
- * the ring when it has room and nothing overflowed, wake a thief only when
- * the group has parked schedulers and no spinning one. */
+/* nu__sched_after with a park's commit and the yield of an unbound
+ * process inline: a yield appends to the ring when it has room and
+ * nothing overflowed, and wakes a thief only when the group has parked
+ * schedulers and no spinning one. */
 static inline __attribute__((always_inline)) void after_fast(nu__sched *s)
 {
 	if (!s->after)
 		return;
 	nu__proc *p = s->after_proc;
+	if (s->after == NU__AFTER_PARK) {
+		s->after = NU__AFTER_NONE;
+		park_commit(s, p);
+		credits_check(s);
+		return;
+	}
 	if (s->after == NU__AFTER_YIELD && p->bind_sched == s->id) {
 		s->after = NU__AFTER_NONE;
 		pinned_put(s, p);

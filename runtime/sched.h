@@ -137,6 +137,21 @@ static inline void nu__sched_after(nu__sched *s)
 /* Make p runnable from scheduler s (s may be NULL on a foreign thread). */
 void nu__sched_ready(nu__sched *s, nu__proc *p, int as_next);
 
+/* nu__proc_wake(p) from s, the calling thread's scheduler (NULL: none),
+ * with the common case inline: p parked, bound nowhere, s's runnext free
+ * (what nu__sched_ready(s, p, 1) would do then). */
+static inline void nu__proc_wake_on(nu__sched *s, nu__proc *p)
+{
+	int st = NU__WS_PARKED;
+	if (s && !s->runnext && p->bind_sched < 0 && p->bind_group < 0 &&
+	    atomic_load_explicit(&p->wstate, memory_order_relaxed) == st &&
+	    atomic_compare_exchange_strong(&p->wstate, &st, NU__WS_RUNNING)) {
+		s->runnext = p;
+		return;
+	}
+	nu__proc_wake(p);
+}
+
 /* Switch the calling process p out for reason `after` (NU__AFTER_*);
  * returns on the scheduler that resumed it. */
 nu__sched *nu__sched_switch_out(nu__sched *s, nu__proc *p, int after);

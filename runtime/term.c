@@ -990,7 +990,7 @@ nu_term nu__term_copy(nu_term t, nu__heap *dst)
 
 void nu_term_free(nu_term t)
 {
-	if (t == NU_NONE || (!nu__is_boxed(t) && !nu__is_cons(t)) || !t)
+	if (!has_body(t)) /* NU_NONE, 0 and immediates: nothing to free */
 		return;
 	/* A copy's root is the first cell of its block (copy_term takes
 	 * the root before its children), and a constructor's term is the
