@@ -74,22 +74,6 @@ void nu__mailbox_init(nu__mailbox *mb)
 	mb->alias = 0;
 }
 
-/* A message block with room for size bytes of term: a small block
- * (block.c) when it fits and one is to be had, else its own malloc. */
-static nu__msg *msg_alloc(size_t size)
-{
-	nu__msg *m = sizeof(nu__msg) + size <= NU__BLOCK_SIZE ? nu__block_get()
-							   : NULL;
-	if (m) {
-		m->block = 1;
-		return m;
-	}
-	if (size > UINT32_MAX || !(m = malloc(sizeof(*m) + size)))
-		return NULL;
-	m->block = 0;
-	return m;
-}
-
 static void msg_release(nu__msg *m)
 {
 	if (m->block)
@@ -231,29 +215,97 @@ void nu__mailbox_drain(nu__mailbox *mb)
 	nu__mailbox_init(mb);
 }
 
-nu__msg *nu__msg_new(nu_pid to, nu_pid from, nu_term t)
+/* Room for a term in a small block. */
+#define BLOCK_DATA (NU__BLOCK_SIZE - offsetof(nu__msg, data))
+
+/* A small block holding a copy of t made in one pass (immediates and
+ * small flat tuples inline), or NULL when t does not fit or no block is
+ * to be had: then t is measured and gets an exact block. */
+static nu__msg *msg_new_small(nu_term t)
 {
-	/* immediates and small flat tuples inline, the rest by walking */
-	size_t flat = nu__term_flat_tuple(t);
-	size_t size = flat ? flat
-			   : nu__has_body(t) ? nu__term_flat_size(t) : 0;
-	nu__msg *m = msg_alloc(size);
-	if (!m)
+	size_t flat = nu__term_flat_tuple(t), size = 0;
+	nu__msg *m;
+	if (flat > BLOCK_DATA || !(m = nu__block_get()))
 		return NULL;
-	m->to = to;
-	m->from = from;
-	m->size = (uint32_t)size;
-	m->kind = 0;
-	m->rel = NULL;
+	m->block = 1;
 	if (flat) {
 		const uint64_t *src = nu__box_ptr(t);
 		uint64_t *dst = (uint64_t *)m->data;
 		for (size_t i = 0; i < flat / 8; i++) /* at most 9: no call */
 			dst[i] = src[i];
 		m->term = (nu_term)(uintptr_t)m->data; /* boxed: tag 0 */
-	} else {
+		size = flat;
+	} else if (!nu__has_body(t)) {
+		m->term = t;
+	} else if ((m->term = nu__term_copy_bounded(t, m->data, BLOCK_DATA,
+						    &size)) == NU_NONE) {
+		nu__block_put(m);
+		return NULL;
+	}
+	m->size = (uint32_t)size;
+	return m;
+}
+
+nu__msg *nu__msg_new(nu_pid to, nu_pid from, nu_term t)
+{
+	nu__msg *m = msg_new_small(t);
+	if (!m) {
+		size_t size = nu__term_flat_size(t);
+		if (size > UINT32_MAX || !(m = malloc(sizeof(*m) + size)))
+			return NULL;
+		m->block = 0;
+		m->size = (uint32_t)size;
 		m->term = size ? nu__term_copy_sized(t, m->data, size) : t;
 	}
+	m->to = to;
+	m->from = from;
+	m->kind = 0;
+	m->rel = NULL;
+	atomic_store_explicit(&m->next, NULL, memory_order_relaxed);
+	return m;
+}
+
+/* The frame of a call message, {Tag, {From, #Ref<id>}, Req}: 9 words,
+ * then Req's copy. */
+#define CALL_WORDS 9
+
+static nu_term call_layout(uint64_t *w, const nu__call_hdr *c, nu_term req)
+{
+	w[0] = NU__HDR(NU__K_TUPLE, 3);
+	w[1] = c->tag;
+	w[2] = (nu_term)(uintptr_t)(w + 4);
+	w[3] = req;
+	w[4] = NU__HDR(NU__K_TUPLE, 2);
+	w[5] = nu_pid_term(c->from);
+	w[6] = (nu_term)(uintptr_t)(w + 7);
+	w[7] = NU__HDR(NU__K_REF, 1);
+	w[8] = c->id;
+	return (nu_term)(uintptr_t)w; /* boxed: tag 0 */
+}
+
+/* A call message (gen.c) laid out in place: only Req is walked. A small
+ * block when Req is an immediate, else an exact malloc. */
+static nu__msg *msg_new_call(nu_pid to, nu_term req, const nu__call_hdr *c)
+{
+	size_t rsize = nu__has_body(req) ? nu__term_flat_size(req) : 0;
+	size_t size = CALL_WORDS * 8 + rsize;
+	nu__msg *m = size <= BLOCK_DATA ? nu__block_get() : NULL;
+	if (m) {
+		m->block = 1;
+	} else {
+		if (size > UINT32_MAX || !(m = malloc(sizeof(*m) + size)))
+			return NULL;
+		m->block = 0;
+	}
+	uint64_t *w = (uint64_t *)m->data;
+	if (rsize)
+		req = nu__term_copy_sized(req, w + CALL_WORDS, rsize);
+	m->term = call_layout(w, c, req);
+	m->size = (uint32_t)size;
+	m->to = to;
+	m->from = c->from;
+	m->kind = 0;
+	m->rel = NULL;
 	atomic_store_explicit(&m->next, NULL, memory_order_relaxed);
 	return m;
 }
@@ -382,7 +434,8 @@ static void bound_release(nu__proc *p, const nu__msg *m)
 /* Send msg to `to` on a lane; alias nonzero: a call's reply (never
  * counted in a bounded mailbox: a server does not wait for its caller's
  * room, and a reply is dropped unless the caller waits for it). */
-static int send_on(nu_pid to, nu_term msg, int lane, uint64_t alias)
+static int send_on(nu_pid to, nu_term msg, int lane, uint64_t alias,
+		   const nu__call_hdr *call)
 {
 	nu__node *n = nu__node_get();
 	if (!n)
@@ -399,7 +452,10 @@ static int send_on(nu_pid to, nu_term msg, int lane, uint64_t alias)
 	int rc = alias ? 0 : bound_reserve(&s, p, to);
 	if (rc)
 		return rc > 0 ? 0 : rc; /* dropped: a send to a dead process */
-	nu__msg *m = nu__msg_new(to, s && s->current ? s->current->pid : 0, msg);
+	nu__msg *m = call ? msg_new_call(to, msg, call)
+			  : nu__msg_new(to, s && s->current ? s->current->pid
+							    : 0,
+					msg);
 	if (!m) {
 		if (p->mbox_limit && !alias)
 			atomic_fetch_sub(&p->mbox_count, 1);
@@ -421,17 +477,22 @@ static int send_on(nu_pid to, nu_term msg, int lane, uint64_t alias)
 
 int nu_send(nu_pid to, nu_term msg)
 {
-	return send_on(to, msg, NU__LANE_NORMAL, 0);
+	return send_on(to, msg, NU__LANE_NORMAL, 0, NULL);
 }
 
 int nu_send_priority(nu_pid to, nu_term msg)
 {
-	return send_on(to, msg, NU__LANE_PRIO, 0);
+	return send_on(to, msg, NU__LANE_PRIO, 0, NULL);
 }
 
 int nu__send_reply(nu_pid to, uint64_t alias, nu_term t)
 {
-	return alias ? send_on(to, t, NU__LANE_NORMAL, alias) : -EINVAL;
+	return alias ? send_on(to, t, NU__LANE_NORMAL, alias, NULL) : -EINVAL;
+}
+
+int nu__send_call(nu_pid to, const nu__call_hdr *call, nu_term req)
+{
+	return send_on(to, req, NU__LANE_NORMAL, 0, call);
 }
 
 /* ------------------------------------------------------- fragments */

@@ -96,6 +96,18 @@ void nu__mailbox_mark_ref(uint64_t ref_id);
  * alias (NU__MSG_REPLY). nu_send's codes. */
 int nu__send_reply(nu_pid to, uint64_t alias, nu_term t);
 
+/* What makes a request a call (gen.c): the message sent is
+ * {tag, {from, Ref}, Request}, Ref the reference with id `id`. */
+typedef struct nu__call_hdr {
+	nu_term tag;
+	nu_pid from;
+	uint64_t id;
+} nu__call_hdr;
+
+/* Send the call message for req to `to`, laid out directly (only req is
+ * copied term by term). nu_send's codes. */
+int nu__send_call(nu_pid to, const nu__call_hdr *call, nu_term req);
+
 /* The calling process waits, up to timeout_ms (0 polls, -1 forever), for
  * the reply tagged id (kept only while id is its alias) or the DOWN of
  * monitor reference id `id`, scanning from the receive marker when id is

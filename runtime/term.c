@@ -956,6 +956,54 @@ static nu_term copy_term(nu_term t, cbuf *cb)
 	return res;
 }
 
+/* copy_term with the room checked as it goes, for a caller that has not
+ * measured t: NU_NONE as soon as [cb->p, cb->end) is too small (NU_NONE
+ * is never an element of a valid term, so it cannot be a copy). */
+static __attribute__((noinline)) nu_term copy_bounded(nu_term t, cbuf *cb)
+{
+	nu_term res = t, *link = &res;
+	while (nu__is_cons(t)) {
+		if (cb->end - cb->p < 2)
+			return NU_NONE;
+		uint64_t *c = cbuf_take(cb, 2);
+		nu_term h = nu__box_ptr(t)[0];
+		if ((c[0] = has_body(h) ? copy_bounded(h, cb) : h) == NU_NONE)
+			return NU_NONE;
+		*link = (nu_term)(uintptr_t)c | NU__TAG_CONS;
+		link = &c[1];
+		t = nu__box_ptr(t)[1];
+	}
+	if (!nu__is_boxed(t)) {
+		*link = t;
+		return res;
+	}
+	const uint64_t *p = nu__box_ptr(t);
+	size_t w = box_words(p[0]);
+	if ((size_t)(cb->end - cb->p) < w)
+		return NU_NONE;
+	uint64_t *q = cbuf_take(cb, w);
+	if (NU__HDR_KIND(p[0]) == NU__K_TUPLE || NU__HDR_KIND(p[0]) == NU__K_MAP) {
+		q[0] = p[0];
+		for (size_t i = 1; i < w; i++)
+			if ((q[i] = has_body(p[i]) ? copy_bounded(p[i], cb)
+						   : p[i]) == NU_NONE)
+				return NU_NONE;
+	} else {
+		for (size_t i = 0; i < w; i++) /* short: no call */
+			q[i] = p[i];
+	}
+	*link = box_term(q);
+	return res;
+}
+
+nu_term nu__term_copy_bounded(nu_term t, void *buf, size_t cap, size_t *used)
+{
+	cbuf cb = { buf, (uint64_t *)buf + cap / 8 };
+	nu_term r = copy_bounded(t, &cb);
+	*used = (size_t)((char *)cb.p - (char *)buf);
+	return r;
+}
+
 nu_term nu__term_copy_buf(nu_term t, void *buf, size_t len)
 {
 	if (t == NU_NONE || !t || ((uintptr_t)buf & 7))

@@ -158,6 +158,10 @@ nu_term nu__term_copy(nu_term t, nu__heap *dst);
 /* Deep copy of t into buf (8-byte aligned, len >= nu__term_flat_size(t));
  * NU_NONE when len is too small or t is NU_NONE. */
 nu_term nu__term_copy_buf(nu_term t, void *buf, size_t len);
+/* Deep copy of t (boxed or a list cell) into buf (8-byte aligned, cap
+ * bytes) in one pass, without measuring it first: the copy with *used the
+ * bytes it took, or NU_NONE when it does not fit (buf then holds junk). */
+nu_term nu__term_copy_bounded(nu_term t, void *buf, size_t cap, size_t *used);
 /* nu__term_copy_buf for a caller that already knows sz ==
  * nu__term_flat_size(t) > 0 (no second walk to measure it). */
 nu_term nu__term_copy_sized(nu_term t, void *buf, size_t sz);

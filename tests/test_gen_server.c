@@ -175,6 +175,24 @@ static void basics_main(void *a)
 	CU_ASSERT_EQUAL(nu_call(st, nu_int(9), 1000, &r), 0);
 	CU_ASSERT(nu_term_equal(r, nu_tuple(2, nu_atom("echo"), nu_int(9))));
 	nu_term_free(r);
+	/* compound requests reach the server whole: one that fits a small
+	 * message block with the call's frame, and bigger ones */
+	nu_term reqs[3];
+	CU_ASSERT_EQUAL(nu_term_parse("{k, 1}", &reqs[0], NULL), 0);
+	CU_ASSERT_EQUAL(nu_term_parse("{get_many, [1,2,3], <<\"bin\">>, "
+				      "#{a => 1}, 1.5}",
+				      &reqs[1], NULL),
+			0);
+	nu_term big = NU_NIL;
+	for (int i = 0; i < 300; i++)
+		big = nu_cons(nu_int(i), big);
+	reqs[2] = big;
+	for (int i = 0; i < 3; i++) {
+		CU_ASSERT_EQUAL(nu_call(st, reqs[i], 1000, &r), 0);
+		CU_ASSERT(nu_term_equal(r, nu_tuple(2, nu_atom("echo"),
+						    reqs[i])));
+		nu_term_free(r);
+	}
 	/* a reply from another process, given `from` */
 	CU_ASSERT_EQUAL(nu_call(st, nu_atom("defer"), 2000, &r), 0);
 	CU_ASSERT(r == nu_atom("from_elsewhere"));

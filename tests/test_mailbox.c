@@ -58,6 +58,25 @@ static void copy_main(void *a)
 	CU_ASSERT_EQUAL(nu_send(nu_self(), nu_int(7)), 0); /* to self */
 	CU_ASSERT_EQUAL(nu_receive(&back, 0), 0);
 	CU_ASSERT_EQUAL(back, nu_int(7));
+	/* every size across the small block's edge: flat tuples, nested
+	 * ones and lists that fit, fill or overflow it (the one-pass copy
+	 * gives up part way and the measured copy takes over) */
+	for (int n = 0; n < 24; n++) {
+		nu_term e[24], lst = NU_NIL;
+		for (int i = 0; i < n; i++) {
+			e[i] = nu_int(i);
+			lst = nu_cons(nu_tuple(2, nu_int(i), nu_float(i)), lst);
+		}
+		nu_term ts[3] = { nu_tuplev(n, e), lst,
+				  nu_tuple(3, nu_atom("x"), nu_tuplev(n, e),
+					   nu_make_ref()) };
+		for (int k = 0; k < 3; k++) {
+			CU_ASSERT_EQUAL(nu_send(nu_self(), ts[k]), 0);
+			CU_ASSERT_EQUAL(nu_receive(&back, 0), 0);
+			CU_ASSERT(nu_term_equal(back, ts[k]));
+			nu_term_free(back);
+		}
+	}
 }
 
 static void test_copies(void)

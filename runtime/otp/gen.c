@@ -81,13 +81,6 @@ static nu_term stack_tuple(uint64_t *buf, size_t n, const nu_term *e)
 	return (nu_term)(uintptr_t)buf;
 }
 
-static nu_term stack_ref(uint64_t *buf, uint64_t id)
-{
-	buf[0] = NU__HDR(NU__K_REF, 1);
-	buf[1] = id;
-	return (nu_term)(uintptr_t)buf;
-}
-
 /* The pid a server term names: > 0; 0 for a name no process holds;
  * -EINVAL for a term that names no server; -ESRCH without a node. */
 static nu_pid resolve(nu_term server)
@@ -175,11 +168,7 @@ static int gen_call(nu_term server, nu_term tag, nu_term req,
 	if (rc)
 		return rc;
 	nu__mailbox_alias(id);
-	uint64_t ref[2], from[3], msg[4];
-	rc = nu_send(pid, STACK_TUPLE(msg, tag,
-				      STACK_TUPLE(from, nu_pid_term(self),
-						  stack_ref(ref, id)),
-				      req));
+	rc = nu__send_call(pid, &(nu__call_hdr){ tag, self, id }, req);
 	if (rc) {
 		nu__mailbox_alias(0);
 		nu__demonitor_id(id, 1);
