@@ -3,9 +3,14 @@
  * Entities
  *   message  a block holding a flat deep copy of the sent term, made by the
  *            sender (term.h), so the sender's heap is never referenced by
- *            anyone else. On receive the receiver copies the term into its
- *            own heap and frees the block: each process references only its
- *            own copy, and all of it goes with its heap at exit.
+ *            anyone else. Most messages fit a small cached block
+ *            (block.c) and are copied into it in one pass; a bigger term
+ *            is measured, then copied into an exact malloc. A call's
+ *            {Tag, {From, Ref}, Req} is laid out in place (only Req is
+ *            walked). On receive the block becomes a fragment of the
+ *            receiver's heap (no second copy): each process references
+ *            only its own copy, and all of it goes with its heap at
+ *            exit or with nu_term_free().
  *   mailbox  per process, two lanes (priority and normal; a receive looks
  *            at priority messages first, OTP 28's priority messages), each
  *            in two parts: `top`, a LIFO that any thread pushes onto with
@@ -39,10 +44,12 @@
  * carry it. Removing the mark message moves the mark to its predecessor,
  * so the pointer never dangles; one mark per process (the newest ref).
  *
+ * Receive. The common take (one plain message pushed since the last
+ * take) is inline; a plain nu_receive waiting forever loops on take and
+ * park without the selective-receive scan or a timer.
+ *
  * Rejected (for now): copying straight into the receiver's heap (its
- * allocator is owner-only; BEAM takes the receiver's heap lock instead),
- * keeping the block as a heap fragment until exit (saves the second copy;
- * comes with the heap accounting of the memory issue).
+ * allocator is owner-only; BEAM takes the receiver's heap lock instead).
  */
 #include "mailbox.h"
 
@@ -246,6 +253,17 @@ static nu__msg *msg_new_small(nu_term t)
 	return m;
 }
 
+/* The header fields of a new plain message m (its term is set). */
+static nu__msg *msg_init(nu__msg *m, nu_pid to, nu_pid from)
+{
+	m->to = to;
+	m->from = from;
+	m->kind = 0;
+	m->rel = NULL;
+	atomic_store_explicit(&m->next, NULL, memory_order_relaxed);
+	return m;
+}
+
 nu__msg *nu__msg_new(nu_pid to, nu_pid from, nu_term t)
 {
 	nu__msg *m = msg_new_small(t);
@@ -257,12 +275,7 @@ nu__msg *nu__msg_new(nu_pid to, nu_pid from, nu_term t)
 		m->size = (uint32_t)size;
 		m->term = size ? nu__term_copy_sized(t, m->data, size) : t;
 	}
-	m->to = to;
-	m->from = from;
-	m->kind = 0;
-	m->rel = NULL;
-	atomic_store_explicit(&m->next, NULL, memory_order_relaxed);
-	return m;
+	return msg_init(m, to, from);
 }
 
 /* The frame of a call message, {Tag, {From, #Ref<id>}, Req}: 9 words,
@@ -284,7 +297,7 @@ static nu_term call_layout(uint64_t *w, const nu__call_hdr *c, nu_term req)
 }
 
 /* A call message (gen.c) laid out in place: only Req is walked. A small
- * block when Req is an immediate, else an exact malloc. */
+ * block when frame and Req fit (Req an immediate), else an exact malloc. */
 static nu__msg *msg_new_call(nu_pid to, nu_term req, const nu__call_hdr *c)
 {
 	size_t rsize = nu__has_body(req) ? nu__term_flat_size(req) : 0;
@@ -302,12 +315,7 @@ static nu__msg *msg_new_call(nu_pid to, nu_term req, const nu__call_hdr *c)
 		req = nu__term_copy_sized(req, w + CALL_WORDS, rsize);
 	m->term = call_layout(w, c, req);
 	m->size = (uint32_t)size;
-	m->to = to;
-	m->from = c->from;
-	m->kind = 0;
-	m->rel = NULL;
-	atomic_store_explicit(&m->next, NULL, memory_order_relaxed);
-	return m;
+	return msg_init(m, to, c->from);
 }
 
 /* Push m onto a lane; 1 if the lane's stack was empty (wake p). */
