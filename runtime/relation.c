@@ -156,16 +156,16 @@ static void stack_push(nu__proc *t, nu__rel *r)
 
 int nu__rel_attach(nu__proc *me, int kind, nu_pid target, uint64_t ref)
 {
-	if (nu_is_alive(target) != 1)
+	nu__node *n = nu__node_get(); /* running: me is one of its processes */
+	if (nu__pid_alive(n, target) != 1)
 		return 1;
 	nu__rel *r = nu__rel_new(me, kind, target, ref);
 	if (!r)
 		return -ENOMEM;
-	nu__proc *t = nu__slot_proc(&nu__node_get()->mem,
-				    nu__pid_index(target));
+	nu__proc *t = nu__slot_proc(&n->mem, nu__pid_index(target));
 	stack_push(t, r);
 	/* re-check (seq_cst, against the exit's `exiting` then take) */
-	if (nu_is_alive(target) == 1 && !atomic_load(&t->exiting))
+	if (nu__pid_alive(n, target) == 1 && !atomic_load(&t->exiting))
 		return 0;
 	/* Gone meanwhile: take the record back (its stack reference is
 	 * dropped by the slot's next holder), unless the exit claimed it:

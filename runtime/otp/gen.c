@@ -197,8 +197,7 @@ int nu_cast(nu_term server, nu_term msg)
 
 int nu_reply(nu_term from, nu_term reply)
 {
-	if (!is_from(from) || reply == NU_NONE ||
-	    nu_term_type(reply) == NU_T_NONE)
+	if (!is_from(from) || !nu__term_valid(reply))
 		return -EINVAL;
 	return nu__send_reply(nu_pid_value(telem(from, 0)),
 			      nu__ref_id(telem(from, 1)), reply);
