@@ -924,42 +924,16 @@ typedef struct cbuf {
 static uint64_t *cbuf_take(cbuf *cb, size_t words)
 {
 	uint64_t *r = cb->p;
-	cb->p += words; /* sized in advance: cannot overflow */
+	cb->p += words; /* the caller checked the room */
 	return r;
 }
 
-static nu_term copy_term(nu_term t, cbuf *cb)
-{
-	nu_term res = t, *link = &res;
-	while (nu__is_cons(t)) {
-		uint64_t *c = cbuf_take(cb, 2);
-		c[0] = copy_term(nu__box_ptr(t)[0], cb);
-		*link = (nu_term)(uintptr_t)c | NU__TAG_CONS;
-		link = &c[1];
-		t = nu__box_ptr(t)[1];
-	}
-	if (!nu__is_boxed(t)) {
-		*link = t;
-		return res;
-	}
-	const uint64_t *p = nu__box_ptr(t);
-	size_t w = box_words(p[0]);
-	uint64_t *q = cbuf_take(cb, w);
-	if (NU__HDR_KIND(p[0]) == NU__K_TUPLE || NU__HDR_KIND(p[0]) == NU__K_MAP) {
-		q[0] = p[0];
-		for (size_t i = 1; i < w; i++) /* immediates as they are */
-			q[i] = has_body(p[i]) ? copy_term(p[i], cb) : p[i];
-	} else {
-		memcpy(q, p, w * 8);
-	}
-	*link = box_term(q);
-	return res;
-}
-
-/* copy_term with the room checked as it goes, for a caller that has not
- * measured t: NU_NONE as soon as [cb->p, cb->end) is too small (NU_NONE
- * is never an element of a valid term, so it cannot be a copy). */
-static __attribute__((noinline)) nu_term copy_bounded(nu_term t, cbuf *cb)
+/* The deep copy of t into [cb->p, cb->end), the room checked as it goes:
+ * NU_NONE as soon as it is too small (a copy of a list cell or a box is
+ * never NU_NONE; the runtime's own messages may hold NU_NONE as an
+ * immediate element, copied as it is). Callers that measured t first
+ * never see NU_NONE; the one-pass copy of a message (mailbox.c) does. */
+static __attribute__((noinline)) nu_term copy_term(nu_term t, cbuf *cb)
 {
 	nu_term res = t, *link = &res;
 	while (nu__is_cons(t)) {
@@ -967,7 +941,9 @@ static __attribute__((noinline)) nu_term copy_bounded(nu_term t, cbuf *cb)
 			return NU_NONE;
 		uint64_t *c = cbuf_take(cb, 2);
 		nu_term h = nu__box_ptr(t)[0];
-		if ((c[0] = has_body(h) ? copy_bounded(h, cb) : h) == NU_NONE)
+		if (!has_body(h))
+			c[0] = h;
+		else if ((c[0] = copy_term(h, cb)) == NU_NONE)
 			return NU_NONE;
 		*link = (nu_term)(uintptr_t)c | NU__TAG_CONS;
 		link = &c[1];
@@ -984,13 +960,16 @@ static __attribute__((noinline)) nu_term copy_bounded(nu_term t, cbuf *cb)
 	uint64_t *q = cbuf_take(cb, w);
 	if (NU__HDR_KIND(p[0]) == NU__K_TUPLE || NU__HDR_KIND(p[0]) == NU__K_MAP) {
 		q[0] = p[0];
-		for (size_t i = 1; i < w; i++)
-			if ((q[i] = has_body(p[i]) ? copy_bounded(p[i], cb)
-						   : p[i]) == NU_NONE)
+		for (size_t i = 1; i < w; i++) /* immediates as they are */
+			if (!has_body(p[i]))
+				q[i] = p[i];
+			else if ((q[i] = copy_term(p[i], cb)) == NU_NONE)
 				return NU_NONE;
-	} else {
+	} else if (w <= 8) {
 		for (size_t i = 0; i < w; i++) /* short: no call */
 			q[i] = p[i];
+	} else {
+		memcpy(q, p, w * 8); /* a binary or a bignum */
 	}
 	*link = box_term(q);
 	return res;
@@ -999,7 +978,7 @@ static __attribute__((noinline)) nu_term copy_bounded(nu_term t, cbuf *cb)
 nu_term nu__term_copy_bounded(nu_term t, void *buf, size_t cap, size_t *used)
 {
 	cbuf cb = { buf, (uint64_t *)buf + cap / 8 };
-	nu_term r = copy_bounded(t, &cb);
+	nu_term r = copy_term(t, &cb);
 	*used = (size_t)((char *)cb.p - (char *)buf);
 	return r;
 }
