@@ -58,6 +58,7 @@
 #include <string.h>
 
 #include "block.h"
+#include "call.h"
 #include "node.h"
 #include "pattern.h"
 #include "proc.h"
@@ -91,7 +92,7 @@ static void msg_release(nu__msg *m)
 
 void nu__msg_free(nu__msg *m)
 {
-	if (!(m->kind & NU__MSG_REPLY) && m->rel)
+	if (!(m->kind & (NU__MSG_REPLY | NU__MSG_CALL)) && m->rel)
 		nu__rel_unref(m->rel);
 	msg_release(m);
 }
@@ -220,6 +221,20 @@ void nu__mailbox_drain(nu__mailbox *mb)
 		}
 	}
 	nu__mailbox_init(mb);
+}
+
+void nu__mailbox_each_call(nu__proc *p,
+			   void (*fn)(nu__proc *p, nu_pid caller, uint64_t id))
+{
+	nu__lane *ln = &p->mailbox.lane[NU__LANE_NORMAL];
+	nu__msg *m = ln->head;
+	for (; m; m = atomic_load_explicit(&m->next, memory_order_relaxed))
+		if (m->kind & NU__MSG_CALL)
+			fn(p, m->from, m->alias);
+	/* in place: pushes go on, and never change a message already on */
+	for (m = atomic_load(&ln->top); m; m = link_of(m))
+		if ((m->kind & NU__MSG_CALL) && m->to == p->pid)
+			fn(p, m->from, m->alias);
 }
 
 /* Room for a term in a small block. */
@@ -475,6 +490,10 @@ static int send_on(nu_pid to, nu_term msg, int lane, uint64_t alias,
 	} else if (p->mbox_limit) {
 		m->kind = NU__MSG_COUNTED;
 	}
+	if (call) {
+		m->kind |= NU__MSG_CALL;
+		m->alias = call->id;
+	}
 	/* No second look at the generation: the receiver may die after any
 	 * look, and its exit drains what was pushed before (see above). */
 	deliver_to(s, p, m, lane);
@@ -648,6 +667,8 @@ static inline nu_term select_take(nu__proc *p, const found *f)
 {
 	nu_term t = f->m->term;
 	select_unlink(p, f);
+	if (f->m->kind & NU__MSG_CALL) /* open until answered (call.c) */
+		nu__call_taken(p, f->m->from, f->m->alias);
 	if (f->m->size)
 		frag_add(p, f->m);
 	else
@@ -861,7 +882,7 @@ static int scan_reply(const nu__msg *m, void *ctx)
 {
 	uint64_t id = *(const uint64_t *)ctx;
 	if (m->kind & NU__MSG_REPLY)
-		return m->alias == id ? 0 : -1;
+		return m->alias != id ? -1 : m->kind & NU__MSG_DOWNED ? 1 : 0;
 	return nu__is_down_for(m->term, id) ? 1 : -1;
 }
 

@@ -22,7 +22,8 @@ typedef struct nu__msg {
 	union {
 		struct nu__rel *rel; /* a signal's relation reference */
 		struct nu__msg *prev; /* a fragment: in the process's list */
-		uint64_t alias;   /* a reply: the reference id it answers */
+		uint64_t alias;   /* a reply: the reference id it answers;
+				   * a call: its reference id */
 	};
 	_Alignas(16) unsigned char data[];
 } nu__msg;
@@ -35,6 +36,8 @@ enum {
 	NU__MSG_FRAG = 16,    /* received: a fragment of the receiver's heap */
 	NU__MSG_REPLY = 32,   /* a call's reply: kept only while the receiver
 			       * waits for its alias (mailbox.alias) */
+	NU__MSG_CALL = 64,    /* a call (call.c); alias holds its id */
+	NU__MSG_DOWNED = 128, /* with REPLY: the server exited (call.c) */
 };
 
 /* One lane of a mailbox. */
@@ -141,6 +144,13 @@ void nu__mailbox_drain(nu__mailbox *mb);
 nu__msg *nu__frag_of(void *ptr);
 void nu__frag_free(struct nu__proc *p, nu__msg *m);
 void nu__frags_free(struct nu__proc *p);
+
+/* Call fn(p, caller, id) for every call message for p in its normal
+ * lane, queued or pushed, without taking anything (the exiting p:
+ * call.c). The pushed stack is read with a seq_cst load. */
+void nu__mailbox_each_call(struct nu__proc *p,
+			   void (*fn)(struct nu__proc *p, nu_pid caller,
+				      uint64_t id));
 
 /* Take what was pushed to the calling process p, acting on the exit
  * signals among it (signal.c); may end p. */

@@ -47,18 +47,6 @@ int nu_monitor(nu_pid pid, nu_term *ref)
 	return rc;
 }
 
-int nu__monitor_id(nu_pid pid, uint64_t *id)
-{
-	nu__sched *s = nu__sched_self();
-	if (!s || !s->current)
-		return -EPERM;
-	if (nu_is_alive(pid) < 0)
-		return -EINVAL;
-	*id = nu__ref_next();
-	nu__mailbox_mark_ref(*id);
-	return monitor(s->current, pid, *id);
-}
-
 int nu__is_down_for(nu_term t, uint64_t id)
 {
 	static _Atomic nu_term down;

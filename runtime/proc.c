@@ -46,6 +46,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "call.h"
 #include "ctx.h"
 #include "fiber.h"
 #include "io/io.h"
@@ -282,6 +283,9 @@ static void proc_init(nu__node *n, nu__proc *p, uint32_t index, nu_fn fn,
 	atomic_store_explicit(&p->prune_at, 64, memory_order_relaxed);
 	p->held = NULL;
 	p->nheld = p->heldcap = 0;
+	atomic_store_explicit(&p->call_watch, 0, memory_order_relaxed);
+	p->calls = NULL;
+	p->ncalls = p->callscap = 0;
 	p->trap_exit = 0;
 	p->reason_msg = NULL;
 	p->frags = NULL;
@@ -424,6 +428,7 @@ _Noreturn void nu__proc_exit(nu__sched *s, nu__proc *p, nu_term reason)
 	atomic_store(&p->wait_token, 0); /* a pending timer finds nothing */
 	nu__io_exit(p);
 	nu__rel_exit(p);
+	nu__call_exit(p);
 	if (p->flags & NU__PF_GUARDED) {
 		nu__node *n = nu__node_get();
 		uintptr_t lo = (uintptr_t)p->stack_lo - n->mem.page;

@@ -73,6 +73,9 @@ struct nu__proc {
 	_Atomic int exiting;      /* past the point of taking `rels` */
 	struct nu__rel **held;    /* relations we own (relation.c), malloc'd */
 	uint32_t nheld, heldcap;
+	_Atomic uint64_t call_watch; /* the call we wait in (call.c) */
+	struct nu__open_call *calls; /* calls taken, not answered (call.c) */
+	uint32_t ncalls, callscap;
 	int trap_exit;            /* exit signals become messages (signal.c) */
 	struct nu__msg *reason_msg; /* holds the reason a signal killed us */
 	struct nu__msg *frags;    /* received messages' blocks (mailbox.c) */

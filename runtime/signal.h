@@ -34,10 +34,8 @@ int nu__signal_down(nu_pid to, nu_pid from, uint64_t ref, nu_term reason,
  * (monitor.c). */
 int nu__is_down_for(nu_term t, uint64_t id);
 
-/* nu_monitor() and nu_demonitor() by reference id, for callers that need
- * no reference term (a call builds its own on the stack): *id is fresh
- * and is the calling process's receive marker. Same results. */
-int nu__monitor_id(nu_pid pid, uint64_t *id);
+/* nu_demonitor() by reference id (the start handshake's monitor). Same
+ * results. */
 int nu__demonitor_id(uint64_t id, int flush);
 
 /* The receiver p met signal m while taking its mailbox: NU__SIG_KEEP (m

@@ -4,14 +4,16 @@
  * Entities
  *   server   a process running a behaviour's loop (gen_server.c,
  *            statem.c, supervisor.c), named by a pid term or an atom.
- *   call     {'$gen_call', {Caller, Ref}, Request}. Ref is the reference
- *            of the caller's monitor on the server; {Caller, Ref} is the
- *            `from` a reply goes to.
+ *   call     {'$gen_call', {Caller, Ref}, Request}, Ref a fresh reference
+ *            that also tags the caller's watch on the server (call.c: the
+ *            server's exit answers the call with its reason);
+ *            {Caller, Ref} is the `from` a reply goes to.
  *   reply    a message whose term is the reply itself, flagged
  *            NU__MSG_REPLY and tagged with Ref's id (mailbox.h). The
  *            caller's mailbox keeps a reply only while its alias (the
  *            call's Ref id) is set: once the call is over, by reply,
- *            DOWN or timeout, a late reply is dropped when taken. This is
+ *            the server's exit or timeout, a late reply is dropped when
+ *            taken. This is
  *            OTP 24's alias, with the mailbox as the alias table (a call
  *            waits for one reply at a time, so one alias per process).
  *   cast     {'$gen_cast', Msg}.
@@ -23,22 +25,26 @@
  *            {error, Reason} | {already_started, Pid}.
  *
  * Invariants
- *   - A call waits for exactly two things: the reply tagged Ref or the
- *     DOWN for Ref; Ref is the newest reference, so the wait scans only
- *     what came after the monitor (the receive marker, mailbox.c): O(1)
- *     in the length of the caller's queue.
+ *   - A call waits for exactly two things, both replies tagged Ref: the
+ *     server's answer or its exit reason (call.c's call DOWN); Ref is the
+ *     newest reference, so the wait scans only what came after it (the
+ *     receive marker, mailbox.c): O(1) in the length of the caller's
+ *     queue.
  *   - When a call returns, nothing of it can reach the caller any more:
- *     the alias is cleared before the monitor is turned off, a reply or
- *     DOWN already queued is removed, one still in flight is dropped.
+ *     the alias is cleared before the watch, a call DOWN already queued
+ *     is removed, one still in flight is dropped.
+ *   - Starting is not a call: the starter monitors the new process from
+ *     its spawn (nothing can be pushed to it before) and waits for the
+ *     ack or that monitor's DOWN.
  *   - The boot message outlives init: the start argument points into it,
  *     and init may keep it in its state.
  *
  * Rejected: a reply as {Ref, Reply} (OTP's wire form) received by
  * pattern: the reply would sit inside a bigger message, and the caller
  * could not nu_term_free it; the flag also lets the mailbox drop late
- * replies without looking at terms. A per-call monitor is kept (rather
- * than a cheaper "server died" scan at exit): the issue asks for OTP's
- * semantics, and nu_monitor is one allocation and one push.
+ * replies without looking at terms. A full monitor per call (OTP's way,
+ * and ours until 2026-11): a third of a call's time went into its record
+ * (call.c says what replaced it and why it keeps OTP's semantics).
  */
 #include "gen.h"
 
@@ -46,7 +52,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../call.h"
 #include "../mailbox.h"
+#include "../proc.h"
+#include "../sched.h"
 #include "../signal.h"
 #include "../term.h"
 
@@ -127,22 +136,38 @@ static void down_reason(nu_term down, nu_term *out)
 	nu_term_free(down);
 }
 
-/* Wait for the reply to the call tagged ref (the caller's newest
- * reference, its monitor on the server) and end the call: see nu_call. */
-static int call_wait(uint64_t id, int64_t timeout_ms, nu_term *reply)
+/* The starter waits for the ack (a reply tagged id) or the DOWN of its
+ * spawn-time monitor on the new process (reference id); then neither
+ * can reach it any more: the alias goes first, the monitor after, and a
+ * DOWN or ack already queued is removed. */
+static int ack_wait(uint64_t id, int64_t timeout_ms, nu_term *ack)
 {
 	nu_term t;
 	int rc = nu__mailbox_await_reply(id, timeout_ms, &t);
-	nu__mailbox_alias(0); /* from here on a reply is dropped */
+	nu__mailbox_alias(0);
 	if (rc == 1) { /* DOWN: the monitor is off already */
-		down_reason(t, reply);
+		down_reason(t, ack);
 		return -ESRCH;
 	}
 	if (nu__demonitor_id(id, 0) == 1 || rc < 0)
-		nu__mailbox_flush_ref(id); /* a DOWN (or reply) queued */
+		nu__mailbox_flush_ref(id);
 	if (rc == 0)
-		*reply = t;
+		*ack = t;
 	return rc;
+}
+
+/* Wait for the answer to the call tagged id (the caller's newest
+ * reference) and end the call: see nu_call. A call DOWN's term is the
+ * server's exit reason. */
+static int call_wait(nu__proc *me, uint64_t id, int64_t timeout_ms,
+		     nu_term *reply)
+{
+	nu_term t;
+	int rc = nu__mailbox_await_reply(id, timeout_ms, &t);
+	nu__call_end(me, id); /* from here on nothing of it arrives */
+	if (rc >= 0)
+		*reply = t;
+	return rc == 1 ? -ESRCH : rc;
 }
 
 /* Send {tag, {Self, Ref}, req} to server and wait for the reply. */
@@ -163,17 +188,19 @@ static int gen_call(nu_term server, nu_term tag, nu_term req,
 	}
 	if (pid == self)
 		return -EDEADLK;
-	uint64_t id; /* the monitor's reference, a term on our stack only */
-	int rc = nu__monitor_id(pid, &id);
-	if (rc)
-		return rc;
-	nu__mailbox_alias(id);
-	rc = nu__send_call(pid, &(nu__call_hdr){ tag, self, id }, req);
-	if (rc) {
-		nu__mailbox_alias(0);
-		nu__demonitor_id(id, 1);
-	} else {
-		rc = call_wait(id, timeout_ms, reply);
+	nu__proc *me = nu__sched_self()->current;
+	uint64_t id; /* the call's reference, a term on our stack only */
+	int rc = nu__call_begin(me, pid, &id);
+	if (rc == 0) {
+		rc = nu__call_send(me, pid, &(nu__call_hdr){ tag, self, id },
+				   req);
+		if (rc == 0)
+			return call_wait(me, id, timeout_ms, reply);
+		nu__call_end(me, id);
+	}
+	if (rc == 1) {
+		*reply = NU_ATOM_NOPROC;
+		return -ESRCH;
 	}
 	return rc;
 }
@@ -199,8 +226,11 @@ int nu_reply(nu_term from, nu_term reply)
 {
 	if (!is_from(from) || !nu__term_valid(reply))
 		return -EINVAL;
-	return nu__send_reply(nu_pid_value(telem(from, 0)),
-			      nu__ref_id(telem(from, 1)), reply);
+	nu_pid to = nu_pid_value(telem(from, 0));
+	uint64_t id = nu__ref_id(telem(from, 1));
+	nu__sched *s = nu__sched_here(); /* read once, no switch here */
+	nu__call_replied(s ? s->current : NULL, to, id);
+	return nu__send_reply(to, id, reply);
 }
 
 int nu_gen_stop(nu_term server, nu_term reason, int64_t timeout_ms)
@@ -325,7 +355,7 @@ nu_pid nu__gen_start(nu_fn body, const void *cbs, nu_term arg,
 				      ref, arg, opts->name));
 	nu_term ack = NU_NONE;
 	if (rc == 0)
-		rc = call_wait(nu__ref_id(ref), opts->timeout_ms, &ack);
+		rc = ack_wait(nu__ref_id(ref), opts->timeout_ms, &ack);
 	if (rc == 0)
 		pid = ack_result(pid, ack, reason);
 	else if (rc == -ESRCH)
