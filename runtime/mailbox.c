@@ -175,7 +175,8 @@ static nu__msg *lane_take(nu__proc *p, nu__lane *ln, nu_pid self)
 
 /* Take both lanes; exit when a signal ends p (signals only come on the
  * normal lane, after everything on it before them is queued). The common
- * take, one plain message for p on the normal lane, is inline. */
+ * take, one plain message or awaited reply for p on the normal lane, is
+ * inline. */
 static inline void mailbox_take(nu__proc *p)
 {
 	nu__mailbox *mb = &p->mailbox;
@@ -190,7 +191,8 @@ static inline void mailbox_take(nu__proc *p)
 	nu__msg *m = atomic_exchange_explicit(&nl->top, NULL,
 					      memory_order_acq_rel);
 	if (link_of(m) == NULL && m->to == p->pid &&
-	    !(m->kind & (NU__MSG_SIGMASK | NU__MSG_REPLY))) {
+	    !(m->kind & NU__MSG_SIGMASK) &&
+	    (!(m->kind & NU__MSG_REPLY) || m->alias == mb->alias)) {
 		fifo_append(nl, m); /* m->next is NULL already */
 		if (__builtin_expect(m == mb->mark_pending, 0)) {
 			mb->mark = m;
@@ -901,13 +903,45 @@ void nu__mailbox_alias(uint64_t id)
 		s->current->mailbox.alias = id;
 }
 
+/* A call's usual answer, just taken (the mark settled): the first
+ * normal message after the marker, no priority message before it. 0 or
+ * 1 as scan_reply, with *f set; -1 when nothing is queued there yet; -2
+ * when something else is (a scan decides). */
+static inline int reply_first(nu__proc *p, uint64_t id, found *f)
+{
+	nu__mailbox *mb = &p->mailbox;
+	nu__lane *ln = &mb->lane[NU__LANE_NORMAL];
+	nu__msg *prev = mb->mark_ref == id ? mb->mark : NULL;
+	nu__msg *m = prev ? atomic_load_explicit(&prev->next,
+						 memory_order_relaxed)
+			  : ln->head;
+	if (mb->lane[NU__LANE_PRIO].head)
+		return -2;
+	if (!m)
+		return -1;
+	if (!(m->kind & NU__MSG_REPLY) || m->alias != id)
+		return -2;
+	*f = (found){ NU__LANE_NORMAL, prev, m };
+	return m->kind & NU__MSG_DOWNED ? 1 : 0;
+}
+
 int nu__mailbox_await_reply(uint64_t id, int64_t timeout_ms, nu_term *out)
 {
 	nu__sched *s = nu__sched_self();
 	nu__proc *p = s->current;
 	found f;
-	int k = select_wait(&s, p, deadline_of(timeout_ms), scan_reply, &id,
-			    ref_start(p, id), &f);
+	int k = -1;
+	/* waiting forever, while nothing else comes: take and park, no scan,
+	 * no timer (as nu_receive) */
+	while (timeout_ms < 0) {
+		mailbox_take(p);
+		if ((k = reply_first(p, id, &f)) != -1)
+			break;
+		s = nu__proc_park(s);
+	}
+	if (k < 0)
+		k = select_wait(&s, p, deadline_of(timeout_ms), scan_reply,
+				&id, ref_start(p, id), &f);
 	if (k < 0)
 		return k;
 	*out = select_take(p, &f);
