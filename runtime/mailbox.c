@@ -313,12 +313,10 @@ static nu_term call_layout(uint64_t *w, const nu__call_hdr *c, nu_term req)
 	return (nu_term)(uintptr_t)w; /* boxed: tag 0 */
 }
 
-/* A call message (gen.c) laid out in place: only Req is walked. A small
- * block when frame and Req fit (Req an immediate), else an exact malloc. */
-static nu__msg *msg_new_call(nu_pid to, nu_term req, const nu__call_hdr *c)
+/* A message with room for size bytes of term: a small block when they
+ * fit, else an exact malloc; NULL when out of memory. */
+static nu__msg *msg_alloc(size_t size)
 {
-	size_t rsize = nu__has_body(req) ? nu__term_flat_size(req) : 0;
-	size_t size = CALL_WORDS * 8 + rsize;
 	nu__msg *m = size <= BLOCK_DATA ? nu__block_get() : NULL;
 	if (m) {
 		m->block = 1;
@@ -327,11 +325,45 @@ static nu__msg *msg_new_call(nu_pid to, nu_term req, const nu__call_hdr *c)
 			return NULL;
 		m->block = 0;
 	}
+	m->size = (uint32_t)size;
+	return m;
+}
+
+#define TUPLE_MAX 8
+
+nu__msg *nu__msg_new_tuple(nu_pid to, nu_pid from, size_t n,
+			   const nu_term *el)
+{
+	size_t sz[TUPLE_MAX], size = (1 + n) * 8;
+	if (n == 0 || n > TUPLE_MAX)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		size += sz[i] = nu__has_body(el[i]) ? nu__term_flat_size(el[i])
+						    : 0;
+	nu__msg *m = msg_alloc(size);
+	if (!m)
+		return NULL;
+	uint64_t *w = (uint64_t *)m->data, *at = w + 1 + n;
+	w[0] = NU__HDR(NU__K_TUPLE, n);
+	for (size_t i = 0; i < n; i++) {
+		w[1 + i] = sz[i] ? nu__term_copy_sized(el[i], at, sz[i]) : el[i];
+		at += sz[i] / 8;
+	}
+	m->term = (nu_term)(uintptr_t)w; /* boxed: tag 0 */
+	return msg_init(m, to, from);
+}
+
+/* A call message (gen.c) laid out in place: only Req is walked. */
+static nu__msg *msg_new_call(nu_pid to, nu_term req, const nu__call_hdr *c)
+{
+	size_t rsize = nu__has_body(req) ? nu__term_flat_size(req) : 0;
+	nu__msg *m = msg_alloc(CALL_WORDS * 8 + rsize);
+	if (!m)
+		return NULL;
 	uint64_t *w = (uint64_t *)m->data;
 	if (rsize)
 		req = nu__term_copy_sized(req, w + CALL_WORDS, rsize);
 	m->term = call_layout(w, c, req);
-	m->size = (uint32_t)size;
 	return msg_init(m, to, c->from);
 }
 

@@ -76,6 +76,11 @@ struct nu__node;
  * out of memory. */
 nu__msg *nu__msg_new(nu_pid to, nu_pid from, nu_term t);
 void nu__msg_free(nu__msg *m);
+/* A message whose term is the tuple {el[0], ..., el[n-1]} (1 <= n <= 8),
+ * laid out in place: only elements with a body are walked and copied.
+ * NULL when out of memory or n is out of range. */
+nu__msg *nu__msg_new_tuple(nu_pid to, nu_pid from, size_t n,
+			   const nu_term *el);
 /* Push m to its receiver's lane (NU__LANE_*) and wake it, or free m when
  * the receiver is dead. An exit signal also flags the receiver, so that it
  * acts on it at its next resume whatever it waits for. */

@@ -43,40 +43,23 @@
 #include "signal.h"
 
 #include <errno.h>
-#include <stdlib.h>
 
-#include "fiber.h"
 #include "node.h"
 #include "proc.h"
 #include "relation.h"
 #include "sched.h"
 #include "term.h"
 
-/* A signal of kind to `to`, its tuple built from el[0..n) (element
- * ref_at, if >= 0, the reference with id ref) in a scratch heap: on the
- * stack when small, since the sender may be an exiting process whose heap
- * is full. */
+/* A signal of kind to `to`: the tuple el[0..n) (element ref_at, if >= 0,
+ * the reference with id ref) laid out in place in the message, so an
+ * exiting process whose heap is full can still send it. */
 static int send_built(int kind, nu_pid to, nu_pid from, size_t n,
 		      nu_term *el, uint64_t ref, int ref_at, nu__rel *rel)
 {
-	_Alignas(16) unsigned char small[1024];
-	size_t sz = 256;
-	for (size_t i = 0; i < n; i++)
-		sz += 2 * nu__term_flat_size(el[i]);
-	void *buf = sz <= sizeof(small) ? small : malloc(sz);
-	nu__msg *m = NULL;
-	if (buf) {
-		nu__heap h;
-		nu__heap_init(&h, buf, sz);
-		if (ref_at >= 0)
-			el[ref_at] = nu__ref_in(&h, ref);
-		nu_term t = nu__tuplev_in(&h, n, el);
-		m = t == NU_NONE ? NULL : nu__msg_new(to, from, t);
-		if (buf != small)
-			free(buf);
-		else /* the scratch heap poisoned its free part (ASan) */
-			nu__fiber_unpoison(small, sizeof(small));
-	}
+	uint64_t box[2] = { NU__HDR(NU__K_REF, 1), ref }; /* copied */
+	if (ref_at >= 0)
+		el[ref_at] = (nu_term)(uintptr_t)box; /* boxed: tag 0 */
+	nu__msg *m = nu__msg_new_tuple(to, from, n, el);
 	if (!m) {
 		if (rel)
 			nu__rel_unref(rel);
