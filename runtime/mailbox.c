@@ -7,7 +7,8 @@
  *            (block.c) and are copied into it in one pass; a bigger term
  *            is measured, then copied into an exact malloc. A call's
  *            {Tag, {From, Ref}, Req} is laid out in place (only Req is
- *            walked). On receive the block becomes a fragment of the
+ *            walked; flagged NU__MSG_CALL, see call.c), and so are the
+ *            tuples of exit signals and DOWNs (nu__msg_new_tuple). On receive the block becomes a fragment of the
  *            receiver's heap (no second copy): each process references
  *            only its own copy, and all of it goes with its heap at
  *            exit or with nu_term_free().
