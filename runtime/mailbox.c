@@ -8,10 +8,11 @@
  *            is measured, then copied into an exact malloc. A call's
  *            {Tag, {From, Ref}, Req} is laid out in place (only Req is
  *            walked; flagged NU__MSG_CALL, see call.c), and so are the
- *            tuples of exit signals and DOWNs (nu__msg_new_tuple). On receive the block becomes a fragment of the
- *            receiver's heap (no second copy): each process references
- *            only its own copy, and all of it goes with its heap at
- *            exit or with nu_term_free().
+ *            tuples of exit signals and DOWNs (nu__msg_new_tuple). On
+ *            receive the block becomes a fragment of the receiver's heap
+ *            (no second copy): each process references only its own
+ *            copy, and all of it goes with its heap at exit or with
+ *            nu_term_free().
  *   mailbox  per process, two lanes (priority and normal; a receive looks
  *            at priority messages first, OTP 28's priority messages), each
  *            in two parts: `top`, a LIFO that any thread pushes onto with

@@ -13,9 +13,9 @@
  *            caller's mailbox keeps a reply only while its alias (the
  *            call's Ref id) is set: once the call is over, by reply,
  *            the server's exit or timeout, a late reply is dropped when
- *            taken. This is
- *            OTP 24's alias, with the mailbox as the alias table (a call
- *            waits for one reply at a time, so one alias per process).
+ *            taken. This is OTP 24's alias, with the mailbox as the
+ *            alias table (a call waits for one reply at a time, so one
+ *            alias per process).
  *   cast     {'$gen_cast', Msg}.
  *   sys      {'$gen_sys', From, status} and {'$gen_sys', From, {stop, R}}:
  *            the stopper waits for the DOWN, not for a reply.
