@@ -953,10 +953,11 @@ static inline int reply_first(nu__proc *p, uint64_t id, found *f)
 		return -2;
 	if (!m)
 		return -1;
-	if (!(m->kind & NU__MSG_REPLY) || m->alias != id)
+	int k = scan_reply(m, &id);
+	if (k < 0)
 		return -2;
 	*f = (found){ NU__LANE_NORMAL, prev, m };
-	return m->kind & NU__MSG_DOWNED ? 1 : 0;
+	return k;
 }
 
 int nu__mailbox_await_reply(uint64_t id, int64_t timeout_ms, nu_term *out)
