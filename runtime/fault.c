@@ -514,7 +514,8 @@ static nu_proc_state proc_state(const nu__proc *p)
 	if (atomic_load_explicit(&p->exiting, memory_order_relaxed))
 		return NU_PROC_EXITING;
 	if (atomic_load_explicit(&p->wstate, memory_order_relaxed) ==
-	    NU__WS_PARKED)
+		    NU__WS_PARKED ||
+	    nu__mailbox_asleep(&p->mailbox))
 		return NU_PROC_WAITING;
 	const nu__sched *s = p->sched;
 	if (s && __atomic_load_n(&s->current, __ATOMIC_RELAXED) == p)

@@ -16,19 +16,42 @@
  *   mailbox  per process, two lanes (priority and normal; a receive looks
  *            at priority messages first, OTP 28's priority messages), each
  *            in two parts: `top`, a LIFO that any thread pushes onto with
- *            one atomic exchange, and a FIFO private to the receiver. The
- *            receiver takes the whole LIFO with one exchange, reverses it
- *            and appends it to the FIFO, so messages keep the order in which
- *            their pushes took effect, and messages from one sender to one
- *            receiver on one lane arrive in send order.
+ *            one atomic exchange, and a FIFO private to the receiver, which
+ *            appends what was pushed, reversed, so messages keep the order
+ *            in which their pushes took effect, and messages from one
+ *            sender to one receiver on one lane arrive in send order.
  *
- * Push (any thread): m->next = PENDING; prev = exchange(top, m) (acq_rel);
+ * Push (any thread): m->next = PENDING; prev = exchange(top, m) (seq_cst);
  * m->next = prev (release). A consumer that meets PENDING waits for the
- * link (a few instructions away on the sender's side). Only the sender
- * whose exchange found the mailbox empty wakes the receiver; a receiver
- * parks only after it found `top` empty (seq_cst on both sides via the
- * park protocol in proc.c), so a message never waits for a wake that was
- * not sent.
+ * link (a few instructions away on the sender's side).
+ *
+ * Take and park, normal lane (two locked instructions per message: the
+ * push's exchange and the park's CAS; Pony's actor queue has the same
+ * two). The receiver takes with no locked instruction: it reads `top`
+ * (acquire) and walks down to `seen`, the newest message it took before,
+ * and `top` becomes the new `seen`. A receive with nothing to take parks
+ * on the lane itself: after it switched out, its commit CASes `top` from
+ * `seen` (or NULL) to ASLEEP (sched.c, nu__lane_sleep), and `seen` goes
+ * back to NULL. The push whose exchange returns ASLEEP is the wake: it
+ * links its message to NULL and makes the receiver runnable, with no CAS
+ * of its own; every other push finds a message (or NULL: the receiver is
+ * running) and wakes nobody. Any other waker (a timer, a kill, a
+ * priority push) sets wstate NOTIFIED, then claims the park word by CAS
+ * ASLEEP -> NULL; the commit looks at wstate after its CAS (proc.c), so
+ * no wake is lost and exactly one party makes the receiver runnable.
+ *   ABA: `seen` is compared by address, so its block must not come back
+ * as a new push while it is the boundary: a message flagged as `seen` is
+ * only marked when freed (msg_release), and given back when the boundary
+ * moves past it (unsee) or the park swaps it out. The priority lane is
+ * rare, and keeps the simpler scheme: take by exchange, a push that finds
+ * it empty wakes.
+ *
+ * Rejected: a Vyukov queue (a stub node, popped with no exchange): the
+ * consumer must push the stub back whenever the queue drains, a locked
+ * instruction per message in a ping-pong, and the producer cannot tell a
+ * parked receiver from a running one without a second word (wstate), so
+ * the wake stays a CAS. Before this scheme a message cost four locked
+ * instructions (exchange, wake CAS, park CAS, take exchange).
  *
  * Dead and reused slots. A sender checks the pid's generation before
  * pushing, but the receiver may exit right after. Messages carry the pid
@@ -71,11 +94,13 @@
 #include "timer.h"
 
 #define PENDING ((nu__msg *)1)
+#define ASLEEP NU__MAIL_ASLEEP
 
 void nu__mailbox_init(nu__mailbox *mb)
 {
 	for (int i = 0; i < NU__LANES; i++) {
 		mb->lane[i].head = mb->lane[i].tail = NULL;
+		mb->lane[i].seen = NULL;
 		mb->lane[i].len = 0;
 	}
 	mb->mark = NULL;
@@ -84,13 +109,19 @@ void nu__mailbox_init(nu__mailbox *mb)
 	mb->alias = 0;
 }
 
-static void msg_release(nu__msg *m)
+void nu__msg_release(nu__msg *m)
 {
+	if (__builtin_expect(m->seen != NU__SEEN_NO, 0)) {
+		m->seen = NU__SEEN_FREED; /* its lane's boundary: see unsee */
+		return;
+	}
 	if (m->block)
 		nu__block_put(m);
 	else
 		free(m);
 }
+
+#define msg_release nu__msg_release
 
 void nu__msg_free(nu__msg *m)
 {
@@ -99,6 +130,18 @@ void nu__msg_free(nu__msg *m)
 	msg_release(m);
 }
 #define msg_free nu__msg_free
+
+/* m is no longer its lane's boundary: give it back if it was freed while
+ * it was. */
+static void unsee(nu__msg *m)
+{
+	if (!m)
+		return;
+	int freed = m->seen == NU__SEEN_FREED;
+	m->seen = NU__SEEN_NO;
+	if (freed)
+		msg_release(m);
+}
 
 /* The next link of a message taken from `top`, once its sender set it. */
 static nu__msg *link_of(nu__msg *m)
@@ -121,17 +164,17 @@ static void fifo_append(nu__lane *ln, nu__msg *m)
 	ln->len++;
 }
 
-/* Append the list m, just exchanged out of a lane's `top` (newest first),
- * to the lane's FIFO (oldest first), dropping messages meant for an
- * earlier process of this slot and acting on exit signals (p NULL: drain,
- * no signal is acted on). Returns the first signal that ends p, kept out
- * of the FIFO, or NULL. */
+/* Append the list m, taken from a lane's `top` (newest first, down to
+ * stop or NULL), to the lane's FIFO (oldest first), dropping messages
+ * meant for an earlier process of this slot and acting on exit signals (p
+ * NULL: drain, no signal is acted on). Returns the first signal that ends
+ * p, kept out of the FIFO, or NULL. */
 static nu__msg *lane_append(nu__proc *p, nu__lane *ln, nu_pid self,
-			    nu__msg *m)
+			    nu__msg *m, nu__msg *stop)
 {
 	nu__msg *rev = NULL, *die = NULL;
 	nu__mailbox *mb = p ? &p->mailbox : NULL;
-	while (m) {
+	while (m && m != stop) {
 		nu__msg *next = link_of(m);
 		atomic_store_explicit(&m->next, rev, memory_order_relaxed);
 		rev = m;
@@ -162,8 +205,23 @@ static nu__msg *lane_append(nu__proc *p, nu__lane *ln, nu_pid self,
 	return die;
 }
 
-/* Move everything pushed so far onto a lane into its FIFO (lane_append). */
-static nu__msg *lane_take(nu__proc *p, nu__lane *ln, nu_pid self)
+/* Take the normal lane's pushes down from top (not stop, its `seen`):
+ * top becomes the boundary, flagged first (lane_append may free it). */
+static nu__msg *lane_walk(nu__proc *p, nu__lane *ln, nu_pid self,
+			  nu__msg *top, nu__msg *stop)
+{
+	top->seen = NU__SEEN_YES;
+	ln->seen = top;
+	nu__msg *die = lane_append(p, ln, self, top, stop);
+	unsee(stop);
+	return die;
+}
+
+/* Move everything pushed so far onto the priority lane into its FIFO
+ * (lane_append). The priority lane is taken by exchange; the normal lane
+ * (mailbox_take) by a walk down to `seen`, with no locked instruction: its
+ * `top` is swapped out only by a park (sched.c: park_commit_mail). */
+static nu__msg *prio_take(nu__proc *p, nu__lane *ln, nu_pid self)
 {
 	/* A plain load first: an exchange on an empty lane is a wasted
 	 * locked instruction. A push racing with it found the lane empty and
@@ -172,37 +230,46 @@ static nu__msg *lane_take(nu__proc *p, nu__lane *ln, nu_pid self)
 		return NULL;
 	return lane_append(p, ln, self,
 			   atomic_exchange_explicit(&ln->top, NULL,
-						    memory_order_acq_rel));
+						    memory_order_acq_rel),
+			   NULL);
 }
 
 /* Take both lanes; exit when a signal ends p (signals only come on the
  * normal lane, after everything on it before them is queued). The common
  * take, one plain message or awaited reply for p on the normal lane, is
- * inline. */
+ * inline. Taking the normal lane is a walk from `top` down to `seen`,
+ * whose flag keeps it from being given back, so that its address cannot
+ * come back as a new push (after a park swapped `top` out, `seen` is
+ * NULL: pushes onto ASLEEP end the list). */
 static inline void mailbox_take(nu__proc *p)
 {
 	nu__mailbox *mb = &p->mailbox;
 	nu__lane *ln = mb->lane;
 	/* plain loads first, inline: most takes find one lane or both
-	 * empty (see lane_take) */
+	 * empty (see prio_take) */
 	if (atomic_load_explicit(&ln[NU__LANE_PRIO].top, memory_order_relaxed))
-		lane_take(p, &ln[NU__LANE_PRIO], p->pid);
+		prio_take(p, &ln[NU__LANE_PRIO], p->pid);
 	nu__lane *nl = &ln[NU__LANE_NORMAL];
-	if (!atomic_load_explicit(&nl->top, memory_order_relaxed))
+	nu__msg *stop = nl->seen;
+	/* acquire: pairs with the push's exchange, m's contents are seen */
+	nu__msg *m = atomic_load_explicit(&nl->top, memory_order_acquire);
+	if (m == stop)
 		return;
-	nu__msg *m = atomic_exchange_explicit(&nl->top, NULL,
-					      memory_order_acq_rel);
-	if (link_of(m) == NULL && m->to == p->pid &&
+	if (link_of(m) == stop && m->to == p->pid &&
 	    !(m->kind & NU__MSG_SIGMASK) &&
 	    (!(m->kind & NU__MSG_REPLY) || m->alias == mb->alias)) {
-		fifo_append(nl, m); /* m->next is NULL already */
+		m->seen = NU__SEEN_YES;
+		nl->seen = m;
+		atomic_store_explicit(&m->next, NULL, memory_order_relaxed);
+		fifo_append(nl, m);
 		if (__builtin_expect(m == mb->mark_pending, 0)) {
 			mb->mark = m;
 			mb->mark_pending = NULL;
 		}
+		unsee(stop);
 		return;
 	}
-	nu__msg *die = lane_append(p, nl, p->pid, m);
+	nu__msg *die = lane_walk(p, nl, p->pid, m, stop);
 	if (__builtin_expect(die != NULL, 0))
 		nu__proc_exit(nu__sched_self(), p, nu__signal_die(p, die));
 }
@@ -215,16 +282,32 @@ void nu__mailbox_take_signals(nu__proc *p)
 void nu__mailbox_drain(nu__mailbox *mb)
 {
 	for (int i = 0; i < NU__LANES; i++) {
-		lane_take(NULL, &mb->lane[i], -1); /* nothing is for pid -1 */
-		nu__msg *m = mb->lane[i].head;
+		nu__lane *ln = &mb->lane[i];
+		nu__msg *stop = i == NU__LANE_NORMAL ? ln->seen : NULL;
+		/* nothing is for pid -1: every message is dropped; most
+		 * processes exit with nothing pushed (no exchange then) */
+		nu__msg *top = atomic_load(&ln->top);
+		if (top)
+			lane_append(NULL, ln, -1,
+				    atomic_exchange(&ln->top, NULL), stop);
+		nu__msg *m = ln->head;
 		while (m) {
 			nu__msg *next = atomic_load_explicit(
 				&m->next, memory_order_relaxed);
 			msg_free(m);
 			m = next;
 		}
+		unsee(stop);
 	}
 	nu__mailbox_init(mb);
+}
+
+int nu__mailbox_claim(nu__proc *p)
+{
+	nu__lane *ln = &p->mailbox.lane[NU__LANE_NORMAL];
+	nu__msg *exp = ASLEEP;
+	return atomic_load(&ln->top) == ASLEEP &&
+	       atomic_compare_exchange_strong(&ln->top, &exp, NULL);
 }
 
 void nu__mailbox_each_call(nu__proc *p,
@@ -236,7 +319,7 @@ void nu__mailbox_each_call(nu__proc *p,
 		if (m->kind & NU__MSG_CALL)
 			fn(p, m->from, m->alias);
 	/* in place: pushes go on, and never change a message already on */
-	for (m = atomic_load(&ln->top); m; m = link_of(m))
+	for (m = atomic_load(&ln->top); m && m != ln->seen; m = link_of(m))
 		if ((m->kind & NU__MSG_CALL) && m->to == p->pid)
 			fn(p, m->from, m->alias);
 }
@@ -254,6 +337,7 @@ static nu__msg *msg_new_small(nu_term t)
 	if (flat > BLOCK_DATA || !(m = nu__block_get()))
 		return NULL;
 	m->block = 1;
+	m->seen = NU__SEEN_NO;
 	if (flat) {
 		const uint64_t *src = nu__box_ptr(t);
 		uint64_t *dst = (uint64_t *)m->data;
@@ -291,6 +375,7 @@ nu__msg *nu__msg_new(nu_pid to, nu_pid from, nu_term t)
 		if (size > UINT32_MAX || !(m = malloc(sizeof(*m) + size)))
 			return NULL;
 		m->block = 0;
+		m->seen = NU__SEEN_NO;
 		m->size = (uint32_t)size;
 		m->term = size ? nu__term_copy_sized(t, m->data, size) : t;
 	}
@@ -327,6 +412,7 @@ static nu__msg *msg_alloc(size_t size)
 			return NULL;
 		m->block = 0;
 	}
+	m->seen = NU__SEEN_NO;
 	m->size = (uint32_t)size;
 	return m;
 }
@@ -369,23 +455,30 @@ static nu__msg *msg_new_call(nu_pid to, nu_term req, const nu__call_hdr *c)
 	return msg_init(m, to, c->from);
 }
 
-/* Push m onto a lane; 1 if the lane's stack was empty (wake p). */
-static int lane_push(nu__lane *ln, nu__msg *m)
+/* Push m onto a lane; returns what `top` held (ASLEEP: this push took
+ * the receiver's park, and must wake it). */
+static nu__msg *lane_push(nu__lane *ln, nu__msg *m)
 {
 	atomic_store_explicit(&m->next, PENDING, memory_order_relaxed);
 	nu__msg *prev = atomic_exchange_explicit(&ln->top, m,
 						 memory_order_seq_cst);
-	atomic_store_explicit(&m->next, prev, memory_order_release);
-	return prev == NULL;
+	atomic_store_explicit(&m->next, prev == ASLEEP ? NULL : prev,
+			      memory_order_release);
+	return prev;
 }
 
 /* Push m onto a lane of p, the process in m->to's slot, and wake p; s is
- * the calling thread's scheduler or NULL. */
+ * the calling thread's scheduler or NULL. A normal push wakes p when it
+ * found p parked on the lane (the exchange was the claim); a priority push
+ * that found its lane empty wakes p like any other waker (proc.c). */
 static void deliver_to(nu__sched *s, nu__proc *p, nu__msg *m, int lane)
 {
 	unsigned sig = m->kind & NU__MSG_SIGMASK; /* m is not ours after */
-	if (lane_push(&p->mailbox.lane[lane], m))
-		nu__proc_wake_on(s, p);
+	nu__msg *prev = lane_push(&p->mailbox.lane[lane], m);
+	if (prev == ASLEEP)
+		nu__proc_ready_on(s, p);
+	else if (!prev && lane == NU__LANE_PRIO)
+		nu__proc_wake(p);
 	if (sig && sig != NU__SIG_DOWN)
 		nu__proc_signal(p, NU__PS_MAIL);
 }
@@ -674,7 +767,7 @@ static int select_wait(nu__sched **sp, nu__proc *p, uint64_t deadline,
 		if (!token && deadline != UINT64_MAX &&
 		    !(token = nu__timer_arm(*sp, p, deadline)))
 			return -ENOMEM;
-		*sp = nu__proc_park(*sp);
+		*sp = nu__proc_park_mail(*sp);
 	}
 }
 
@@ -801,7 +894,7 @@ void nu__mailbox_mark_ref(uint64_t ref_id)
 	 * the newest pushed message becomes the mark when it is taken. */
 	nu__msg *top = atomic_load_explicit(&ln->top, memory_order_acquire);
 	mb->mark = ln->tail;
-	mb->mark_pending = top;
+	mb->mark_pending = top == ln->seen ? NULL : top;
 	mb->mark_ref = ref_id;
 }
 
@@ -894,7 +987,7 @@ int nu_receive(nu_term *out, int64_t timeout_ms)
 				return k;
 			break;
 		}
-		s = nu__proc_park(s);
+		s = nu__proc_park_mail(s);
 	}
 	*out = select_take(p, &f);
 	nu__sched_charge(s, 1);
@@ -972,7 +1065,7 @@ int nu__mailbox_await_reply(uint64_t id, int64_t timeout_ms, nu_term *out)
 		mailbox_take(p);
 		if ((k = reply_first(p, id, &f)) != -1)
 			break;
-		s = nu__proc_park(s);
+		s = nu__proc_park_mail(s);
 	}
 	if (k < 0)
 		k = select_wait(&s, p, deadline_of(timeout_ms), scan_reply,

@@ -18,7 +18,8 @@ typedef struct nu__msg {
 	nu_term term;             /* points into data[] (or an immediate) */
 	uint32_t size;            /* bytes of data[] in use */
 	uint16_t kind;            /* NU__MSG_* | NU__SIG_* */
-	uint16_t block;           /* from nu__block_get() (block.h) */
+	uint8_t block;            /* from nu__block_get() (block.h) */
+	uint8_t seen;             /* NU__SEEN_*: its lane's take boundary */
 	union {
 		struct nu__rel *rel; /* a signal's relation reference */
 		struct nu__msg *prev; /* a fragment: in the process's list */
@@ -40,15 +41,31 @@ enum {
 	NU__MSG_DOWNED = 128, /* with REPLY: the server exited (call.c) */
 };
 
+/* nu__msg.seen: a message that is its lane's `seen` is not given back
+ * when freed, only flagged, until the boundary moves past it (mailbox.c:
+ * a block given back could come back as a new push, and the receiver
+ * would take it for the boundary). */
+enum { NU__SEEN_NO = 0, NU__SEEN_YES = 1, NU__SEEN_FREED = 2 };
+
 /* One lane of a mailbox. */
 typedef struct nu__lane {
 	/* Pushed by senders: a LIFO whose top is swapped atomically; lives
-	 * across slot reuse (see mailbox.c). */
+	 * across slot reuse (see mailbox.c). On the normal lane, also the
+	 * receiver's park word (NU__MAIL_ASLEEP). */
 	_Atomic(nu__msg *) top;
+	/* Normal lane: the newest message taken, which `top` (or the link of
+	 * a later push) may still hold; the next take walks down to it (or
+	 * NULL: nothing taken since the last park). NULL on the priority
+	 * lane, which is taken by exchange. */
+	nu__msg *seen;
 	/* The receiver's own FIFO, in arrival order. */
 	nu__msg *head, *tail;
 	uint32_t len;             /* messages in head..tail */
 } nu__lane;
+
+/* The normal lane's `top` while its receiver is parked in a receive: the
+ * push that replaces it wakes the receiver (mailbox.c). */
+#define NU__MAIL_ASLEEP ((nu__msg *)2)
 
 enum { NU__LANE_PRIO = 0, NU__LANE_NORMAL = 1, NU__LANES = 2 };
 
@@ -89,8 +106,56 @@ void nu__msg_deliver(struct nu__node *n, nu__msg *m, int lane);
 /* Nonzero when senders pushed messages the receiver has not taken yet. */
 static inline int nu__mailbox_pushed(nu__mailbox *mb)
 {
-	return atomic_load(&mb->lane[0].top) || atomic_load(&mb->lane[1].top);
+	const nu__lane *nl = &mb->lane[NU__LANE_NORMAL];
+	nu__msg *t = atomic_load(&nl->top);
+	return atomic_load(&mb->lane[NU__LANE_PRIO].top) ||
+	       (t && t != nl->seen && t != NU__MAIL_ASLEEP);
 }
+
+/* Give m's memory back (no relation unref: see nu__msg_free). */
+void nu__msg_release(nu__msg *m);
+
+/* The commit of a park in a receive, on its normal lane ln (sched.c, in
+ * the context that resumed after the receiver switched out): `top` goes
+ * from empty (`seen`, or NULL) to NU__MAIL_ASLEEP, and `seen` is then
+ * referenced by nothing, so it stops being the boundary (given back if
+ * it was freed meanwhile). 0 when a push came in first: nothing changed.
+ * Everything the receiver reads is written before the CAS that lets a
+ * pusher wake it. */
+static inline int nu__lane_sleep(nu__lane *ln)
+{
+	nu__msg *seen = ln->seen;
+	nu__msg *exp = atomic_load_explicit(&ln->top, memory_order_relaxed);
+	if (exp && exp != seen)
+		return 0;
+	int st = seen ? seen->seen : NU__SEEN_NO;
+	if (seen) {
+		seen->seen = NU__SEEN_NO;
+		ln->seen = NULL;
+	}
+	if (!atomic_compare_exchange_strong(&ln->top, &exp, NU__MAIL_ASLEEP)) {
+		if (seen) {
+			seen->seen = (uint8_t)st;
+			ln->seen = seen;
+		}
+		return 0;
+	}
+	if (st == NU__SEEN_FREED)
+		nu__msg_release(seen);
+	return 1;
+}
+
+/* Nonzero when the mailbox's process is parked in a receive. */
+static inline int nu__mailbox_asleep(const nu__mailbox *mb)
+{
+	return atomic_load_explicit(&mb->lane[NU__LANE_NORMAL].top,
+				    memory_order_relaxed) ==
+	       NU__MAIL_ASLEEP;
+}
+
+/* Wake a process parked in a receive, if it is: claim its park word.
+ * 1 when this call made p runnable (mailbox.c). */
+int nu__mailbox_claim(struct nu__proc *p);
 
 /* A fresh process's mailbox (top is left alone: see mailbox.c). */
 void nu__mailbox_init(nu__mailbox *mb);

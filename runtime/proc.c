@@ -27,7 +27,10 @@
  * (and makes it runnable) or RUNNING -> NOTIFIED; a failed commit means a
  * wake came in between, so the process is requeued at once. All wstate
  * operations are seq_cst CAS on one word: every wake is seen by exactly one
- * of the two sides.
+ * of the two sides. A park in a receive commits on the mailbox instead
+ * (its park word, sched.c: park_commit_mail), so that the push that
+ * finds it is the wake, with no CAS of its own; wstate stays RUNNING,
+ * and every other waker sets NOTIFIED, then claims the park word.
  *
  * Pending work. Others ask a process for something by setting bits in
  * its `pending` word (release) and waking it; every resume point checks
@@ -481,7 +484,7 @@ void nu_exit(nu_term reason)
 
 /* -------------------------------------------------------- park/wake */
 
-nu__sched *nu__proc_park(nu__sched *s)
+static inline nu__sched *park_as(nu__sched *s, int after)
 {
 	nu__proc *p = s->current;
 	int exp = NU__WS_NOTIFIED;
@@ -495,7 +498,17 @@ nu__sched *nu__proc_park(nu__sched *s)
 		nu__proc_check_kill(s, p);
 		return nu__sched_charge(s, 1);
 	}
-	return nu__sched_switch_out(s, p, NU__AFTER_PARK);
+	return nu__sched_switch_out(s, p, after);
+}
+
+nu__sched *nu__proc_park(nu__sched *s)
+{
+	return park_as(s, NU__AFTER_PARK);
+}
+
+nu__sched *nu__proc_park_mail(nu__sched *s)
+{
+	return park_as(s, NU__AFTER_PARK_MAIL);
 }
 
 void nu__proc_wake(nu__proc *p)
@@ -503,12 +516,15 @@ void nu__proc_wake(nu__proc *p)
 	int st = atomic_load(&p->wstate);
 	for (;;) {
 		if (st == NU__WS_NOTIFIED)
-			return;
+			return; /* that waker does (or did) what follows */
 		int to = st == NU__WS_PARKED ? NU__WS_RUNNING : NU__WS_NOTIFIED;
 		if (atomic_compare_exchange_weak(&p->wstate, &st, to))
 			break;
 	}
-	if (st == NU__WS_PARKED)
+	/* RUNNING -> NOTIFIED: p runs, or is parked in a receive, whose
+	 * commit looks at wstate after its CAS on the park word (sched.c);
+	 * this is the other half of that Dekker pair */
+	if (st == NU__WS_PARKED || nu__mailbox_claim(p))
 		nu__sched_ready(nu__sched_self(), p, 1);
 }
 

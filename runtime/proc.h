@@ -121,6 +121,10 @@ void nu__proc_wake(nu__proc *p);
 /* Park the calling process until nu__proc_wake(). Returns the scheduler it
  * resumed on. Exits (does not return) when the process was killed. */
 struct nu__sched *nu__proc_park(struct nu__sched *s);
+/* nu__proc_park for a receive: parks on the mailbox's park word, so that
+ * a push also wakes it (mailbox.c). The caller took every message pushed
+ * so far; any wake returns, and the caller loops on its condition. */
+struct nu__sched *nu__proc_park_mail(struct nu__sched *s);
 
 /* nu__proc.pending bits: set by others, acted on by the process at its
  * next resume point (nu__proc_check_kill). */

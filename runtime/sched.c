@@ -638,6 +638,30 @@ static inline __attribute__((always_inline)) void park_commit(nu__sched *s,
 	}
 }
 
+/* Commit p's park in a receive: its normal lane's `top` goes from empty
+ * (NULL, or the message it took last) to NU__MAIL_ASLEEP, unless a push
+ * came in between (p goes back to the run queue to take it). The next
+ * push wakes p without touching wstate (mailbox.c). Any other waker sets
+ * NOTIFIED, then claims the park word (nu__mailbox_claim); p's side is
+ * the mirror image, CAS on `top` then a look at wstate, all seq_cst, so
+ * one of the two sees the other; the claim CAS picks one. Shutdown's walk
+ * is such a waker. */
+static inline __attribute__((always_inline)) void
+park_commit_mail(nu__sched *s, nu__proc *p)
+{
+	if (__builtin_expect(
+		    !nu__lane_sleep(&p->mailbox.lane[NU__LANE_NORMAL]), 0)) {
+		requeue(s, p); /* a push came in */
+		return;
+	}
+	if (__builtin_expect(
+		    atomic_load(&p->wstate) == NU__WS_NOTIFIED ||
+			    atomic_load(&nu__node_get()->stopping),
+		    0) &&
+	    nu__mailbox_claim(p))
+		requeue(s, p);
+}
+
 static inline void credits_check(nu__sched *s)
 {
 	if (s->credits && atomic_load_explicit(&nu__node_get()->tight,
@@ -655,6 +679,8 @@ void nu__sched_after_slow(nu__sched *s)
 		requeue(s, p);
 	else if (a == NU__AFTER_PARK)
 		park_commit(s, p);
+	else if (a == NU__AFTER_PARK_MAIL)
+		park_commit_mail(s, p);
 	else
 		nu__proc_reap(s, p);
 	credits_check(s);
@@ -669,6 +695,12 @@ static inline __attribute__((always_inline)) void after_fast(nu__sched *s)
 	if (!s->after)
 		return;
 	nu__proc *p = s->after_proc;
+	if (s->after == NU__AFTER_PARK_MAIL) {
+		s->after = NU__AFTER_NONE;
+		park_commit_mail(s, p);
+		credits_check(s);
+		return;
+	}
 	if (s->after == NU__AFTER_PARK) {
 		s->after = NU__AFTER_NONE;
 		park_commit(s, p);
@@ -722,10 +754,9 @@ static void sched_run(nu__sched *s, nu__proc *p)
  * DOWNs at the end, and exit signals act at this safe point. */
 static inline void yield_take(nu__proc *p)
 {
-	if (__builtin_expect(!p->io_busy && atomic_load_explicit(
-				     &p->mailbox.lane[NU__LANE_NORMAL].top,
-				     memory_order_relaxed) != NULL,
-			     0))
+	nu__lane *ln = &p->mailbox.lane[NU__LANE_NORMAL];
+	nu__msg *top = atomic_load_explicit(&ln->top, memory_order_relaxed);
+	if (__builtin_expect(!p->io_busy && top && top != ln->seen, 0))
 		nu__mailbox_take_signals(p);
 }
 
@@ -735,7 +766,7 @@ switch_out(nu__sched *s, nu__proc *p, int after)
 	nu__proc *q = NULL;
 	__atomic_store_n(&p->reductions, p->reductions + (uint64_t)(s->budget - s->reds),
 			 __ATOMIC_RELAXED); /* its slice's; nu_process_info reads it */
-	if (after == NU__AFTER_PARK) {
+	if (after == NU__AFTER_PARK || after == NU__AFTER_PARK_MAIL) {
 		q = sched_pick(s, 0); /* hand the CPU straight to the next */
 	} else if (after == NU__AFTER_YIELD) {
 		q = sched_pick(s, 0);

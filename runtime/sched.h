@@ -22,6 +22,7 @@ enum {
 	NU__AFTER_NONE = 0,
 	NU__AFTER_YIELD, /* requeue the process at the tail */
 	NU__AFTER_PARK,  /* commit the park (or requeue if already woken) */
+	NU__AFTER_PARK_MAIL, /* commit a park in a receive (mailbox word) */
 	NU__AFTER_EXIT,  /* reap the process: its stack is no longer in use */
 };
 
@@ -137,19 +138,17 @@ static inline void nu__sched_after(nu__sched *s)
 /* Make p runnable from scheduler s (s may be NULL on a foreign thread). */
 void nu__sched_ready(nu__sched *s, nu__proc *p, int as_next);
 
-/* nu__proc_wake(p) from s, the calling thread's scheduler (NULL: none),
- * with the common case inline: p parked, bound nowhere, s's runnext free
- * (what nu__sched_ready(s, p, 1) would do then). */
-static inline void nu__proc_wake_on(nu__sched *s, nu__proc *p)
+/* Make p, whose receive park a push just claimed (mailbox.c), runnable
+ * from s, the calling thread's scheduler (NULL: none). No wake state to
+ * change: the claim was the exchange. The common case inline: p bound
+ * nowhere and s's runnext free (what nu__sched_ready(s, p, 1) does then). */
+static inline void nu__proc_ready_on(nu__sched *s, nu__proc *p)
 {
-	int st = NU__WS_PARKED;
-	if (s && !s->runnext && p->bind_sched < 0 && p->bind_group < 0 &&
-	    atomic_load_explicit(&p->wstate, memory_order_relaxed) == st &&
-	    atomic_compare_exchange_strong(&p->wstate, &st, NU__WS_RUNNING)) {
+	if (s && !s->runnext && p->bind_sched < 0 && p->bind_group < 0) {
 		s->runnext = p;
 		return;
 	}
-	nu__proc_wake(p);
+	nu__sched_ready(s, p, 1);
 }
 
 /* Switch the calling process p out for reason `after` (NU__AFTER_*);

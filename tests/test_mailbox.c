@@ -1,7 +1,8 @@
 /* test_mailbox.c — send and receive: copies, per-sender order under
- * concurrency, timeouts, dead and bad pids, a 100,000-process ring, and
+ * concurrency, timeouts, dead and bad pids, a 100,000-process ring,
  * processes that exit with unread messages (ASan's leak check runs this
- * suite in CI). */
+ * suite in CI), and the receive park's races (pushes, timeouts, priority
+ * sends, kills) and take boundary. */
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -600,6 +601,213 @@ static void test_select(void)
 	CU_ASSERT_EQUAL(nu_start(&cf, select_main, NULL), 0);
 }
 
+
+/* -------------------------------------------- park word and boundary */
+
+/* The receiver takes by walking down to the last message it took, which
+ * it compares by address: that message's block must not come back as a
+ * new push while it is the boundary. Here every message is an immediate,
+ * whose block is freed as it is taken, and the next one is sent while
+ * the receiver is runnable but not parked (it yields), by a process on
+ * the same scheduler, whose block cache would hand the same block out. */
+static nu_pid aba_parent;
+enum { ABA_ROUNDS = 20000 };
+
+static void aba_receiver(void *a)
+{
+	(void)a;
+	long i;
+	for (i = 0; i < ABA_ROUNDS; i++) {
+		nu_term t;
+		if (nu_receive(&t, 2000) != 0 || t != nu_int(i))
+			break; /* lost (a stall) or out of order */
+		nu_send(aba_parent, nu_int(i));
+		nu_yield(); /* the next send comes before we park */
+	}
+	nu_send(aba_parent, nu_tuple(2, nu_atom("done"), nu_int(i)));
+}
+
+static void aba_main(void *a)
+{
+	(void)a;
+	aba_parent = nu_self();
+	nu_pid r = nu_spawn(aba_receiver, NULL);
+	nu_term t = NU_NONE;
+	long acked = 0;
+	for (long i = 0; i < ABA_ROUNDS; i++) {
+		nu_send(r, nu_int(i));
+		if (nu_receive(&t, 3000) != 0 || t != nu_int(i))
+			break;
+		acked++;
+	}
+	CU_ASSERT_EQUAL(acked, ABA_ROUNDS);
+	if (acked < ABA_ROUNDS)
+		nu_kill(r, nu_atom("kill"));
+	else
+		CU_ASSERT(nu_receive(&t, 3000) == 0 &&
+			  nu_term_equal(t, nu_tuple(2, nu_atom("done"),
+						    nu_int(ABA_ROUNDS))));
+	nt_wait_alone();
+}
+
+static void test_boundary(void)
+{
+	nu_config cf;
+	cfg(&cf, 1);
+	CU_ASSERT_EQUAL(nu_start(&cf, aba_main, NULL), 0);
+}
+
+/* Receivers on one scheduler, parked in receives whose short timeouts
+ * race the pushes of senders on the other; every 8th message goes on the
+ * priority lane (a priority push wakes through wstate, not the park
+ * word). Nothing may be lost or reordered within a lane; then victims
+ * parked forever are killed while a pusher hits them, and each ends with
+ * the killer's reason. */
+enum { RACE_RX = 3, RACE_TX = 2, RACE_MSGS = 10000, RACE_VICTIMS = 200 };
+static nu_pid race_parent, race_rx[RACE_RX];
+
+static nu_pid on_sched(nu_fn fn, void *arg, int sched)
+{
+	nu_spawn_opts o;
+	nu_spawn_opts_init(&o);
+	o.scheduler = nt_two() > 1 ? sched : -1;
+	return nu_spawn_opt(fn, arg, &o);
+}
+
+static void race_receiver(void *a)
+{
+	(void)a;
+	long last[RACE_TX][2], got = 0, bad = 0, idle = 0;
+	memset(last, 0xff, sizeof(last)); /* -1 */
+	while (got < (long)RACE_TX * RACE_MSGS && idle < 5000) {
+		nu_term t;
+		if (nu_receive(&t, 1) != 0) {
+			idle++; /* a timeout: about 1 ms */
+			continue;
+		}
+		idle = 0;
+		long tx = nu_int_value(nu_tuple_elem(t, 0));
+		long seq = nu_int_value(nu_tuple_elem(t, 1));
+		int lane = seq % 8 == 0;
+		if (seq <= last[tx][lane])
+			bad++;
+		last[tx][lane] = seq;
+		got++;
+		nu_term_free(t);
+	}
+	nu_send(race_parent, nu_tuple(2, nu_int(got), nu_int(bad)));
+}
+
+static void race_sender(void *a)
+{
+	long tx = (long)(uintptr_t)a;
+	for (long seq = 0; seq < RACE_MSGS; seq++) {
+		nu_term m = nu_tuple(2, nu_int(tx), nu_int(seq));
+		for (int rx = 0; rx < RACE_RX; rx++)
+			if (seq % 8 == 0)
+				nu_send_priority(race_rx[rx], m);
+			else
+				nu_send(race_rx[rx], m);
+		nu_term_free(m);
+		if (seq % 512 == 0)
+			nu_sleep(1); /* let the receivers' timeouts fire */
+	}
+}
+
+static void race_victim(void *a)
+{
+	(void)a;
+	for (;;) {
+		nu_term t;
+		nu_receive(&t, -1);
+		nu_term_free(t);
+	}
+}
+
+static void prio_echo(void *a)
+{
+	(void)a;
+	nu_term t;
+	if (nu_receive(&t, -1) == 0) /* no timer: only the push wakes it */
+		nu_send(race_parent, t);
+}
+
+/* Sleep until pid is parked (waiting), up to a second. */
+static int until_waiting(nu_pid pid)
+{
+	nu_proc_info info = { 0 };
+	for (int i = 0; i < 1000 && info.state != NU_PROC_WAITING; i++) {
+		nu_sleep(1);
+		if (nu_process_info(pid, &info))
+			return 0;
+	}
+	return info.state == NU_PROC_WAITING;
+}
+
+static void race_killer(void *a)
+{
+	nu_pid *v = a;
+	for (int i = 0; i < RACE_VICTIMS; i++) {
+		nu_send(v[i], nu_int(i));
+		nu_kill(v[i], nu_atom("stop_now"));
+		nu_send(v[i], nu_int(i)); /* to a dying or dead pid */
+	}
+}
+
+static void race_main(void *a)
+{
+	(void)a;
+	race_parent = nu_self();
+	for (int i = 0; i < RACE_RX; i++)
+		race_rx[i] = on_sched(race_receiver, NULL, 0);
+	for (long i = 0; i < RACE_TX; i++)
+		on_sched(race_sender, (void *)(uintptr_t)i, 1);
+	long got = 0, bad = 0;
+	for (int i = 0; i < RACE_RX; i++) {
+		nu_term t;
+		if (nu_receive(&t, 30000) != 0)
+			break;
+		got += nu_int_value(nu_tuple_elem(t, 0));
+		bad += nu_int_value(nu_tuple_elem(t, 1));
+	}
+	CU_ASSERT_EQUAL(got, (long)RACE_RX * RACE_TX * RACE_MSGS);
+	CU_ASSERT_EQUAL(bad, 0);
+
+	/* a priority message alone wakes a receive waiting forever */
+	nu_pid e = on_sched(prio_echo, NULL, 0);
+	CU_ASSERT(until_waiting(e));
+	CU_ASSERT_EQUAL(nu_send_priority(e, nu_atom("up")), 0);
+	nu_term t;
+	CU_ASSERT(nu_receive(&t, 5000) == 0 && t == nu_atom("up"));
+	nu_kill(e, nu_atom("kill")); /* when it never woke */
+
+	static nu_pid v[RACE_VICTIMS];
+	static nu_term refs[RACE_VICTIMS];
+	for (int i = 0; i < RACE_VICTIMS; i++) {
+		nu_spawn_opts o;
+		nu_spawn_opts_init(&o);
+		o.scheduler = 0;
+		o.monitor_ref = &refs[i];
+		v[i] = nu_spawn_opt(race_victim, NULL, &o);
+	}
+	/* a victim parked in its receive reads as waiting */
+	CU_ASSERT(until_waiting(v[0]));
+	on_sched(race_killer, v, 1);
+	int killed = 0;
+	for (int i = 0; i < RACE_VICTIMS; i++)
+		killed += nu_term_equal(nt_down_reason(refs[i], v[i], 10000),
+					nu_atom("stop_now"));
+	CU_ASSERT_EQUAL(killed, RACE_VICTIMS);
+	nt_wait_alone();
+}
+
+static void test_park_races(void)
+{
+	nu_config cf;
+	cfg(&cf, nt_two());
+	CU_ASSERT_EQUAL(nu_start(&cf, race_main, NULL), 0);
+}
+
 static CU_TestInfo tests[] = {
 	{ "messages are copies, equal terms", test_copies },
 	{ "order per sender under concurrency", test_order },
@@ -612,6 +820,8 @@ static CU_TestInfo tests[] = {
 	{ "replies to a fresh reference skip the queue", test_ref_trick },
 	{ "priority messages pass the queue", test_priority },
 	{ "bounded mailboxes: fail, kill, wait", test_bounded },
+	{ "a freed block never passes for the last one taken", test_boundary },
+	{ "parks race pushes, timeouts, priority sends, kills", test_park_races },
 	CU_TEST_INFO_NULL,
 };
 
