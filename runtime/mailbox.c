@@ -792,16 +792,28 @@ static inline void select_unlink(nu__proc *p, const found *f)
 	bound_release(p, f->m);
 }
 
-static inline nu_term select_take(nu__proc *p, const found *f)
+/* Take the found message out of the mailbox; it is the caller's. */
+static inline void select_out(nu__proc *p, const found *f)
 {
-	nu_term t = f->m->term;
 	select_unlink(p, f);
 	if (f->m->kind & NU__MSG_CALL) /* open until answered (call.c) */
 		nu__call_taken(p, f->m->from, f->m->alias);
-	if (f->m->size)
-		frag_add(p, f->m);
+}
+
+/* p keeps m's term: m becomes a fragment of its heap. */
+static inline void msg_keep(nu__proc *p, nu__msg *m)
+{
+	if (m->size)
+		frag_add(p, m);
 	else
-		msg_free(f->m);
+		msg_free(m);
+}
+
+static inline nu_term select_take(nu__proc *p, const found *f)
+{
+	nu_term t = f->m->term;
+	select_out(p, f);
+	msg_keep(p, f->m);
 	return t;
 }
 
@@ -962,6 +974,37 @@ static int scan_any(const nu__msg *m, void *ctx)
 	return 0;
 }
 
+/* Wait for the oldest message of s's current process p (nu_receive);
+ * 0 with *f where it is, or -ETIMEDOUT, -ENOMEM. */
+static inline int receive_oldest(nu__sched **sp, nu__proc *p,
+				 int64_t timeout_ms, found *f)
+{
+	nu__sched *s = *sp;
+	nu__lane *ln = p->mailbox.lane;
+	for (;;) {
+		/* the oldest message, priority first: no scan, no timer while
+		 * waiting forever */
+		mailbox_take(p);
+		f->lane = ln[NU__LANE_PRIO].head ? NU__LANE_PRIO
+						 : NU__LANE_NORMAL;
+		f->prev = NULL;
+		if ((f->m = ln[f->lane].head))
+			break;
+		if (timeout_ms >= 0) {
+			int k = select_wait(&s, p, deadline_of(timeout_ms),
+					    scan_any, NULL, NULL, f);
+			if (k < 0) {
+				*sp = s;
+				return k;
+			}
+			break;
+		}
+		s = nu__proc_park_mail(s);
+	}
+	*sp = s;
+	return 0;
+}
+
 int nu_receive(nu_term *out, int64_t timeout_ms)
 {
 	nu__sched *s = nu__sched_here(); /* read once: parks return it anew */
@@ -970,28 +1013,37 @@ int nu_receive(nu_term *out, int64_t timeout_ms)
 	if (!out || timeout_ms < -1)
 		return -EINVAL;
 	nu__proc *p = s->current;
-	nu__lane *ln = p->mailbox.lane;
-	found f = { NU__LANE_NORMAL, NULL, NULL };
-	for (;;) {
-		/* the oldest message, priority first: no scan, no timer while
-		 * waiting forever */
-		mailbox_take(p);
-		f.lane = ln[NU__LANE_PRIO].head ? NU__LANE_PRIO
-						: NU__LANE_NORMAL;
-		if ((f.m = ln[f.lane].head))
-			break;
-		if (timeout_ms >= 0) {
-			int k = select_wait(&s, p, deadline_of(timeout_ms),
-					    scan_any, NULL, NULL, &f);
-			if (k < 0)
-				return k;
-			break;
-		}
-		s = nu__proc_park_mail(s);
-	}
+	found f;
+	int rc = receive_oldest(&s, p, timeout_ms, &f);
+	if (rc)
+		return rc;
 	*out = select_take(p, &f);
 	nu__sched_charge(s, 1);
 	return 0;
+}
+
+int nu__receive_msg(int64_t timeout_ms, nu__msg **out)
+{
+	nu__sched *s = nu__sched_self();
+	nu__proc *p = s->current;
+	found f;
+	int rc = receive_oldest(&s, p, timeout_ms, &f);
+	if (rc)
+		return rc;
+	select_out(p, &f);
+	*out = p->handling = f.m;
+	nu__sched_charge(s, 1);
+	return 0;
+}
+
+void nu__msg_done(nu__msg *m, int keep)
+{
+	nu__proc *p = nu__sched_self()->current;
+	p->handling = NULL;
+	if (keep)
+		msg_keep(p, m);
+	else
+		msg_free(m);
 }
 
 void nu__mailbox_await(const nu_clause *c)

@@ -199,6 +199,17 @@ void nu__mailbox_flush_ref(uint64_t alias);
  * mailbox (they find it dead and drop their message). */
 void nu__mailbox_release_waiters(struct nu__proc *p);
 
+/* nu_receive for the behaviours' loops (otp/): the oldest message
+ * itself, out of the mailbox and not yet part of the heap, so that the
+ * loop frees it whole or keeps it (nu__msg_done); until then it is the
+ * process's `handling` message, freed if the process exits first. A call
+ * (NU__MSG_CALL) is open from here on (call.c). Must be called from a
+ * process, one message at a time. 0, -ETIMEDOUT, -ENOMEM. */
+int nu__receive_msg(int64_t timeout_ms, nu__msg **out);
+/* Done with m, taken by nu__receive_msg: free it, or (keep) make it a
+ * fragment of the heap, freed by nu_term_free() or at exit. */
+void nu__msg_done(nu__msg *m, int keep);
+
 /* Wait (forever) until a message matching clause c is queued for the
  * calling process, without taking it. */
 void nu__mailbox_await(const nu_clause *c);

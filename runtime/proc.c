@@ -293,6 +293,7 @@ static void proc_init(nu__node *n, nu__proc *p, uint32_t index, nu_fn fn,
 	p->reason_msg = NULL;
 	p->frags = NULL;
 	p->frag_bytes = 0;
+	p->handling = NULL;
 	atomic_store_explicit(&p->exiting, 0, memory_order_relaxed);
 	atomic_store_explicit(&p->reg_name, 0, memory_order_relaxed);
 	nu__heap_init2(&p->heap, page + NU__P_HEAP, nu__slot_heap_size(m),
@@ -462,6 +463,8 @@ void nu__proc_reap(nu__sched *s, nu__proc *p)
 		nu__msg_free(p->reason_msg);
 	if (p->frags)
 		nu__frags_free(p);
+	if (p->handling) /* exited while handling it */
+		nu__msg_free(p->handling);
 	count_give(n, s);
 	if (atomic_load(&n->stopping) && atomic_load(&n->reserved) == 0)
 		nu__sched_kick_all(s);

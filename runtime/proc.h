@@ -80,6 +80,7 @@ struct nu__proc {
 	struct nu__msg *reason_msg; /* holds the reason a signal killed us */
 	struct nu__msg *frags;    /* received messages' blocks (mailbox.c) */
 	size_t frag_bytes;        /* their terms' bytes */
+	struct nu__msg *handling; /* taken whole, being handled (otp/) */
 	uint32_t heap_pages;      /* heap pages the fault path gave us */
 	uint32_t heap_max;        /* heap page budget, 0 = the window */
 	_Atomic nu_term reg_name; /* registered name (registry.c), 0 = none */

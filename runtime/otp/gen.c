@@ -222,15 +222,26 @@ int nu_cast(nu_term server, nu_term msg)
 	return nu_send(pid, STACK_TUPLE(buf, a_cast(), msg));
 }
 
-int nu_reply(nu_term from, nu_term reply)
+static int reply_to(nu_pid to, uint64_t id, nu_term reply)
 {
-	if (!is_from(from) || !nu__term_valid(reply))
+	if (!nu__term_valid(reply))
 		return -EINVAL;
-	nu_pid to = nu_pid_value(telem(from, 0));
-	uint64_t id = nu__ref_id(telem(from, 1));
 	nu__sched *s = nu__sched_here(); /* read once, no switch here */
 	nu__call_replied(s ? s->current : NULL, to, id);
 	return nu__send_reply(to, id, reply);
+}
+
+int nu_reply(nu_term from, nu_term reply)
+{
+	if (!is_from(from))
+		return -EINVAL;
+	return reply_to(nu_pid_value(telem(from, 0)),
+			nu__ref_id(telem(from, 1)), reply);
+}
+
+int nu__gen_reply_msg(const nu__msg *m, nu_term reply)
+{
+	return reply_to(m->from, m->alias, reply);
 }
 
 int nu_gen_stop(nu_term server, nu_term reason, int64_t timeout_ms)
@@ -435,6 +446,18 @@ void nu__gen_ack(nu__gen_boot *b, int action, nu_term reason)
 }
 
 /* ------------------------------------------------------------ the loop */
+
+nu__gen_kind nu__gen_classify_msg(const nu__gen_boot *b, const nu__msg *m,
+				  nu_term *from, nu_term *payload)
+{
+	/* {Tag, {From, Ref}, Req}, laid out by call.c: only Tag to test */
+	if ((m->kind & NU__MSG_CALL) && telem(m->term, 0) == a_call()) {
+		*from = telem(m->term, 1);
+		*payload = telem(m->term, 2);
+		return NU__GEN_CALL;
+	}
+	return nu__gen_classify(b, m->term, from, payload);
+}
 
 nu__gen_kind nu__gen_classify(const nu__gen_boot *b, nu_term msg,
 			      nu_term *from, nu_term *payload)

@@ -54,6 +54,17 @@ typedef enum nu__gen_kind {
 nu__gen_kind nu__gen_classify(const nu__gen_boot *b, nu_term msg,
 			      nu_term *from, nu_term *payload);
 
+struct nu__msg;
+/* nu__gen_classify for a message taken whole (nu__receive_msg): a call
+ * laid out by nu_call (NU__MSG_CALL) needs no shape checks. */
+nu__gen_kind nu__gen_classify_msg(const nu__gen_boot *b,
+				  const struct nu__msg *m, nu_term *from,
+				  nu_term *payload);
+
+/* Answer the call m (NU__MSG_CALL, taken whole) with reply: nu_reply
+ * with From read from m's header. nu_reply's codes. */
+int nu__gen_reply_msg(const struct nu__msg *m, nu_term reply);
+
 /* Answer an NU__GEN_STATUS request: the text "<behaviour> <pid> " and
  * what fmt(ctx, buf, len) prints (fmt NULL: "<state>"). */
 void nu__gen_status_reply(nu_term from, const char *behaviour,

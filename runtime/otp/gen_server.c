@@ -5,8 +5,10 @@
  *   callbacks  nu_gen_server_cbs: init, handle_call/cast/info,
  *              terminate, format_state; state is the user's pointer.
  *   loop       one process: boot (gen.c), init, then forever: take the
- *              oldest message, classify it (gen.c), run its callback, act
- *              on the returned nu_gen_action, free the message unless the
+ *              oldest message whole (nu__receive_msg: no heap fragment
+ *              made and unmade per message), classify it (gen.c; a call's
+ *              From is read from its header), run its callback, act on the
+ *              returned nu_gen_action, free the message unless the
  *              callback kept it.
  *
  * Invariants
@@ -26,6 +28,8 @@
 #include <errno.h>
 
 #include "gen.h"
+
+#include "../mailbox.h"
 
 static void ret_init(nu_gen_ret *r)
 {
@@ -57,14 +61,20 @@ static int fmt_state(void *ctx, char *buf, size_t len)
 }
 
 /* A callback's result for a call (or any event: from NU_NONE). */
-static void act(server *sv, int action, nu_term from, nu_gen_ret *r)
+/* Act on the callback's action; m is the message it handled (NULL: a
+ * timeout), from its From (NU_NONE: none, or a cast). */
+static void act(server *sv, int action, const nu__msg *m, nu_term from,
+		nu_gen_ret *r)
 {
 	switch (action) {
 	case NU_GEN_OK:
 		return;
 	case NU_GEN_REPLY:
 		if (from != NU_NONE && r->reply != NU_NONE) {
-			nu_reply(from, r->reply);
+			if (m->kind & NU__MSG_CALL) /* From is in its header */
+				nu__gen_reply_msg(m, r->reply);
+			else
+				nu_reply(from, r->reply);
 			if (r->free_reply)
 				nu_term_free(r->reply);
 			return;
@@ -80,15 +90,18 @@ static void act(server *sv, int action, nu_term from, nu_gen_ret *r)
 	stop(sv, why == NU_NONE ? nu_atom("bad_return_value") : why);
 }
 
-/* Handle one message; returns the timeout the callback asked for. */
-static int64_t handle(server *sv, nu_term msg)
+/* Handle one message, taken whole (NULL: the callback's timeout passed,
+ * handle_info gets `timeout`); returns the timeout the callback asked
+ * for. */
+static int64_t handle(server *sv, nu__msg *m)
 {
 	const nu_gen_server_cbs *cbs = sv->cbs;
-	nu_term from, x;
+	nu_term from = NU_NONE, x = nu__gen_atom_timeout();
 	nu_gen_ret r;
 	ret_init(&r);
 	int action = NU_GEN_OK;
-	switch (nu__gen_classify(&sv->boot, msg, &from, &x)) {
+	switch (m ? nu__gen_classify_msg(&sv->boot, m, &from, &x)
+		  : NU__GEN_INFO) {
 	case NU__GEN_CALL:
 		if (!cbs->handle_call)
 			nu_exit(nu_atom("undef")); /* the caller sees it */
@@ -113,9 +126,10 @@ static int64_t handle(server *sv, nu_term msg)
 		from = NU_NONE;
 		break;
 	}
-	act(sv, action, from, &r);
-	if (!r.keep)
-		nu_term_free(msg);
+	act(sv, action, m, from, &r);
+	if (!m)
+		return r.timeout_ms;
+	nu__msg_done(m, r.keep);
 	return r.timeout_ms;
 }
 
@@ -130,13 +144,13 @@ static void server_main(void *arg)
 	nu__gen_ack(&sv.boot, action, r.reason); /* returns when started */
 	int64_t timeout = r.timeout_ms;
 	for (;;) {
-		nu_term msg;
-		int rc = nu_receive(&msg, timeout < -1 ? -1 : timeout);
+		nu__msg *m;
+		int rc = nu__receive_msg(timeout < -1 ? -1 : timeout, &m);
 		if (rc == -ETIMEDOUT)
-			msg = nu__gen_atom_timeout();
+			m = NULL;
 		else if (rc < 0)
-			nu_exit(nu_atom("receive_failed")); /* heap full */
-		timeout = handle(&sv, msg);
+			nu_exit(nu_atom("receive_failed")); /* no timer */
+		timeout = handle(&sv, m);
 	}
 }
 
