@@ -19,17 +19,8 @@ static uint64_t now_ms_x1000(void) /* microseconds */
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-/* Generous upper bound: the machines are shared and noisy. Under ASan,
- * runs of the eventfd fallback saw one stall of ~50-55 ms that made several
- * sleepers of one run late together (3 of ~450 runs, the same rate with
- * the code of the session before; never in 350 runs without ASan): the
- * bound there leaves room for one such stall. Timer accuracy itself is
- * measured by nuproc-bench, not here. */
-#ifdef __SANITIZE_ADDRESS__
-#define LATE_US 250000
-#else
+/* Generous upper bound: the machines are shared and noisy. */
 #define LATE_US 50000
-#endif
 
 static _Atomic long early, late, done;
 
