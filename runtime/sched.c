@@ -17,7 +17,9 @@
  * (its streak has a 2 ms slice while the run queue waits; then it goes to
  * the tail, behind what waited: Go's runnext inherits the time slice the
  * same way, and a ping-pong pair keeps the CPU and its cache), the run
- * queue, bound processes, the global queue, then stealing.
+ * queue, bound processes, the global queue, then stealing. Due timers
+ * fire on every 61st tick, and on every 8th while any is armed (a timer
+ * is late by at most that many slices).
  *
  * Hand-off. A context never makes itself runnable before its registers are
  * saved: otherwise a thief on another CPU could resume a half-saved stack.
