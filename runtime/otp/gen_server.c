@@ -60,9 +60,8 @@ static int fmt_state(void *ctx, char *buf, size_t len)
 	return sv->cbs->format_state(sv->state, buf, len);
 }
 
-/* A callback's result for a call (or any event: from NU_NONE). */
-/* Act on the callback's action; m is the message it handled (NULL: a
- * timeout), from its From (NU_NONE: none, or a cast). */
+/* Act on a callback's result; m is the message it handled (NULL: a
+ * timeout), from its From (NU_NONE: not a call, or a cast). */
 static void act(server *sv, int action, const nu__msg *m, nu_term from,
 		nu_gen_ret *r)
 {
