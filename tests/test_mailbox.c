@@ -808,6 +808,63 @@ static void test_park_races(void)
 	CU_ASSERT_EQUAL(nu_start(&cf, race_main, NULL), 0);
 }
 
+/* A receive's timeout that is due before its process finished parking
+ * (a slow scan: the deadline passed before the timer was armed) fires in
+ * the pick that hands the CPU on, before the park is committed; the
+ * commit must see that wake. A yielding neighbour keeps the scheduler
+ * picking; the only message queued never matches. */
+static _Atomic int tmo_done, tmo_stop;
+
+static int slow_no(nu_term msg, void *arg)
+{
+	(void)arg;
+	if (msg == nu_atom("wake"))
+		return 1; /* the way out when stuck (see tmo_main) */
+	uint64_t t0 = now_us();
+	while (now_us() - t0 < 1500)
+		; /* longer than the 1 ms timeout */
+	return 0;
+}
+
+static void tmo_receiver(void *a)
+{
+	(void)a;
+	nu_term t;
+	nu_send(nu_self(), nu_atom("never"));
+	int i = 0;
+	while (i < 200 && nu_receive_if(slow_no, NULL, &t, 1) == -ETIMEDOUT)
+		i++;
+	atomic_store(&tmo_done, i);
+}
+
+static void tmo_yielder(void *a)
+{
+	(void)a;
+	while (!atomic_load(&tmo_stop))
+		nu_yield();
+}
+
+static void tmo_main(void *a)
+{
+	(void)a;
+	nu_spawn(tmo_yielder, NULL);
+	nu_pid r = nu_spawn(tmo_receiver, NULL);
+	for (int i = 0; i < 1000 && !atomic_load(&tmo_done); i++)
+		nu_sleep(5); /* 200 receives of ~2 ms: well under 5 s */
+	CU_ASSERT_EQUAL(atomic_load(&tmo_done), 200);
+	atomic_store(&tmo_stop, 1);
+	if (!atomic_load(&tmo_done))
+		nu_send(r, nu_atom("wake")); /* stuck: a push still wakes it */
+	nt_wait_alone();
+}
+
+static void test_timeout_while_parking(void)
+{
+	nu_config cf;
+	cfg(&cf, 1);
+	CU_ASSERT_EQUAL(nu_start(&cf, tmo_main, NULL), 0);
+}
+
 static CU_TestInfo tests[] = {
 	{ "messages are copies, equal terms", test_copies },
 	{ "order per sender under concurrency", test_order },
@@ -822,6 +879,7 @@ static CU_TestInfo tests[] = {
 	{ "bounded mailboxes: fail, kill, wait", test_bounded },
 	{ "a freed block never passes for the last one taken", test_boundary },
 	{ "parks race pushes, timeouts, priority sends, kills", test_park_races },
+	{ "a timeout due while parking ends the wait", test_timeout_while_parking },
 	CU_TEST_INFO_NULL,
 };
 
