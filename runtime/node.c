@@ -213,6 +213,7 @@ static void node_free(nu__node *n)
 	for (unsigned i = 0; n->sched && i < n->nsched; i++) {
 		if (!n->sched[i])
 			continue;
+		nu__ring_fini(&n->sched[i]->ring); /* (see nu__sched_main) */
 		nu__slot_cache_fini(&n->sched[i]->slots);
 		nu__sched_free_ovf(n->sched[i]);
 		nu__block_cache_fini(n->sched[i]);

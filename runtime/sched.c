@@ -1025,10 +1025,13 @@ void *nu__sched_main(void *arg)
 	int rc = sched_setup(s, n);
 	if (!rc)
 		rc = nu__fault_thread_init(s);
+	/* The ring is closed by node_free, after every scheduler thread has
+	 * ended: until then another scheduler may still ring its doorbell
+	 * (the last exit's kick), and a closed eventfd's number could already
+	 * be someone else's file. */
 	if (!nu__node_sched_ready(n, rc) || rc) {
 		nu__fault_thread_fini(s);
 		nu__timers_fini(&s->timers);
-		nu__ring_fini(&s->ring);
 		tls_sched = NULL;
 		return NULL;
 	}
@@ -1037,7 +1040,6 @@ void *nu__sched_main(void *arg)
 	sched_loop(s);
 	nu__slot_flush(&n->mem, &s->slots);
 	nu__timers_fini(&s->timers);
-	nu__ring_fini(&s->ring);
 	nu__fault_thread_fini(s);
 	tls_sched = NULL;
 	return NULL;
