@@ -283,7 +283,7 @@ void nu__mailbox_drain(nu__mailbox *mb)
 {
 	for (int i = 0; i < NU__LANES; i++) {
 		nu__lane *ln = &mb->lane[i];
-		nu__msg *stop = i == NU__LANE_NORMAL ? ln->seen : NULL;
+		nu__msg *stop = ln->seen; /* NULL on the priority lane */
 		/* nothing is for pid -1: every message is dropped; most
 		 * processes exit with nothing pushed (no exchange then) */
 		nu__msg *top = atomic_load(&ln->top);
@@ -1038,7 +1038,7 @@ int nu__receive_msg(int64_t timeout_ms, nu__msg **out)
 
 void nu__msg_done(nu__msg *m, int keep)
 {
-	nu__proc *p = nu__sched_self()->current;
+	nu__proc *p = nu__sched_here()->current; /* no switch here */
 	p->handling = NULL;
 	if (keep)
 		msg_keep(p, m);
