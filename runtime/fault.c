@@ -518,6 +518,8 @@ static nu_proc_state proc_state(const nu__proc *p)
 	    nu__mailbox_asleep(&p->mailbox))
 		return NU_PROC_WAITING;
 	const nu__sched *s = p->sched;
+	if (s && __atomic_load_n(&s->park_lazy, __ATOMIC_RELAXED) == p)
+		return NU_PROC_WAITING; /* its park's commit is deferred */
 	if (s && __atomic_load_n(&s->current, __ATOMIC_RELAXED) == p)
 		return NU_PROC_RUNNING;
 	return NU_PROC_RUNNABLE;

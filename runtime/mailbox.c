@@ -477,6 +477,8 @@ static void deliver_to(nu__sched *s, nu__proc *p, nu__msg *m, int lane)
 	nu__msg *prev = lane_push(&p->mailbox.lane[lane], m);
 	if (prev == ASLEEP)
 		nu__proc_ready_on(s, p);
+	else if (nu__park_lazy_take(s, p))
+		;
 	else if (!prev && lane == NU__LANE_PRIO)
 		nu__proc_wake(p);
 	if (sig && sig != NU__SIG_DOWN)

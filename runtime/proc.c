@@ -30,7 +30,9 @@
  * of the two sides. A park in a receive commits on the mailbox instead
  * (its park word, sched.c: park_commit_mail), so that the push that
  * finds it is the wake, with no CAS of its own; wstate stays RUNNING,
- * and every other waker sets NOTIFIED, then claims the park word.
+ * and every other waker sets NOTIFIED, then claims the park word. That
+ * commit waits for the end of the next slice on the same thread, and a
+ * push from that slice cancels it (sched.c: deferred park).
  *
  * Pending work. Others ask a process for something by setting bits in
  * its `pending` word (release) and waking it; every resume point checks

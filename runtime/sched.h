@@ -37,6 +37,9 @@ typedef struct nu__sched {
 	uint64_t runnext_since; /* the streak's slice began (0: not yet) */
 	int after;              /* NU__AFTER_* for the resumed context */
 	nu__proc *after_proc;
+	nu__proc *park_lazy;    /* parked in a receive, commit deferred for
+				 * one slice (sched.c); read by others only
+				 * as a hint (nu_process_info) */
 	int32_t reds;           /* reductions left in this slice */
 	int32_t budget;         /* reductions per slice (config) */
 	_Atomic int stop;       /* the node is stopping (a copy of the node's
@@ -131,7 +134,7 @@ void *nu__sched_main(void *arg);
 void nu__sched_after_slow(nu__sched *s);
 static inline void nu__sched_after(nu__sched *s)
 {
-	if (s->after)
+	if (s->after || s->park_lazy)
 		nu__sched_after_slow(s);
 }
 
@@ -149,6 +152,17 @@ static inline void nu__proc_ready_on(nu__sched *s, nu__proc *p)
 		return;
 	}
 	nu__sched_ready(s, p, 1);
+}
+
+/* If p is s's deferred park (sched.c), cancel it: 1 when p is then
+ * runnable from s (the caller's push is what it waits for). */
+static inline int nu__park_lazy_take(nu__sched *s, nu__proc *p)
+{
+	if (!s || s->park_lazy != p)
+		return 0;
+	__atomic_store_n(&s->park_lazy, NULL, __ATOMIC_RELAXED);
+	nu__proc_ready_on(s, p);
+	return 1;
 }
 
 /* Switch the calling process p out for reason `after` (NU__AFTER_*);

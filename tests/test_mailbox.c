@@ -865,6 +865,97 @@ static void test_timeout_while_parking(void)
 	CU_ASSERT_EQUAL(nu_start(&cf, tmo_main, NULL), 0);
 }
 
+/* Deferred parks (sched.c): a receive's park is committed only when the
+ * next process's slice ends. A hog that never calls into the runtime
+ * holds that slice; meanwhile a push from the other scheduler must be
+ * taken once it ends (nothing lost), the parked process reads as
+ * waiting, and a kill sent meanwhile still ends it. */
+static _Atomic int hog_on, hog_go;
+static nu_pid defer_driver;
+
+static void hog(void *a)
+{
+	(void)a;
+	nu_term t;
+	nu_receive(&t, -1); /* resumed, not fresh: a first run commits */
+	atomic_store(&hog_on, 1);
+	uint64_t t0 = now_us();
+	while (!atomic_load(&hog_go) && now_us() - t0 < 300000)
+		; /* one scheduler: nobody sets hog_go, give up after 300 ms */
+	t0 = now_us();
+	while (now_us() - t0 < 5000)
+		; /* the push lands well before the slice ends */
+}
+
+static void deferred_receiver(void *a)
+{
+	(void)a;
+	nu_pid h = nu_spawn(hog, NULL);
+	nu_yield(); /* the hog parks in its receive */
+	nu_send(h, nu_atom("go")); /* runnext: it runs once we park */
+	nu_term t;
+	if (nu_receive(&t, -1) == 0)
+		nu_send(defer_driver, nu_tuple(2, nu_atom("got"), t));
+}
+
+/* Start a receiver on scheduler 0 that parks with the hog behind it;
+ * returns it once the hog runs. */
+static nu_pid park_behind_hog(nu_term *ref)
+{
+	atomic_store(&hog_on, 0);
+	atomic_store(&hog_go, 0);
+	nu_spawn_opts o;
+	nu_spawn_opts_init(&o);
+	o.scheduler = 0;
+	o.monitor_ref = ref;
+	nu_pid r = nu_spawn_opt(deferred_receiver, NULL, &o);
+	while (!atomic_load(&hog_on))
+		nu_sleep(1);
+	return r;
+}
+
+static void deferred_driver(void *a)
+{
+	nu_pid main_pid = (nu_pid)(uintptr_t)a;
+	defer_driver = nu_self();
+	int two = nt_two() > 1;
+	nu_term ref;
+	nu_pid r = park_behind_hog(&ref);
+	nu_proc_info info = { 0 };
+	CU_ASSERT_EQUAL(nu_process_info(r, &info), 0);
+	if (two) /* one scheduler: the hog has finished */
+		CU_ASSERT_EQUAL(info.state, NU_PROC_WAITING);
+	CU_ASSERT_EQUAL(nu_send(r, nu_atom("ping")), 0);
+	atomic_store(&hog_go, 1);
+	nu_term t;
+	CU_ASSERT_EQUAL(nu_receive(&t, 5000), 0); /* lost: times out */
+	CU_ASSERT(nu_term_equal(
+		t, nu_tuple(2, nu_atom("got"), nu_atom("ping"))));
+	CU_ASSERT_EQUAL(nt_down_reason(ref, r, 5000), nu_atom("normal"));
+
+	r = park_behind_hog(&ref);
+	CU_ASSERT_EQUAL(nu_kill(r, nu_atom("stop_now")), 0);
+	atomic_store(&hog_go, 1);
+	CU_ASSERT_EQUAL(nt_down_reason(ref, r, 5000), nu_atom("stop_now"));
+	nu_send(main_pid, nu_atom("done"));
+}
+
+static void deferred_main(void *a)
+{
+	(void)a;
+	on_sched(deferred_driver, (void *)(uintptr_t)nu_self(), 1);
+	nu_term t;
+	CU_ASSERT_EQUAL(nu_receive(&t, 30000), 0);
+	nt_wait_alone();
+}
+
+static void test_deferred_park(void)
+{
+	nu_config cf;
+	cfg(&cf, nt_two());
+	CU_ASSERT_EQUAL(nu_start(&cf, deferred_main, NULL), 0);
+}
+
 static CU_TestInfo tests[] = {
 	{ "messages are copies, equal terms", test_copies },
 	{ "order per sender under concurrency", test_order },
@@ -880,6 +971,7 @@ static CU_TestInfo tests[] = {
 	{ "a freed block never passes for the last one taken", test_boundary },
 	{ "parks race pushes, timeouts, priority sends, kills", test_park_races },
 	{ "a timeout due while parking ends the wait", test_timeout_while_parking },
+	{ "a deferred park loses no push and no kill", test_deferred_park },
 	CU_TEST_INFO_NULL,
 };
 
