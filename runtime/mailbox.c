@@ -471,8 +471,35 @@ static nu__msg *lane_push(nu__lane *ln, nu__msg *m)
  * the calling thread's scheduler or NULL. A normal push wakes p when it
  * found p parked on the lane (the exchange was the claim); a priority push
  * that found its lane empty wakes p like any other waker (proc.c). */
+/* Hand m straight to p's FIFO when p waits in a receive on this thread
+ * with its park deferred (sched.c): p's FIFO is then ours to write until
+ * p runs again, and the push's exchange and p's take are saved. Only a
+ * plain message or an awaited reply for p, and only when `top` holds
+ * nothing p has not taken: whatever waits there came first, and may be
+ * from the same sender (order per pair). A push racing with that look
+ * comes from another thread, so from another sender, and is concurrent
+ * with m. 1 when m was handed over and p made runnable. */
+static int hand_over(nu__sched *s, nu__proc *p, nu__msg *m, int lane)
+{
+	nu__mailbox *mb = &p->mailbox;
+	nu__lane *ln = &mb->lane[NU__LANE_NORMAL];
+	if (!s || s->park_lazy != p || lane != NU__LANE_NORMAL ||
+	    (m->kind & NU__MSG_SIGMASK) || m->to != p->pid ||
+	    ((m->kind & NU__MSG_REPLY) && m->alias != mb->alias) ||
+	    mb->mark_pending ||
+	    atomic_load_explicit(&ln->top, memory_order_relaxed) != ln->seen)
+		return 0;
+	atomic_store_explicit(&m->next, NULL, memory_order_relaxed);
+	fifo_append(ln, m);
+	__atomic_store_n(&s->park_lazy, NULL, __ATOMIC_RELAXED);
+	nu__proc_ready_on(s, p);
+	return 1;
+}
+
 static void deliver_to(nu__sched *s, nu__proc *p, nu__msg *m, int lane)
 {
+	if (hand_over(s, p, m, lane))
+		return;
 	unsigned sig = m->kind & NU__MSG_SIGMASK; /* m is not ours after */
 	nu__msg *prev = lane_push(&p->mailbox.lane[lane], m);
 	if (prev == ASLEEP)
