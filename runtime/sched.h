@@ -54,7 +54,10 @@ typedef struct nu__sched {
 	uint32_t tick;
 	uint32_t lone_yields;   /* yields that found nothing else to run */
 	uint32_t gq_countdown;  /* picks until the global queue goes first */
-	nu__proc **ovf;         /* run queue overflow, behind the ring: a */
+	struct nu__ovf_ent {    /* a process and its saved sp (rq_sp) */
+		nu__proc *p;
+		void *sp;
+	} *ovf;                 /* run queue overflow, behind the ring: a */
 	uint32_t ovf_cap;       /* growable circular array (a list would */
 	uint32_t ovf_first;     /* cost a dependent cache miss per entry */
 	uint32_t ovf_len;       /* to refill the ring) */
@@ -91,6 +94,9 @@ typedef struct nu__sched {
 	_Alignas(NU__CACHELINE) _Atomic uint32_t rq_head;
 	_Alignas(NU__CACHELINE) _Atomic uint32_t rq_tail;
 	_Atomic(nu__proc *) rq[NU__RUNQ_SIZE];
+	/* Owner only: the saved sp of each entry it queued (NULL: unknown),
+	 * a prefetch hint read without touching the entry's process. */
+	void *rq_sp[NU__RUNQ_SIZE];
 
 	/* --- written by other threads --- */
 	_Alignas(NU__CACHELINE) _Atomic(nu__proc *) inbox; /* LIFO of wake-ups */
