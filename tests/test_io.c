@@ -200,6 +200,52 @@ static void test_big(void)
 	run(big_main, nt_two());
 }
 
+/* A send that starts on a full socket (its plain try gets EAGAIN) waits
+ * for room through the ring, and still moves everything: the ring's send
+ * returns what fit once room came, a short count the caller must never
+ * see. The reader lets the buffer stay full for a while first. */
+static long full_pre;
+
+static void full_reader(void *a)
+{
+	(void)a;
+	nu_sleep(20);
+	char *buf = nu_alloc(65536);
+	long total = 0, want = full_pre + (long)BIG;
+	uint64_t end = nu_clock_ns() + 5000000000u; /* a short send: ends */
+	ssize_t n;
+	while (total < want &&
+	       (n = nu_read_until(bigsv[1], buf, 65536, end)) > 0)
+		total += n;
+	atomic_store(&big_read, total);
+}
+
+static void full_main(void *a)
+{
+	(void)a;
+	CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, bigsv) == 0);
+	char *out = calloc(1, BIG);
+	CU_ASSERT_FATAL(out != NULL);
+	full_pre = 0;
+	ssize_t k;
+	while ((k = send(bigsv[0], out, 4096, MSG_DONTWAIT)) > 0)
+		full_pre += k; /* the plain call: fill the buffer */
+	CU_ASSERT(full_pre > 0);
+	atomic_store(&big_read, 0);
+	nu_spawn(full_reader, NULL);
+	CU_ASSERT_EQUAL(nu_sock_send(bigsv[0], out, BIG, 0), (ssize_t)BIG);
+	nt_wait_alone();
+	CU_ASSERT_EQUAL(atomic_load(&big_read), full_pre + (long)BIG);
+	free(out);
+	nu_close(bigsv[0]);
+	nu_close(bigsv[1]);
+}
+
+static void test_send_full(void)
+{
+	run(full_main, 1);
+}
+
 /* ------------------------------------- 10,000 concurrent connections */
 
 /* The server here, the clients in a child OS process (each side then
@@ -863,6 +909,7 @@ static CU_TestInfo tests[] = {
 	{ "deadlines give -ETIMEDOUT", test_deadline },
 	{ "ECONNREFUSED, EPIPE, short reads", test_errors },
 	{ "4 MiB writes and sends come back whole", test_big },
+	{ "a send that starts on a full socket moves it all", test_send_full },
 	{ "TCP: accept, connect, echo, shutdown, no fd left", test_tcp },
 	{ "killed while blocked in read and accept", test_kill },
 	{ "a kill racing a completing accept leaks nothing", test_kill_race },

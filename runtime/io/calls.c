@@ -403,7 +403,9 @@ static long op_all(struct nu__sched *s, op *o)
 
 /* A send first tries the plain non-blocking call: when the socket has
  * room (the common case) that is all, without an SQE, a park and a wake;
- * what is left goes through the ring. */
+ * what is left goes through the ring, all of it (op_all: a ring send on
+ * a full socket waits for room, then sends what fits and returns that
+ * short count). */
 static long op_send_ring(struct nu__sched *s, op *o)
 {
 	op t = *o;
@@ -414,7 +416,7 @@ static long op_send_ring(struct nu__sched *s, op *o)
 	rc = rc < 0 ? -nu__errno_get() : rc;
 	nu__errno_set(saved);
 	if (rc == -EAGAIN || rc == -EWOULDBLOCK)
-		return op_ring(s, o);
+		return o->kind == OP_SEND ? op_all(s, o) : op_ring(s, o);
 	if (rc < 0 || o->kind != OP_SEND || (size_t)rc >= o->len || !rc)
 		return rc;
 	t = *o; /* part went: the rest waits for room */
