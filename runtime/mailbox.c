@@ -467,10 +467,6 @@ static nu__msg *lane_push(nu__lane *ln, nu__msg *m)
 	return prev;
 }
 
-/* Push m onto a lane of p, the process in m->to's slot, and wake p; s is
- * the calling thread's scheduler or NULL. A normal push wakes p when it
- * found p parked on the lane (the exchange was the claim); a priority push
- * that found its lane empty wakes p like any other waker (proc.c). */
 /* Hand m straight to p's FIFO when p waits in a receive on this thread
  * with its park deferred (sched.c): p's FIFO is then ours to write until
  * p runs again, and the push's exchange and p's take are saved. Only a
@@ -496,6 +492,12 @@ static int hand_over(nu__sched *s, nu__proc *p, nu__msg *m, int lane)
 	return 1;
 }
 
+/* Push m onto a lane of p, the process in m->to's slot, and wake p; s is
+ * the calling thread's scheduler or NULL. A normal push wakes p when it
+ * found p parked on the lane (the exchange was the claim) or when p's park
+ * on this thread is deferred (sched.c), where it may skip the lane
+ * (hand_over); a priority push that found its lane empty wakes p like any
+ * other waker (proc.c). */
 static void deliver_to(nu__sched *s, nu__proc *p, nu__msg *m, int lane)
 {
 	if (hand_over(s, p, m, lane))
