@@ -516,7 +516,19 @@ nu__sched *nu__proc_park_mail(nu__sched *s)
 	return park_as(s, NU__AFTER_PARK_MAIL);
 }
 
+static void wake_as(nu__proc *p, int as_next);
+
 void nu__proc_wake(nu__proc *p)
+{
+	wake_as(p, 1);
+}
+
+void nu__proc_wake_tail(nu__proc *p)
+{
+	wake_as(p, 0);
+}
+
+static void wake_as(nu__proc *p, int as_next)
 {
 	int st = atomic_load(&p->wstate);
 	for (;;) {
@@ -530,7 +542,7 @@ void nu__proc_wake(nu__proc *p)
 	 * commit looks at wstate after its CAS on the park word (sched.c);
 	 * this is the other half of that Dekker pair */
 	if (st == NU__WS_PARKED || nu__mailbox_claim(p))
-		nu__sched_ready(nu__sched_self(), p, 1);
+		nu__sched_ready(nu__sched_self(), p, as_next);
 }
 
 void nu__proc_signal(nu__proc *p, int bits)

@@ -118,6 +118,9 @@ void nu__proc_entry(void *sched, void *proc);
  * park returns at once. The caller must know p is still live (its slot not
  * reused), e.g. by holding it in a structure the exit path clears. */
 void nu__proc_wake(nu__proc *p);
+/* nu__proc_wake, but p queues behind what is runnable on this thread
+ * instead of running next (I/O completions: first come, first served). */
+void nu__proc_wake_tail(nu__proc *p);
 
 /* Park the calling process until nu__proc_wake(). Returns the scheduler it
  * resumed on. Exits (does not return) when the process was killed. */

@@ -23,7 +23,10 @@
  * idle wait, which submits and waits in one io_uring_enter), and every
  * GQ_CHECK_TICKS picks while busy. Completions are dispatched on the
  * owner thread (ring.c reap -> nu__io_complete): the last CQE of a record
- * wakes its process.
+ * wakes its process, at the tail of the run queue (a batch of completions
+ * is served in arrival order; as runnext, each batch's last one jumped
+ * ahead of the hundreds queued before it: echo 1000's p99 went from a
+ * median of 9.3 to 8.4 ms in 6 alternating runs, req/s unchanged).
  *
  * Lifetime. The record lives on the process's stack, so the process may
  * not return (or exit) while a CQE can still name it: p->io_busy makes
@@ -233,7 +236,7 @@ void nu__io_complete(const struct io_uring_cqe *cqe)
 	}
 	nu__proc *p = w->p;
 	if (atomic_fetch_sub_explicit(&w->left, 1, memory_order_acq_rel) == 1) {
-		nu__proc_wake(p);
+		nu__proc_wake_tail(p);
 		atomic_store_explicit(&w->released, 1, memory_order_release);
 	}
 }
