@@ -203,8 +203,12 @@ static void test_big(void)
 /* A send that starts on a full socket (its plain try gets EAGAIN) waits
  * for room through the ring, and still moves everything: the ring's send
  * returns what fit once room came, a short count the caller must never
- * see. The reader lets the buffer stay full for a while first. */
+ * see. The reader lets the buffer stay full for a while first. Then the
+ * same for a two-part sendmsg, on a full socket and on an empty one (its
+ * plain try sends part), and for a writev. */
 static long full_pre;
+static int full_mode; /* 0: send on full, 1: sendmsg on full, 2: on
+			* empty, 3: writev on full */
 
 static void full_reader(void *a)
 {
@@ -228,12 +232,18 @@ static void full_main(void *a)
 	CU_ASSERT_FATAL(out != NULL);
 	full_pre = 0;
 	ssize_t k;
-	while ((k = send(bigsv[0], out, 4096, MSG_DONTWAIT)) > 0)
+	while (full_mode != 2 &&
+	       (k = send(bigsv[0], out, 4096, MSG_DONTWAIT)) > 0)
 		full_pre += k; /* the plain call: fill the buffer */
-	CU_ASSERT(full_pre > 0);
+	CU_ASSERT(full_mode == 2 || full_pre > 0);
 	atomic_store(&big_read, 0);
 	nu_spawn(full_reader, NULL);
-	CU_ASSERT_EQUAL(nu_sock_send(bigsv[0], out, BIG, 0), (ssize_t)BIG);
+	struct iovec v[2] = { { out, BIG / 2 }, { out + BIG / 2, BIG / 2 } };
+	struct msghdr mh = { .msg_iov = v, .msg_iovlen = 2 };
+	ssize_t sent = full_mode == 3 ? nu_writev(bigsv[0], v, 2)
+		       : full_mode ? nu_sendmsg(bigsv[0], &mh, 0)
+				   : nu_sock_send(bigsv[0], out, BIG, 0);
+	CU_ASSERT_EQUAL(sent, (ssize_t)BIG);
 	nt_wait_alone();
 	CU_ASSERT_EQUAL(atomic_load(&big_read), full_pre + (long)BIG);
 	free(out);
@@ -243,7 +253,8 @@ static void full_main(void *a)
 
 static void test_send_full(void)
 {
-	run(full_main, 1);
+	for (full_mode = 0; full_mode < 4; full_mode++)
+		run(full_main, 1);
 }
 
 /* ------------------------------------- 10,000 concurrent connections */
@@ -909,7 +920,7 @@ static CU_TestInfo tests[] = {
 	{ "deadlines give -ETIMEDOUT", test_deadline },
 	{ "ECONNREFUSED, EPIPE, short reads", test_errors },
 	{ "4 MiB writes and sends come back whole", test_big },
-	{ "a send that starts on a full socket moves it all", test_send_full },
+	{ "send, sendmsg, writev move it all, from a full socket too", test_send_full },
 	{ "TCP: accept, connect, echo, shutdown, no fd left", test_tcp },
 	{ "killed while blocked in read and accept", test_kill },
 	{ "a kill racing a completing accept leaks nothing", test_kill_race },

@@ -272,15 +272,23 @@ static int readiness(int fd)
 }
 
 /* The call without waiting: -EAGAIN when it would wait. A read or write
- * on a socket becomes a recv or send with MSG_DONTWAIT; elsewhere a
- * zero-timeout poll says whether the call would wait, and a write is cut
- * to PIPE_BUF, which POLLOUT promises to take without waiting. */
+ * on a socket becomes a recv or send with MSG_DONTWAIT (a readv or writev
+ * a recvmsg or sendmsg); elsewhere a zero-timeout poll says whether the
+ * call would wait, and a write is cut to PIPE_BUF, which POLLOUT promises
+ * to take without waiting (a writev to a write of its first non-empty
+ * entry, so cut: the caller goes on with the rest, op_vec_all). */
 static int op_try(op *o, int rd)
 {
 	op t = *o;
 	t.deadline = 0;
 	if (rd == RD_SOCKET && (o->kind == OP_READ || o->kind == OP_WRITE))
 		t.kind = o->kind == OP_READ ? OP_RECV : OP_SEND;
+	struct msghdr m; /* a readv or writev on a socket: recvmsg, sendmsg */
+	if (rd == RD_SOCKET && (o->kind == OP_READV || o->kind == OP_WRITEV)) {
+		m = (struct msghdr){ .msg_iov = o->buf, .msg_iovlen = o->len };
+		t.kind = o->kind == OP_READV ? OP_RECVMSG : OP_SENDMSG;
+		t.buf = &m;
+	}
 	switch (t.kind) {
 	case OP_RECV: case OP_SEND: case OP_RECVMSG: case OP_SENDMSG:
 		t.flags |= MSG_DONTWAIT;
@@ -295,6 +303,13 @@ static int op_try(op *o, int rd)
 		return p.revents & POLLNVAL ? -EBADF : p.revents;
 	if (t.kind == OP_WRITE && t.len > PIPE_BUF)
 		t.len = PIPE_BUF;
+	const struct iovec *v = o->buf;
+	for (size_t i = 0; t.kind == OP_WRITEV && v && i < o->len; i++)
+		if (v[i].iov_len) { /* the same cut, as a write of one entry */
+			t.kind = OP_WRITE;
+			t.buf = v[i].iov_base;
+			t.len = v[i].iov_len < PIPE_BUF ? v[i].iov_len : PIPE_BUF;
+		}
 	return op_plain(&t);
 }
 
@@ -426,7 +441,7 @@ static long op_send_ring(struct nu__sched *s, op *o)
 	return more < 0 ? rc : rc + more;
 }
 
-static long op_run(op *o)
+static long op_run_once(op *o)
 {
 	struct nu__sched *s = nu__io_here();
 	if (s) {
@@ -441,6 +456,74 @@ static long op_run(op *o)
 		return op_plain(o);
 	op_resident(o);
 	return op_fallback(o);
+}
+
+/* Copy into iov the part of v[0..cnt) past its first `done` bytes; the
+ * number of entries (0: nothing is left). iov holds VEC_ALL_MAX. */
+#define VEC_ALL_MAX 32
+
+static size_t vec_rest(struct iovec *iov, const struct iovec *v, size_t cnt,
+		       size_t done)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < cnt; i++) {
+		if (done >= v[i].iov_len) {
+			done -= v[i].iov_len;
+			continue;
+		}
+		iov[n].iov_base = (char *)v[i].iov_base + done;
+		iov[n++].iov_len = v[i].iov_len - done;
+		done = 0;
+	}
+	return n;
+}
+
+/* A blocking writev or sendmsg moves everything too (op_all's rule):
+ * after a short count the rest goes again, the vector advanced past what
+ * went, in a copy of at most VEC_ALL_MAX entries on our stack (a longer
+ * vector gives the short count); a sendmsg's ancillary data went with
+ * its first bytes. A datagram send is never short: only streams loop. */
+static long op_vec_all(op *o)
+{
+	const struct msghdr *mh = o->kind == OP_SENDMSG ? o->buf : NULL;
+	const struct iovec *v = mh ? mh->msg_iov : o->buf;
+	size_t cnt = mh ? mh->msg_iovlen : o->len;
+	long rc = op_run_once(o);
+	if (rc <= 0 || (o->kind == OP_SENDMSG && !mh) || !v ||
+	    cnt > VEC_ALL_MAX)
+		return rc;
+	struct iovec iov[VEC_ALL_MAX];
+	struct msghdr m = { 0 };
+	if (mh) {
+		m = *mh;
+		m.msg_control = NULL;
+		m.msg_controllen = 0;
+		m.msg_iov = iov;
+	}
+	size_t done = (size_t)rc;
+	for (;;) {
+		size_t n = vec_rest(iov, v, cnt, done);
+		if (!n)
+			return (long)done; /* all of it went */
+		op t = *o;
+		if (mh) {
+			m.msg_iovlen = n;
+			t.buf = &m;
+		} else {
+			t.buf = iov;
+			t.len = n;
+		}
+		long r = op_run_once(&t);
+		if (r <= 0)
+			return (long)done; /* an error after progress: the progress */
+		done += (size_t)r;
+	}
+}
+
+static long op_run(op *o)
+{
+	return o->kind == OP_SENDMSG || o->kind == OP_WRITEV ? op_vec_all(o)
+							     : op_run_once(o);
 }
 
 /* ------------------------------------------------------ the calls */
