@@ -1055,7 +1055,7 @@ int nu_receive(nu_term *out, int64_t timeout_ms)
 
 int nu__receive_msg(int64_t timeout_ms, nu__msg **out)
 {
-	nu__sched *s = nu__sched_self();
+	nu__sched *s = nu__sched_here(); /* read once: parks return it anew */
 	nu__proc *p = s->current;
 	found f;
 	int rc = receive_oldest(&s, p, timeout_ms, &f);
@@ -1138,7 +1138,7 @@ static inline int reply_first(nu__proc *p, uint64_t id, found *f)
 
 int nu__mailbox_await_reply(uint64_t id, int64_t timeout_ms, nu_term *out)
 {
-	nu__sched *s = nu__sched_self();
+	nu__sched *s = nu__sched_here(); /* read once: parks return it anew */
 	nu__proc *p = s->current;
 	found f;
 	int k = -1;

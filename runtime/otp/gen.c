@@ -174,9 +174,11 @@ static int call_wait(nu__proc *me, uint64_t id, int64_t timeout_ms,
 static int gen_call(nu_term server, nu_term tag, nu_term req,
 		    int64_t timeout_ms, nu_term *reply)
 {
-	nu_pid self = nu_self();
-	if (self < 0)
+	nu__sched *s = nu__sched_here(); /* read once: no switch up to me */
+	if (!s || !s->current)
 		return -EPERM;
+	nu__proc *me = s->current;
+	nu_pid self = me->pid;
 	if (req == NU_NONE || !reply || timeout_ms < -1)
 		return -EINVAL;
 	nu_pid pid = resolve(server);
@@ -188,7 +190,6 @@ static int gen_call(nu_term server, nu_term tag, nu_term req,
 	}
 	if (pid == self)
 		return -EDEADLK;
-	nu__proc *me = nu__sched_self()->current;
 	uint64_t id; /* the call's reference, a term on our stack only */
 	int rc = nu__call_begin(me, pid, &id);
 	if (rc == 0) {
