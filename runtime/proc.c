@@ -516,18 +516,7 @@ nu__sched *nu__proc_park_mail(nu__sched *s)
 	return park_as(s, NU__AFTER_PARK_MAIL);
 }
 
-static void wake_as(nu__proc *p, int as_next);
-
-void nu__proc_wake(nu__proc *p)
-{
-	wake_as(p, 1);
-}
-
-void nu__proc_wake_tail(nu__proc *p)
-{
-	wake_as(p, 0);
-}
-
+/* nu__proc_wake; as_next: p runs next on this thread, else it queues. */
 static void wake_as(nu__proc *p, int as_next)
 {
 	int st = atomic_load(&p->wstate);
@@ -543,6 +532,16 @@ static void wake_as(nu__proc *p, int as_next)
 	 * this is the other half of that Dekker pair */
 	if (st == NU__WS_PARKED || nu__mailbox_claim(p))
 		nu__sched_ready(nu__sched_self(), p, as_next);
+}
+
+void nu__proc_wake(nu__proc *p)
+{
+	wake_as(p, 1);
+}
+
+void nu__proc_wake_tail(nu__proc *p)
+{
+	wake_as(p, 0);
 }
 
 void nu__proc_signal(nu__proc *p, int bits)
