@@ -21,7 +21,7 @@
  * when there is one) and parks. The scheduler submits one batch per loop
  * turn: when it runs out of runnable processes (nu__io_poll, then the
  * idle wait, which submits and waits in one io_uring_enter), and every
- * GQ_CHECK_TICKS picks while busy. Completions are dispatched on the
+ * IO_POLL_TICKS (16) picks while busy (sched.c says why 16). Completions are dispatched on the
  * owner thread (ring.c reap -> nu__io_complete): the last CQE of a record
  * wakes its process, at the tail of the run queue (a batch of completions
  * is served in arrival order; as runnext, each batch's last one jumped
