@@ -208,7 +208,8 @@ static void test_big(void)
  * plain try sends part), and for a writev. */
 static long full_pre;
 static int full_mode; /* 0: send on full, 1: sendmsg on full, 2: on
-			* empty, 3: writev on full */
+			* empty, 3: writev on full; 4: writev, 5: sendmsg,
+			* 64 entries each, on full */
 
 static void full_reader(void *a)
 {
@@ -238,9 +239,14 @@ static void full_main(void *a)
 	CU_ASSERT(full_mode == 2 || full_pre > 0);
 	atomic_store(&big_read, 0);
 	nu_spawn(full_reader, NULL);
-	struct iovec v[2] = { { out, BIG / 2 }, { out + BIG / 2, BIG / 2 } };
-	struct msghdr mh = { .msg_iov = v, .msg_iovlen = 2 };
-	ssize_t sent = full_mode == 3 ? nu_writev(bigsv[0], v, 2)
+	/* modes 4 and 5: more entries than the runtime's stack copy holds */
+	int nv = full_mode >= 4 ? 64 : 2;
+	struct iovec v[64];
+	for (int i = 0; i < nv; i++)
+		v[i] = (struct iovec){ out + i * (BIG / nv), BIG / nv };
+	struct msghdr mh = { .msg_iov = v, .msg_iovlen = (size_t)nv };
+	ssize_t sent = full_mode == 3 || full_mode == 4
+			       ? nu_writev(bigsv[0], v, nv)
 		       : full_mode ? nu_sendmsg(bigsv[0], &mh, 0)
 				   : nu_sock_send(bigsv[0], out, BIG, 0);
 	CU_ASSERT_EQUAL(sent, (ssize_t)BIG);
@@ -253,7 +259,7 @@ static void full_main(void *a)
 
 static void test_send_full(void)
 {
-	for (full_mode = 0; full_mode < 4; full_mode++)
+	for (full_mode = 0; full_mode < 6; full_mode++)
 		run(full_main, 1);
 }
 

@@ -459,8 +459,8 @@ static long op_run_once(op *o)
 }
 
 /* Copy into iov the part of v[0..cnt) past its first `done` bytes; the
- * number of entries (0: nothing is left). iov holds VEC_ALL_MAX. */
-#define VEC_ALL_MAX 32
+ * number of entries (0: nothing is left). iov holds cnt entries. */
+#define VEC_ALL_MAX 32 /* entries copied on our stack (op_vec_all) */
 
 static size_t vec_rest(struct iovec *iov, const struct iovec *v, size_t cnt,
 		       size_t done)
@@ -478,37 +478,19 @@ static size_t vec_rest(struct iovec *iov, const struct iovec *v, size_t cnt,
 	return n;
 }
 
-/* A blocking writev or sendmsg moves everything too (op_all's rule):
- * after a short count the rest goes again, the vector advanced past what
- * went, in a copy of at most VEC_ALL_MAX entries on our stack (a longer
- * vector gives the short count); a sendmsg's ancillary data went with
- * its first bytes. A datagram send is never short: only streams loop. */
-static long op_vec_all(op *o)
+/* op_vec_all's loop, `done` bytes gone: the total, or `done` after an
+ * error. */
+static long vec_more(op *o, struct msghdr *m, struct iovec *iov,
+		     const struct iovec *v, size_t cnt, size_t done)
 {
-	const struct msghdr *mh = o->kind == OP_SENDMSG ? o->buf : NULL;
-	const struct iovec *v = mh ? mh->msg_iov : o->buf;
-	size_t cnt = mh ? mh->msg_iovlen : o->len;
-	long rc = op_run_once(o);
-	if (rc <= 0 || (o->kind == OP_SENDMSG && !mh) || !v ||
-	    cnt > VEC_ALL_MAX)
-		return rc;
-	struct iovec iov[VEC_ALL_MAX];
-	struct msghdr m = { 0 };
-	if (mh) {
-		m = *mh;
-		m.msg_control = NULL;
-		m.msg_controllen = 0;
-		m.msg_iov = iov;
-	}
-	size_t done = (size_t)rc;
 	for (;;) {
 		size_t n = vec_rest(iov, v, cnt, done);
 		if (!n)
 			return (long)done; /* all of it went */
 		op t = *o;
-		if (mh) {
-			m.msg_iovlen = n;
-			t.buf = &m;
+		if (m) {
+			m->msg_iovlen = n;
+			t.buf = m;
 		} else {
 			t.buf = iov;
 			t.len = n;
@@ -518,6 +500,42 @@ static long op_vec_all(op *o)
 			return (long)done; /* an error after progress: the progress */
 		done += (size_t)r;
 	}
+}
+
+/* A blocking writev or sendmsg moves everything too (op_all's rule):
+ * after a short count the rest goes again, the vector advanced past what
+ * went, in a copy: on our stack up to VEC_ALL_MAX entries, else in the
+ * process's heap, which goes with the process if it is killed while it
+ * waits (a malloc'd copy would leak then); a heap that cannot hold it
+ * gives the short count. A sendmsg's ancillary data went with its first
+ * bytes. A datagram send is never short: only streams loop. */
+static long op_vec_all(op *o)
+{
+	const struct msghdr *mh = o->kind == OP_SENDMSG ? o->buf : NULL;
+	const struct iovec *v = mh ? mh->msg_iov : o->buf;
+	size_t cnt = mh ? mh->msg_iovlen : o->len;
+	long rc = op_run_once(o);
+	if (rc <= 0 || (o->kind == OP_SENDMSG && !mh) || !v)
+		return rc;
+	size_t total = 0;
+	for (size_t i = 0; i < cnt; i++)
+		total += v[i].iov_len;
+	if ((size_t)rc >= total)
+		return rc; /* all of it went: the common case */
+	struct iovec small[VEC_ALL_MAX], *iov = small;
+	if (cnt > VEC_ALL_MAX && !(iov = nu_alloc(cnt * sizeof(*iov))))
+		return rc;
+	struct msghdr m = { 0 };
+	if (mh) {
+		m = *mh;
+		m.msg_control = NULL;
+		m.msg_controllen = 0;
+		m.msg_iov = iov;
+	}
+	rc = vec_more(o, mh ? &m : NULL, iov, v, cnt, (size_t)rc);
+	if (iov != small)
+		nu_free(iov);
+	return rc;
 }
 
 static long op_run(op *o)
