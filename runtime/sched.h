@@ -65,6 +65,7 @@ typedef struct nu__sched {
 	struct nu__block *blocks; /* free small blocks (block.c) */
 	uint32_t nblocks;
 	int64_t blocks_out;       /* made here, minus given back here */
+	nu__proc *send_pf;        /* the last receiver prefetched (mailbox.c) */
 	nu__proc *pinned_head;  /* processes bound to this scheduler */
 	nu__proc *pinned_tail;
 	int id;
