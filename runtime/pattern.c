@@ -573,7 +573,7 @@ static nu_pattern *finish(comp *c)
 	const char **names = (const char **)(lits + nl);
 	char *cells = (char *)(names + c->nvars), *str = cells + flat;
 	*p = (nu_pattern){ (uint32_t)c->ncode, (uint32_t)nl,
-			   (uint32_t)c->nvars, code, lits, names, { 0, 0 } };
+			   (uint32_t)c->nvars, code, lits, names, { 0, 0, 0 } };
 	nl = 0;
 	for (size_t i = 0; i < c->ncode; i++) {
 		code[i] = c->code[i];
@@ -598,7 +598,7 @@ static nu_pattern *finish(comp *c)
 /* The shape a subject must have at its top (nu__pattern_sig). */
 static nu__pattern_sig quick_sig(const nu_pattern *p)
 {
-	nu__pattern_sig sg = { 0, 0 };
+	nu__pattern_sig sg = { 0, 0, 0 };
 	if (p->ncode < 2 || p->code[0].op != OP_TUPLE || !p->code[0].arg)
 		return sg;
 	sg.hdr = NU__HDR(NU__K_TUPLE, p->code[0].arg);
@@ -607,6 +607,10 @@ static nu__pattern_sig quick_sig(const nu_pattern *p)
 		if (!nu__is_boxed(l) && !nu__is_cons(l))
 			sg.first = l; /* an immediate: equal iff the same word */
 	}
+	/* exact: the tuple's elements are that literal, then only `_` */
+	sg.exact = sg.first && p->ncode == p->code[0].arg + 1;
+	for (uint32_t i = 2; sg.exact && i < p->ncode; i++)
+		sg.exact = p->code[i].op == OP_ANY;
 	return sg;
 }
 

@@ -36,11 +36,14 @@ int nu__pattern_fixed_ref(const nu_pattern *p, const nu_term *pre);
  * match: when hdr is not 0 the subject must be a tuple whose header word
  * is hdr (kind and arity), and when first is not 0 its first element must
  * be that immediate. Both 0: no quick test. A subject that fails it does
- * not match; one that passes still needs nu_pattern_match().
+ * not match; one that passes still needs nu_pattern_match(), unless
+ * `exact`: the pattern is that tuple with `_` everywhere else (no
+ * variable, nothing more to test), as {'DOWN', _, _, _, _} or {msg, _}.
  */
 typedef struct nu__pattern_sig {
 	uint64_t hdr;
 	nu_term first;
+	int exact;
 } nu__pattern_sig;
 
 nu__pattern_sig nu__pattern_sig_of(const nu_pattern *p);

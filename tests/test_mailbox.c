@@ -401,6 +401,39 @@ static void select_main(void *a)
 		CU_ASSERT_EQUAL(nu_tuple_elem(t, 1), nu_int(i));
 	}
 
+	/* a pattern its quick test decides ({msg, _}: the tag, the arity,
+	 * the rest `_`) takes only what matches it, in order */
+	const char *near[] = { "{msg}", "{msg, 1, 2}", "{other, 1}",
+			       "[msg, 1]", "{<<\"msg\">>, 1}", "{1, msg}" };
+	const char *hits[] = { "{msg, {a, [b]}}", "{msg, 2}" };
+	for (int i = 0; i < 8; i++) {
+		nu_term e;
+		CU_ASSERT_EQUAL_FATAL(nu_term_parse(i < 6 ? near[i] : hits[i - 6],
+						    &e, NULL), 0);
+		nu_send(me, e);
+	}
+	nu_pattern *msg_p = compile("{msg, _}"), *stop_p = compile("{stop, _}");
+	nu_clause one = { msg_p, NULL, NULL };
+	for (int i = 0; i < 2; i++) {
+		nu_term e;
+		CU_ASSERT_EQUAL_FATAL(nu_receive_select(&one, 1, 0, &t), 0);
+		CU_ASSERT_EQUAL_FATAL(nu_term_parse(hits[i], &e, NULL), 0);
+		CU_ASSERT(nu_term_equal(t, e));
+	}
+	CU_ASSERT_EQUAL(nu_receive_select(&one, 1, 0, &t), -ETIMEDOUT);
+	nu_send(me, nu_tuple(2, nu_atom("data"), nu_int(5)));
+	nu_clause pair[2] = { { stop_p, NULL, NULL }, { data_p, NULL, v2 } };
+	CU_ASSERT_EQUAL(nu_receive_select(pair, 2, 0, &t), 1);
+	CU_ASSERT_EQUAL(v2[0], nu_int(5));
+	for (int i = 0; i < 6; i++) { /* the near misses waited, in order */
+		nu_term e;
+		CU_ASSERT_EQUAL_FATAL(nu_receive(&t, 0), 0);
+		CU_ASSERT_EQUAL_FATAL(nu_term_parse(near[i], &e, NULL), 0);
+		CU_ASSERT(nu_term_equal(t, e));
+	}
+	nu_pattern_free(msg_p);
+	nu_pattern_free(stop_p);
+
 	/* the predicate form */
 	for (int i = 1; i <= 5; i++)
 		nu_send(me, nu_int(i));
