@@ -21,12 +21,13 @@
  * when there is one) and parks. The scheduler submits one batch per loop
  * turn: when it runs out of runnable processes (nu__io_poll, then the
  * idle wait, which submits and waits in one io_uring_enter), and every
- * IO_POLL_TICKS (16) picks while busy (sched.c says why 16). Completions are dispatched on the
- * owner thread (ring.c reap -> nu__io_complete): the last CQE of a record
- * wakes its process, at the tail of the run queue (a batch of completions
- * is served in arrival order; as runnext, each batch's last one jumped
- * ahead of the hundreds queued before it: echo 1000's p99 went from a
- * median of 9.3 to 8.4 ms in 6 alternating runs, req/s unchanged).
+ * IO_POLL_TICKS (16) picks while busy (sched.c says why 16). Completions
+ * are dispatched on the owner thread (ring.c reap -> nu__io_complete):
+ * the last CQE of a record wakes its process, at the tail of the run
+ * queue (a batch of completions is served in arrival order; as runnext,
+ * each batch's last one jumped ahead of the hundreds queued before it:
+ * echo 1000's p99 went from a median of 9.3 to 8.4 ms in 6 alternating
+ * runs, req/s unchanged).
  *
  * Lifetime. The record lives on the process's stack, so the process may
  * not return (or exit) while a CQE can still name it: p->io_busy makes
