@@ -139,30 +139,6 @@ static uint32_t atom_add(const char *s, size_t len, uint64_t hv, uint32_t slot)
 	return i + 1;
 }
 
-static uint32_t atom_intern(const char *s, size_t len)
-{
-	uint64_t hv = atom_hashfn(s, len);
-	uint32_t slot, v = atom_find(s, len, hv, &slot);
-	if (v)
-		return v;
-	pthread_mutex_lock(&atom_lock);
-	v = atom_find(s, len, hv, &slot);
-	if (!v)
-		v = atom_add(s, len, hv, slot);
-	pthread_mutex_unlock(&atom_lock);
-	return v;
-}
-
-static void atom_init(void)
-{
-	for (size_t i = 0; i < sizeof(builtin_atoms) / sizeof(*builtin_atoms);
-	     i++) {
-		const char *s = builtin_atoms[i];
-		if (atom_intern(s, strlen(s)) != i + 1)
-			abort(); /* the builtin indices are ABI */
-	}
-}
-
 /* 1 when s[0..len) is valid UTF-8 without NUL bytes. */
 static int utf8_ok(const unsigned char *s, size_t len)
 {
@@ -197,13 +173,41 @@ static int utf8_ok(const unsigned char *s, size_t len)
 	return 1;
 }
 
+/* Index + 1 of the atom named s[0..len), added when new; 0 when the table
+ * is full, out of memory, or (check) s is not valid UTF-8 without NULs.
+ * A name found needs no check: it equals one that passed it. */
+static uint32_t atom_intern(const char *s, size_t len, int check)
+{
+	uint64_t hv = atom_hashfn(s, len);
+	uint32_t slot, v = atom_find(s, len, hv, &slot);
+	if (v)
+		return v;
+	if (check && !utf8_ok((const unsigned char *)s, len))
+		return 0;
+	pthread_mutex_lock(&atom_lock);
+	v = atom_find(s, len, hv, &slot);
+	if (!v)
+		v = atom_add(s, len, hv, slot);
+	pthread_mutex_unlock(&atom_lock);
+	return v;
+}
+
+static void atom_init(void)
+{
+	for (size_t i = 0; i < sizeof(builtin_atoms) / sizeof(*builtin_atoms);
+	     i++) {
+		const char *s = builtin_atoms[i];
+		if (atom_intern(s, strlen(s), 0) != i + 1)
+			abort(); /* the builtin indices are ABI */
+	}
+}
+
 nu_term nu_atom_len(const char *name, size_t len)
 {
-	if (!name || len > NU__ATOM_MAX_LEN ||
-	    !utf8_ok((const unsigned char *)name, len))
+	if (!name || len > NU__ATOM_MAX_LEN)
 		return NU_NONE;
 	pthread_once(&atom_once, atom_init);
-	uint32_t v = atom_intern(name, len);
+	uint32_t v = atom_intern(name, len, 1);
 	return v ? NU__ATOM(v - 1) : NU_NONE;
 }
 

@@ -315,6 +315,10 @@ static void test_bad_input(void)
 	CU_ASSERT_EQUAL(nu_atom("bad\xc3"), NU_NONE);
 	CU_ASSERT_EQUAL(nu_atom("\xc0\x80"), NU_NONE);
 	CU_ASSERT_EQUAL(nu_atom_len("a\0b", 3), NU_NONE);
+	/* a bad name is checked when not found, also next to a known one */
+	CU_ASSERT_EQUAL(nu_atom_len("ok\0", 3), NU_NONE);
+	CU_ASSERT_EQUAL(nu_atom_len("ok\xff", 3), NU_NONE);
+	CU_ASSERT_EQUAL(nu_atom("ok\xe2\x82"), NU_NONE);
 	CU_ASSERT_EQUAL(nu_atom("ok"), nu_atom_len("okay", 2));
 	CU_ASSERT_EQUAL(nu_atom("true"), NU_ATOM_TRUE);
 	CU_ASSERT_EQUAL(nu_atom("undefined"), NU_ATOM_UNDEFINED);
