@@ -637,10 +637,8 @@ static __attribute__((noinline)) void prefetch_lines(nu__sched *s,
 {
 	s->send_pf = p;
 	const char *c = (const char *)p;
-	for (int k = 0; k < PF_CB_LINES; k++)
-		__builtin_prefetch(c + 64 * k, 1);
-	for (int k = 1; k <= PF_STACK_LINES; k++)
-		__builtin_prefetch(c - 64 * k, 1);
+	nu__prefetch_lines(c, PF_CB_LINES);
+	nu__prefetch_lines(c - 64 * PF_STACK_LINES, PF_STACK_LINES);
 }
 
 static inline void prefetch_receiver(nu__sched *s, nu__proc *p)

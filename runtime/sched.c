@@ -630,11 +630,9 @@ static inline void prefetch_next(nu__sched *s, uint32_t i)
 	const char *c = (const char *)atomic_load_explicit(
 		&s->rq[i % NU__RUNQ_SIZE], memory_order_relaxed);
 	const char *sp = s->rq_sp[i % NU__RUNQ_SIZE];
-	for (int k = 0; k < PREFETCH_CB_LINES; k++)
-		__builtin_prefetch(c + 64 * k, 1);
+	nu__prefetch_lines(c, PREFETCH_CB_LINES);
 	if (sp)
-		for (int k = 0; k < PREFETCH_STACK_LINES; k++)
-			__builtin_prefetch(sp + 64 * k, 1);
+		nu__prefetch_lines(sp, PREFETCH_STACK_LINES);
 }
 
 /* The next process to run on s, or NULL. The common case (no inbox, no
@@ -646,7 +644,7 @@ sched_pick(nu__sched *s, int may_steal)
 	int gq_due = --s->gq_countdown == 0; /* (the slow pick reloads it) */
 	if (!__builtin_expect(gq_due, 0) &&
 	    __builtin_expect(nu__timers_pending(&s->timers), 0) &&
-		 !(s->gq_countdown & (TIMER_CHECK_TICKS - 1)))
+	    !(s->gq_countdown & (TIMER_CHECK_TICKS - 1)))
 		nu__timers_run(s, nu__now_ns()); /* (the slow pick runs them) */
 	if (__builtin_expect(gq_due || atomic_load_explicit(
 					       &s->inbox, memory_order_relaxed),
