@@ -487,8 +487,9 @@ static void raise_top(nu__heap_win *w)
 /* Cut a block of t bytes with flags fl at the bump of window w and hand it
  * out; NULL when w has no room. Inlined in its callers: a heap that grows
  * by fresh small blocks (a list being built) comes here for every one,
- * and the calls cost ~9% of churn_latency's worker (4096 cons cells: 97 ->
- * 88 us). */
+ * and the calls cost ~9% of a churn_latency worker (4096 cons cells: 97
+ * -> 88 us; churn_latency at 10k workers/s on one scheduler: 9.6k ->
+ * 9.99k done a second). */
 static inline __attribute__((always_inline)) void *
 carve(nu__heap *h, nu__heap_win *w, uint32_t t, uint32_t fl)
 {
