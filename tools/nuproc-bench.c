@@ -510,7 +510,10 @@ static void sel_loop(long k)
 	nu_term pre[1], vars[1], t;
 	nu_clause c = { sel_pat, pre, vars };
 	for (; k > 0; k--) {
-		nu_send(me, nu_tuple(2, nu_atom("match"), nu_int(k)));
+		nu_term m = nu_tuple(2, nu_atom("match"), nu_int(k));
+		if (nu_send(me, m))
+			_exit(5);
+		nu_term_free(m); /* the receiver has its own copy */
 		pre[0] = nu_int(k);
 		if (nu_receive_select(&c, 1, -1, &t) != 0)
 			_exit(5);
@@ -525,8 +528,10 @@ static void ref_loop(nu_pattern *pat, long k)
 	nu_clause c = { pat, pre, vars };
 	pre[1] = NU_NONE;
 	for (; k > 0; k--) {
-		nu_term r = nu_make_ref();
-		nu_send(me, nu_tuple(2, r, nu_int(k)));
+		nu_term r = nu_make_ref(), m = nu_tuple(2, r, nu_int(k));
+		if (nu_send(me, m))
+			_exit(5);
+		nu_term_free(m);
 		pre[0] = r;
 		if (nu_receive_select(&c, 1, -1, &t) != 0)
 			_exit(5);
