@@ -145,6 +145,7 @@ static int sched_create(nu__node *n, int id, int cpu, nu__group *g)
 		return -ENOMEM;
 	memset(s, 0, sizeof(*s));
 	s->id = id;
+	s->block_tag = nu__block_tag(id);
 	s->cpu = cpu;
 	s->grp = g;
 	int rc = nu__slot_cache_init(&s->slots, n->cfg.warm_slots,

@@ -832,7 +832,7 @@ static inline __attribute__((always_inline)) void after_fast(nu__sched *s,
 static void sched_run(nu__sched *s, nu__proc *p)
 {
 	s->current = p;
-	p->sched = s;
+	__atomic_store_n(&p->sched, s, __ATOMIC_RELAXED); /* (mailbox.c) */
 	s->reds = s->budget;
 	nu__fiber_leave(&s->asan_fake, p->stack_lo,
 			(size_t)(p->stack_hi - p->stack_lo));
@@ -891,7 +891,7 @@ switch_out(nu__sched *s, nu__proc *p, int after)
 	nu__sched *r;
 	if (q) {
 		s->current = q;
-		q->sched = s;
+		__atomic_store_n(&q->sched, s, __ATOMIC_RELAXED);
 		s->reds = s->budget;
 		nu__fiber_leave(fake, q->stack_lo,
 				(size_t)(q->stack_hi - q->stack_lo));

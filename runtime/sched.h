@@ -64,7 +64,8 @@ typedef struct nu__sched {
 	uint64_t ref_next, ref_end; /* reference ids taken (term.c) */
 	struct nu__block *blocks; /* free small blocks (block.c) */
 	uint32_t nblocks;
-	int64_t blocks_out;       /* made here, minus given back here */
+	uint8_t block_tag;        /* its blocks' tag: id + 1, or 255 */
+	int64_t blocks_made;      /* malloc'd here and not freed (block.c) */
 	nu__proc *send_pf;        /* the last receiver prefetched (mailbox.c) */
 	nu__proc *pinned_head;  /* processes bound to this scheduler */
 	nu__proc *pinned_tail;
@@ -106,6 +107,17 @@ typedef struct nu__sched {
 	atomic_flag io_req_lock;
 	_Atomic unsigned io_nreq;
 	int io_req_fd[16];
+	/* its blocks given back elsewhere (block.c): chains of them, how
+	 * many, and how many were freed there instead */
+	_Alignas(NU__CACHELINE) _Atomic(struct nu__block *) blocks_back;
+	_Atomic int64_t back_pending;
+	_Atomic int64_t back_freed;
+
+	/* --- owner only, off the hot lines: blocks of scheduler back_to
+	 * given back here, not yet sent home (block.c) --- */
+	_Alignas(NU__CACHELINE) struct nu__block *back_head, *back_tail;
+	uint32_t back_n;
+	int back_to;
 } nu__sched;
 
 /* A NUMA node's schedulers. */

@@ -989,6 +989,159 @@ static void test_deferred_park(void)
 	CU_ASSERT_EQUAL(nu_start(&cf, deferred_main, NULL), 0);
 }
 
+/* --------------------------------------------------- flooding senders */
+
+/* 500 senders of 1000 messages each to one receiver on one scheduler.
+ * The receiver is preempted while it spawns them, so it queues behind
+ * all of them: without the flood throttle (mailbox.c flood_yield) every
+ * sender sends all its messages in one slice, and the receiver finds
+ * ~499,000 queued when it first runs. With it, once 2048 messages of the
+ * scheduler are out unreceived each send to the receiver ends its
+ * sender's slice, and the queue stays short. Nothing is lost and each
+ * sender's messages keep their order. */
+#define FL_SENDERS 500
+#define FL_EACH 1000
+
+static nu_pid fl_sink;
+
+static void fl_sender(void *a)
+{
+	long id = (long)(intptr_t)a;
+	for (long k = FL_EACH; k > 0; k--) {
+		nu_term m = nu_tuple(3, nu_atom("m"), nu_int(id), nu_int(k));
+		CU_ASSERT_EQUAL_FATAL(nu_send(fl_sink, m), 0);
+		nu_term_free(m);
+	}
+}
+
+static void fl_main(void *a)
+{
+	(void)a;
+	static long next[FL_SENDERS];
+	fl_sink = nu_self();
+	for (long i = 0; i < FL_SENDERS; i++) {
+		next[i] = FL_EACH;
+		CU_ASSERT_FATAL(nu_spawn(fl_sender, (void *)(intptr_t)i) > 0);
+	}
+	uint32_t deepest = 0;
+	long bad = 0;
+	for (long n = 0; n < (long)FL_SENDERS * FL_EACH; n++) {
+		nu_term t;
+		CU_ASSERT_EQUAL_FATAL(nu_receive(&t, 10000), 0);
+		long id = (long)nu_int_value(nu_tuple_elem(t, 1));
+		long k = (long)nu_int_value(nu_tuple_elem(t, 2));
+		bad += id < 0 || id >= FL_SENDERS || k != next[id]--;
+		nu_term_free(t);
+		nu_proc_info info;
+		if (n % 512 == 0 && nu_process_info(nu_self(), &info) == 0 &&
+		    info.mailbox_len > deepest)
+			deepest = info.mailbox_len;
+	}
+	CU_ASSERT_EQUAL(bad, 0);
+	CU_ASSERT(deepest > 0);
+	CU_ASSERT(deepest < 50000);
+	nu_term t;
+	CU_ASSERT_EQUAL(nu_receive(&t, 0), -ETIMEDOUT);
+}
+
+static void test_flood(void)
+{
+	nu_config c;
+	nt_config(&c, 1, 2000, 4 << 20);
+	CU_ASSERT_EQUAL(nu_start(&c, fl_main, NULL), 0);
+}
+
+/* The count of messages out is per scheduler, and blocks received on
+ * another scheduler go home (block.c): after 20,000 messages from a
+ * process on scheduler 1 to one on scheduler 0, scheduler 1 must not
+ * look flooded. Then, alone (scheduler 0 idle), a burst of 1500 sends to
+ * a receiver on scheduler 1 runs in one slice (the receiver sees none of
+ * it before the sender is done), and a burst of 3000 is throttled after
+ * ~2048 (the receiver runs before the sender is done). */
+static nu_pid fh_main_pid;
+static _Atomic long fh_got;
+
+static void fh_consumer(void *a)
+{
+	(void)a;
+	nu_term t;
+	for (int i = 0; i < 20000; i++)
+		CU_ASSERT_EQUAL_FATAL(nu_receive(&t, 10000), 0);
+	nu_send(fh_main_pid, nu_atom("consumed"));
+}
+
+static void fh_producer(void *a)
+{
+	nu_pid to = (nu_pid)(intptr_t)a;
+	for (int i = 0; i < 20000; i++)
+		CU_ASSERT_EQUAL_FATAL(nu_send(to, nu_int(i)), 0);
+}
+
+static void fh_counter(void *a)
+{
+	(void)a;
+	nu_term t;
+	while (nu_receive(&t, -1) == 0 && t != nu_atom("stop"))
+		atomic_fetch_add(&fh_got, 1);
+}
+
+typedef struct {
+	nu_pid to;
+	int n;
+	long seen; /* messages the receiver had taken when the burst ended */
+} fh_burst;
+
+static void fh_burster(void *a)
+{
+	fh_burst *b = a;
+	for (int i = 0; i < b->n; i++)
+		CU_ASSERT_EQUAL_FATAL(nu_send(b->to, nu_int(i)), 0);
+	b->seen = atomic_load(&fh_got);
+	nu_send(fh_main_pid, nu_atom("burst"));
+}
+
+static void fh_wait(const char *what)
+{
+	nu_term t;
+	CU_ASSERT_EQUAL_FATAL(nu_receive(&t, 30000), 0);
+	CU_ASSERT_EQUAL(t, nu_atom(what));
+}
+
+static void fh_main(void *a)
+{
+	(void)a;
+	fh_main_pid = nu_self();
+	nu_pid c = on_sched(fh_consumer, NULL, 0);
+	CU_ASSERT_FATAL(c > 0);
+	CU_ASSERT_FATAL(on_sched(fh_producer, (void *)(intptr_t)c, 1) > 0);
+	fh_wait("consumed");
+	nu_sleep(50); /* scheduler 0 parks */
+	atomic_store(&fh_got, 0);
+	nu_pid r = on_sched(fh_counter, NULL, 1);
+	fh_burst b1 = { r, 1500, -1 }, b2 = { r, 3000, -1 };
+	CU_ASSERT_FATAL(on_sched(fh_burster, &b1, 1) > 0);
+	fh_wait("burst");
+	CU_ASSERT_EQUAL(b1.seen, 0);
+	while (atomic_load(&fh_got) < 1500)
+		nu_sleep(1);
+	CU_ASSERT_FATAL(on_sched(fh_burster, &b2, 1) > 0);
+	fh_wait("burst");
+	CU_ASSERT(b2.seen > 1500);
+	nu_send(r, nu_atom("stop"));
+	nt_wait_alone();
+}
+
+static void test_flood_home(void)
+{
+	if (nt_two() < 2) {
+		fprintf(stderr, "flood_home: needs two CPUs, not run\n");
+		return;
+	}
+	nu_config c;
+	nt_config(&c, 2, 1000, 4 << 20);
+	CU_ASSERT_EQUAL(nu_start(&c, fh_main, NULL), 0);
+}
+
 static CU_TestInfo tests[] = {
 	{ "messages are copies, equal terms", test_copies },
 	{ "order per sender under concurrency", test_order },
@@ -1005,6 +1158,8 @@ static CU_TestInfo tests[] = {
 	{ "parks race pushes, timeouts, priority sends, kills", test_park_races },
 	{ "a timeout due while parking ends the wait", test_timeout_while_parking },
 	{ "a deferred park loses no push and no kill", test_deferred_park },
+	{ "many senders to one receiver: its queue stays short", test_flood },
+	{ "messages received elsewhere are counted back home", test_flood_home },
 	CU_TEST_INFO_NULL,
 };
 
