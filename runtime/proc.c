@@ -517,7 +517,7 @@ nu__sched *nu__proc_park_mail(nu__sched *s)
 }
 
 /* nu__proc_wake; as_next: p runs next on this thread, else it queues. */
-static void wake_as(nu__proc *p, int as_next)
+static void wake_as(nu__sched *s, nu__proc *p, int as_next)
 {
 	int st = atomic_load(&p->wstate);
 	for (;;) {
@@ -531,17 +531,17 @@ static void wake_as(nu__proc *p, int as_next)
 	 * commit looks at wstate after its CAS on the park word (sched.c);
 	 * this is the other half of that Dekker pair */
 	if (st == NU__WS_PARKED || nu__mailbox_claim(p))
-		nu__sched_ready(nu__sched_self(), p, as_next);
+		nu__sched_ready(s, p, as_next);
 }
 
 void nu__proc_wake(nu__proc *p)
 {
-	wake_as(p, 1);
+	wake_as(nu__sched_self(), p, 1);
 }
 
-void nu__proc_wake_tail(nu__proc *p)
+void nu__proc_wake_tail(nu__sched *s, nu__proc *p)
 {
-	wake_as(p, 0);
+	wake_as(s, p, 0);
 }
 
 void nu__proc_signal(nu__proc *p, int bits)

@@ -119,8 +119,9 @@ void nu__proc_entry(void *sched, void *proc);
  * reused), e.g. by holding it in a structure the exit path clears. */
 void nu__proc_wake(nu__proc *p);
 /* nu__proc_wake, but p queues behind what is runnable on this thread
- * instead of running next (I/O completions: first come, first served). */
-void nu__proc_wake_tail(nu__proc *p);
+ * instead of running next (I/O completions: first come, first served);
+ * s: the calling thread's scheduler. */
+void nu__proc_wake_tail(struct nu__sched *s, nu__proc *p);
 
 /* Park the calling process until nu__proc_wake(). Returns the scheduler it
  * resumed on. Exits (does not return) when the process was killed. */

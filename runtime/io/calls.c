@@ -96,42 +96,53 @@ static void op_prep(struct io_uring_sqe *q, const op *o)
 	}
 }
 
+/* Make buf resident (io.c): inline when it lies in the part of the
+ * caller's stack known to be resident (a loop reading into a local
+ * array). */
+static inline void resident(nu__proc *p, const void *buf, size_t len)
+{
+	uintptr_t a = (uintptr_t)buf, e = a + len;
+	if (p && a >= p->io_res_lo && e >= a && e <= (uintptr_t)p->stack_hi)
+		return;
+	nu__io_resident(p, buf, len);
+}
+
 /* The buffers the kernel will touch, made resident. */
-static void op_resident(const op *o)
+static void op_resident(nu__proc *p, const op *o)
 {
 	switch (o->kind) {
 	case OP_READV: case OP_WRITEV: {
 		const struct iovec *v = o->buf;
-		nu__io_resident(v, o->len * sizeof(*v));
+		resident(p, v, o->len * sizeof(*v));
 		for (size_t i = 0; v && i < o->len; i++)
-			nu__io_resident(v[i].iov_base, v[i].iov_len);
+			resident(p, v[i].iov_base, v[i].iov_len);
 		break;
 	}
 	case OP_RECVMSG: case OP_SENDMSG: {
 		const struct msghdr *m = o->buf;
-		nu__io_resident(m, sizeof(*m));
+		resident(p, m, sizeof(*m));
 		if (!m)
 			break;
-		nu__io_resident(m->msg_name, m->msg_namelen);
-		nu__io_resident(m->msg_control, m->msg_controllen);
+		resident(p, m->msg_name, m->msg_namelen);
+		resident(p, m->msg_control, m->msg_controllen);
 		for (size_t i = 0; m->msg_iov && i < m->msg_iovlen; i++)
-			nu__io_resident(m->msg_iov[i].iov_base,
+			resident(p, m->msg_iov[i].iov_base,
 					m->msg_iov[i].iov_len);
 		break;
 	}
 	case OP_ACCEPT:
-		nu__io_resident(o->out, sizeof(socklen_t));
+		resident(p, o->out, sizeof(socklen_t));
 		if (o->out && o->buf)
-			nu__io_resident(o->buf, *(socklen_t *)o->out);
+			resident(p, o->buf, *(socklen_t *)o->out);
 		break;
 	case OP_STATX:
-		nu__io_resident(o->out, sizeof(struct statx));
+		resident(p, o->out, sizeof(struct statx));
 		break;
 	case OP_SOCKET: case OP_SHUTDOWN: case OP_CLOSE: case OP_FSYNC:
 	case OP_POLL:
 		break;
 	default:
-		nu__io_resident(o->buf, o->len > LEN_MAX ? LEN_MAX : o->len);
+		resident(p, o->buf, o->len > LEN_MAX ? LEN_MAX : o->len);
 	}
 }
 
@@ -421,20 +432,32 @@ static long op_all(struct nu__sched *s, op *o)
  * what is left goes through the ring, all of it (op_all: a ring send on
  * a full socket waits for room, then sends what fits and returns that
  * short count). */
+/* A send's plain non-blocking try: a count or -errno (errno as it was;
+ * the system call sets it only when it fails). */
+static long send_try(const op *o)
+{
+	int saved = nu__errno_get();
+	size_t n = o->len > LEN_MAX ? LEN_MAX : o->len;
+	long rc = o->kind == OP_SEND
+			  ? syscall(SYS_sendto, o->fd, o->buf, n,
+				    o->flags | MSG_DONTWAIT, 0, 0)
+			  : syscall(SYS_sendmsg, o->fd, o->buf,
+				    o->flags | MSG_DONTWAIT);
+	if (rc < 0) {
+		rc = -nu__errno_get();
+		nu__errno_set(saved);
+	}
+	return rc;
+}
+
 static long op_send_ring(struct nu__sched *s, op *o)
 {
-	op t = *o;
-	t.flags |= MSG_DONTWAIT;
-	t.deadline = 0;
-	int saved = nu__errno_get();
-	long rc = op_sys(&t);
-	rc = rc < 0 ? -nu__errno_get() : rc;
-	nu__errno_set(saved);
+	long rc = send_try(o);
 	if (rc == -EAGAIN || rc == -EWOULDBLOCK)
 		return o->kind == OP_SEND ? op_all(s, o) : op_ring(s, o);
 	if (rc < 0 || o->kind != OP_SEND || (size_t)rc >= o->len || !rc)
 		return rc;
-	t = *o; /* part went: the rest waits for room */
+	op t = *o; /* part went: the rest waits for room */
 	t.buf = (char *)o->buf + rc;
 	t.len = o->len - (size_t)rc;
 	long more = op_all(s, &t);
@@ -445,7 +468,7 @@ static long op_run_once(op *o)
 {
 	struct nu__sched *s = nu__io_here();
 	if (s) {
-		op_resident(o);
+		op_resident(s->current, o);
 		if (o->kind == OP_SEND || o->kind == OP_SENDMSG)
 			return op_send_ring(s, o);
 		if (o->kind == OP_WRITE || o->kind == OP_PWRITE)
@@ -454,7 +477,7 @@ static long op_run_once(op *o)
 	}
 	if (!nu__io_in_process())
 		return op_plain(o);
-	op_resident(o);
+	op_resident(nu__sched_self()->current, o);
 	return op_fallback(o);
 }
 

@@ -107,26 +107,27 @@ enum { FL_UNKNOWN = 0, FL_KNOWN = 1, FL_NONBLOCK = 2, FL_SOCKET = 4 };
 
 static _Atomic(_Atomic unsigned char *) fl_table;
 
-static _Atomic unsigned char *fl_slot(int fd)
+static __attribute__((noinline)) _Atomic unsigned char *fl_table_make(void)
+{
+	void *m = mmap(NULL, FL_MAX, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (m == MAP_FAILED)
+		return NULL;
+	_Atomic unsigned char *none = NULL;
+	if (atomic_compare_exchange_strong(&fl_table, &none, m))
+		return m;
+	munmap(m, FL_MAX);
+	return none;
+}
+
+static inline _Atomic unsigned char *fl_slot(int fd)
 {
 	if (fd < 0 || (unsigned)fd >= FL_MAX)
 		return NULL;
 	_Atomic unsigned char *t = atomic_load_explicit(&fl_table,
 							 memory_order_acquire);
-	if (!t) {
-		void *m = mmap(NULL, FL_MAX, PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-			       -1, 0);
-		if (m == MAP_FAILED)
-			return NULL;
-		_Atomic unsigned char *none = NULL;
-		if (atomic_compare_exchange_strong(&fl_table, &none, m))
-			t = m;
-		else {
-			munmap(m, FL_MAX);
-			t = none;
-		}
-	}
+	if (__builtin_expect(!t, 0) && !(t = fl_table_make()))
+		return NULL;
 	return &t[fd];
 }
 
@@ -138,13 +139,9 @@ static void fl_set(int fd, int v)
 				      memory_order_relaxed);
 }
 
-/* fd's FL_ bits, found once with F_GETFL and fstat. */
-static int fd_flags(int fd)
+/* fd's FL_ bits, found with F_GETFL and fstat (its first use). */
+static __attribute__((noinline)) int fd_flags_find(int fd)
 {
-	_Atomic unsigned char *c = fl_slot(fd);
-	int v = c ? atomic_load_explicit(c, memory_order_relaxed) : 0;
-	if (v != FL_UNKNOWN)
-		return v;
 	int saved = nu__errno_get();
 	long fl = syscall(SYS_fcntl, fd, F_GETFL);
 	struct stat st;
@@ -153,10 +150,18 @@ static int fd_flags(int fd)
 	nu__errno_set(saved);
 	if (fl < 0)
 		return FL_KNOWN; /* the call itself reports EBADF */
-	v = FL_KNOWN | ((fl & O_NONBLOCK) ? FL_NONBLOCK : 0) |
-	    (sock ? FL_SOCKET : 0);
+	int v = FL_KNOWN | ((fl & O_NONBLOCK) ? FL_NONBLOCK : 0) |
+		(sock ? FL_SOCKET : 0);
 	fl_set(fd, v);
 	return v;
+}
+
+/* fd's FL_ bits, cached. */
+static inline int fd_flags(int fd)
+{
+	_Atomic unsigned char *c = fl_slot(fd);
+	int v = c ? atomic_load_explicit(c, memory_order_relaxed) : 0;
+	return v != FL_UNKNOWN ? v : fd_flags_find(fd);
 }
 
 /* Take the call over: hooks on, in a process, a blocking descriptor; the

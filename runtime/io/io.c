@@ -81,28 +81,6 @@ void nu__errno_set(int e)
 	errno = e;
 }
 
-/* --------------------------------------------------------- pinning */
-
-int nu__io_pin(void)
-{
-	nu__sched *s = nu__sched_self();
-	/* one scheduler: nowhere to move to, and a bound process is woken
-	 * into the pinned list, not the (cheaper) run queue */
-	if (!s || !s->current || nu__node_get()->nsched == 1)
-		return NU__IO_NOT_PINNED;
-	int prev = s->current->bind_sched;
-	s->current->bind_sched = s->id;
-	return prev;
-}
-
-void nu__io_unpin(int prev)
-{
-	if (prev == NU__IO_NOT_PINNED)
-		return;
-	nu__sched *s = nu__sched_self();
-	s->current->bind_sched = prev;
-}
-
 /* ------------------------------------------------------ fd table */
 
 #define FD_TRACK_MAX (1u << 20)
@@ -110,12 +88,8 @@ void nu__io_unpin(int prev)
 static _Atomic(_Atomic uint32_t *) fd_ops;
 static uint32_t fd_cap;
 
-static _Atomic uint32_t *fd_table(void)
+static __attribute__((noinline)) _Atomic uint32_t *fd_table_make(void)
 {
-	_Atomic uint32_t *t = atomic_load_explicit(&fd_ops,
-						    memory_order_acquire);
-	if (t)
-		return t;
 	struct rlimit rl;
 	uint64_t cap = FD_TRACK_MAX;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max < cap)
@@ -133,44 +107,42 @@ static _Atomic uint32_t *fd_table(void)
 	return m;
 }
 
-static _Atomic uint32_t *fd_slot(int fd)
+/* fd's counter (NULL: fd out of range, or no table). Inline: two per op
+ * (submit, complete). */
+static inline _Atomic uint32_t *fd_slot(int fd)
 {
-	_Atomic uint32_t *t = fd_table();
-	return t && fd >= 0 && (uint32_t)fd < fd_cap ? &t[fd] : NULL;
-}
-
-/* ---------------------------------------------------- where we are */
-
-int nu__io_in_process(void)
-{
-	nu__sched *s = nu__sched_self();
-	return s && s->current;
-}
-
-nu__sched *nu__io_here(void)
-{
-	nu__sched *s = nu__sched_self();
-	if (!s || !s->current || s->ring.mode != NU__RING_URING)
+	_Atomic uint32_t *t = atomic_load_explicit(&fd_ops,
+						    memory_order_acquire);
+	if (__builtin_expect(!t, 0) && !(t = fd_table_make()))
 		return NULL;
-	return s;
+	return (uint32_t)fd < fd_cap ? &t[fd] : NULL; /* (fd < 0: huge) */
 }
 
+/* ------------------------------------------------------ records */
+
+/* Every field but the SQE, which the caller's io_uring_prep_* writes
+ * whole (liburing's io_uring_prep_rw sets each of its fields; user_data
+ * is set at submission), and ts, written when there is a deadline. */
 void nu__io_init(nu__iowait *w, int fd, uint64_t deadline)
 {
-	memset(w, 0, sizeof(*w));
+	w->p = NULL;
+	w->ring_of = NULL;
+	atomic_store_explicit(&w->left, 0, memory_order_relaxed);
+	atomic_store_explicit(&w->released, 0, memory_order_relaxed);
+	w->res = w->tres = 0;
 	w->fd = fd;
+	w->cancelled = 0;
+	w->makes_fd = 0;
 	w->deadline = deadline;
 }
 
 /* A buffer on the calling process's stack at or above io_res_lo is
  * resident already (stack pages stay while the process lives): most
  * buffers of a loop that reads into a local array skip the page walk. */
-void nu__io_resident(const void *buf, size_t len)
+void nu__io_resident(nu__proc *p, const void *buf, size_t len)
 {
 	if (!buf || !len)
 		return;
-	nu__sched *s = nu__sched_here();
-	nu__proc *p = s ? s->current : NULL;
 	uintptr_t a = (uintptr_t)buf, e = a + len;
 	int on_stack = p && a >= (uintptr_t)p->stack_lo && e >= a &&
 		       e <= (uintptr_t)p->stack_hi;
@@ -237,7 +209,7 @@ void nu__io_complete(const struct io_uring_cqe *cqe)
 	}
 	nu__proc *p = w->p;
 	if (atomic_fetch_sub_explicit(&w->left, 1, memory_order_acq_rel) == 1) {
-		nu__proc_wake_tail(p);
+		nu__proc_wake_tail(s, p);
 		atomic_store_explicit(&w->released, 1, memory_order_release);
 	}
 }

@@ -11,8 +11,8 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
-struct nu__sched;
-struct nu__proc;
+#include "../node.h"
+#include "../sched.h"
 
 /* One blocking call of a process, on its stack while it waits. The low
  * three bits of a CQE's user_data say which of the call's SQEs it is. */
@@ -41,11 +41,22 @@ enum {
 
 /* The calling thread's scheduler when it runs a process and the ring is
  * usable (io_uring mode), else NULL: the caller then makes the plain
- * system call (outside a process) or goes to the blocking pool. */
-struct nu__sched *nu__io_here(void);
+ * system call (outside a process) or goes to the blocking pool. Inline,
+ * as the next two: two or three of them per hooked call. */
+static inline struct nu__sched *nu__io_here(void)
+{
+	nu__sched *s = nu__sched_self();
+	if (!s || !s->current || s->ring.mode != NU__RING_URING)
+		return NULL;
+	return s;
+}
 
 /* Nonzero when the calling thread runs a process (any mode). */
-int nu__io_in_process(void);
+static inline int nu__io_in_process(void)
+{
+	nu__sched *s = nu__sched_self();
+	return s && s->current;
+}
 
 /* Start a record for an op on fd (-1: none) with an absolute deadline
  * (0: none); the caller then fills w->sqe with an io_uring_prep_*. */
@@ -84,15 +95,33 @@ int nu__io_sleep_until(int clock, uint64_t deadline);
  * binds the calling process to its scheduler and returns the previous
  * binding for nu__io_unpin; outside a process it does nothing. */
 #define NU__IO_NOT_PINNED (-2)
-int nu__io_pin(void);
-void nu__io_unpin(int prev);
+static inline int nu__io_pin(void)
+{
+	nu__sched *s = nu__sched_self();
+	/* one scheduler: nowhere to move to, and a bound process is woken
+	 * into the pinned list, not the (cheaper) run queue */
+	if (!s || !s->current || nu__node_get()->nsched == 1)
+		return NU__IO_NOT_PINNED;
+	int prev = s->current->bind_sched;
+	s->current->bind_sched = s->id;
+	return prev;
+}
+
+static inline void nu__io_unpin(int prev)
+{
+	if (prev == NU__IO_NOT_PINNED)
+		return;
+	nu__sched *s = nu__sched_self();
+	s->current->bind_sched = prev;
+}
 
 /* Nonzero when a kill, an exit signal or the node's stop waits for the
  * process p running on s: a wait in progress must end (io.c, poller.c). */
 int nu__io_interrupted(struct nu__sched *s, struct nu__proc *p);
 
-/* Make [buf, buf + len) resident before the kernel writes into it. */
-void nu__io_resident(const void *buf, size_t len);
+/* Make [buf, buf + len) resident before the kernel touches it; p: the
+ * calling process. */
+void nu__io_resident(struct nu__proc *p, const void *buf, size_t len);
 
 /* Wait until no op on fd is in flight in any ring, cancelling those
  * there are (nu_close). s: the caller's scheduler when it is a process in
