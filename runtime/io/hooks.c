@@ -51,7 +51,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -105,20 +104,7 @@ __attribute__((noinline)) static long set_errno(long rc)
 enum { FL_UNKNOWN = 0, FL_KNOWN = 1, FL_NONBLOCK = 2, FL_SOCKET = 4 };
 #define FL_MAX (1u << 20)
 
-static _Atomic(_Atomic unsigned char *) fl_table;
-
-static __attribute__((noinline)) _Atomic unsigned char *fl_table_make(void)
-{
-	void *m = mmap(NULL, FL_MAX, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (m == MAP_FAILED)
-		return NULL;
-	_Atomic unsigned char *none = NULL;
-	if (atomic_compare_exchange_strong(&fl_table, &none, m))
-		return m;
-	munmap(m, FL_MAX);
-	return none;
-}
+static void *_Atomic fl_table; /* _Atomic unsigned char[FL_MAX] */
 
 static inline _Atomic unsigned char *fl_slot(int fd)
 {
@@ -126,7 +112,8 @@ static inline _Atomic unsigned char *fl_slot(int fd)
 		return NULL;
 	_Atomic unsigned char *t = atomic_load_explicit(&fl_table,
 							 memory_order_acquire);
-	if (__builtin_expect(!t, 0) && !(t = fl_table_make()))
+	if (__builtin_expect(!t, 0) &&
+	    !(t = nu__io_table_map(&fl_table, FL_MAX)))
 		return NULL;
 	return &t[fd];
 }

@@ -85,8 +85,21 @@ void nu__errno_set(int e)
 
 #define FD_TRACK_MAX (1u << 20)
 
-static _Atomic(_Atomic uint32_t *) fd_ops;
+static void *_Atomic fd_ops; /* _Atomic uint32_t[fd_cap] */
 static uint32_t fd_cap;
+
+void *nu__io_table_map(void *_Atomic *table, size_t bytes)
+{
+	void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (m == MAP_FAILED)
+		return NULL;
+	void *none = NULL;
+	if (atomic_compare_exchange_strong(table, &none, m))
+		return m;
+	munmap(m, bytes); /* another thread's came first */
+	return none;
+}
 
 static __attribute__((noinline)) _Atomic uint32_t *fd_table_make(void)
 {
@@ -94,17 +107,8 @@ static __attribute__((noinline)) _Atomic uint32_t *fd_table_make(void)
 	uint64_t cap = FD_TRACK_MAX;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max < cap)
 		cap = rl.rlim_max < 1024 ? 1024 : rl.rlim_max;
-	void *m = mmap(NULL, cap * sizeof(uint32_t), PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (m == MAP_FAILED)
-		return NULL;
-	_Atomic uint32_t *none = NULL;
 	fd_cap = (uint32_t)cap; /* same value from every racer */
-	if (!atomic_compare_exchange_strong(&fd_ops, &none, m)) {
-		munmap(m, cap * sizeof(uint32_t));
-		return none;
-	}
-	return m;
+	return nu__io_table_map(&fd_ops, cap * sizeof(uint32_t));
 }
 
 /* fd's counter (NULL: fd out of range, or no table). Inline: two per op

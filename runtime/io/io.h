@@ -119,6 +119,12 @@ static inline void nu__io_unpin(int prev)
  * process p running on s: a wait in progress must end (io.c, poller.c). */
 int nu__io_interrupted(struct nu__sched *s, struct nu__proc *p);
 
+/* A table of `bytes` zeroed bytes made once, on first use, for the whole
+ * program: mmap'd and published in *table by compare-and-swap (a racer
+ * that loses unmaps its own and takes the winner's); NULL when the mmap
+ * fails. The descriptor tables of io.c and hooks.c. */
+void *nu__io_table_map(void *_Atomic *table, size_t bytes);
+
 /* Make [buf, buf + len) resident before the kernel touches it; p: the
  * calling process. */
 void nu__io_resident(struct nu__proc *p, const void *buf, size_t len);
