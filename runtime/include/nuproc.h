@@ -487,8 +487,12 @@ int nu_pattern_match(const nu_pattern *p, nu_term t, const nu_term *pre,
  * copied, so the sender may reuse or drop its own at once; the receiver
  * gets its own copy in its heap. Messages from one sender to one receiver
  * arrive in send order. Sending to a dead pid is a silent no-op (returns
- * 0). Callable from any thread. 0, -EINVAL (NU_NONE or a pid that could
- * never name a process here), -ESRCH (no node), -ENOMEM.
+ * 0). A send costs the sender one reduction; when the sender's scheduler
+ * runs alone and has 2048 or more messages out that nobody has received,
+ * a send to a process on that scheduler ends the sender's time slice (it
+ * stays runnable: its receivers run first). Callable from any thread. 0,
+ * -EINVAL (NU_NONE or a pid that could never name a process here), -ESRCH
+ * (no node), -ENOMEM.
  */
 int nu_send(nu_pid to, nu_term msg);
 
