@@ -464,6 +464,19 @@ static void on_fault(int sig, siginfo_t *si, void *uc)
 	errno = saved;
 }
 
+/* ------------------------------------------------------ fresh slots */
+
+int nu__fault_prefault_p(nu__mem *m, uint32_t idx)
+{
+	if (m->uffd < 0)
+		return 0;
+	uintptr_t p = (uintptr_t)nu__slot_page(m, idx);
+	long got = copy_zero(m->uffd, m->page, p, p + m->page);
+	if (got > 0)
+		charge(m, idx, (uint32_t)got);
+	return got < 0 ? (int)got : 0;
+}
+
 /* ---------------------------------------------------- kernel writes */
 
 int nu__mem_populate(void *addr, size_t len)

@@ -17,6 +17,16 @@ struct nu__sched;
 int nu__fault_init(nu__mem *m, unsigned batch);
 void nu__fault_fini(nu__mem *m);
 
+/* Make page P of slot idx (its stack top, control block and heap start)
+ * resident, charged to the slot, with one UFFDIO_COPY, when it is
+ * missing: a slot taken cold (never used, or its pages released) is
+ * written at once by its spawn, and a fault costs far more (the kernel
+ * allocates and clears a page before it sees the range is userfaultfd's,
+ * then the SIGBUS, the handler, the copy). 0 (also when P is resident
+ * already, or in the fallback mode) or -errno (the spawn's write then
+ * takes the fault path). */
+int nu__fault_prefault_p(nu__mem *m, uint32_t idx);
+
 /* Per scheduler thread: the signal stack and the stack a process that
  * dies of a fault exits on. 0 or -ENOMEM. */
 int nu__fault_thread_init(struct nu__sched *s);

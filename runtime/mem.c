@@ -321,8 +321,10 @@ int64_t nu__slot_get(nu__mem *m, nu__slot_cache *c, int group)
 			int64_t idx = cold_pop(r);
 			if (idx < 0)
 				idx = carve(m, r);
-			if (idx >= 0)
+			if (idx >= 0) { /* cold: P is likely missing */
+				nu__fault_prefault_p(m, (uint32_t)idx);
 				return idx;
+			}
 		}
 		if (!c->npend)
 			break;
