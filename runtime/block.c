@@ -131,36 +131,32 @@ int nu__block_flood_slow(nu__sched *s)
 	return s->blocks_made - (int64_t)s->nblocks >= NU__BLOCK_FLOOD;
 }
 
-/* The cache is empty: take what came home, else make a block, unless
- * OUT_MAX are out already. */
-static __attribute__((noinline)) void *block_refill(nu__sched *s,
-						   uint8_t *tag)
+/* The cache is empty: fill it with the blocks that came home, else with
+ * one new block, unless OUT_MAX are out already. 0 when it stays empty. */
+static __attribute__((noinline)) int block_refill(nu__sched *s)
 {
 	back_take(s);
-	nu__block *b = s->blocks;
-	if (b) {
-		s->blocks = b->next;
-		s->nblocks--;
-	} else if (s->blocks_made >= OUT_MAX && s->block_tag != TAG_UNTRACKED) {
-		return NULL; /* a deep queue: exact sizes from malloc */
-	} else if ((b = malloc(NU__BLOCK_SIZE))) {
-		s->blocks_made++;
-	} else {
-		return NULL;
-	}
-	*tag = s->block_tag;
-	return b;
+	if (s->blocks)
+		return 1;
+	if (s->blocks_made >= OUT_MAX && s->block_tag != TAG_UNTRACKED)
+		return 0; /* a deep queue: exact sizes from malloc */
+	nu__block *b = malloc(NU__BLOCK_SIZE);
+	if (!b)
+		return 0;
+	s->blocks_made++;
+	b->next = NULL;
+	s->blocks = b;
+	s->nblocks = 1;
+	return 1;
 }
 
 /* nu__sched_here(): these functions read it once and never switch. */
 void *nu__block_get(uint8_t *tag)
 {
 	nu__sched *s = nu__sched_here();
-	if (!s)
+	if (!s || (__builtin_expect(!s->blocks, 0) && !block_refill(s)))
 		return NULL;
 	nu__block *b = s->blocks;
-	if (__builtin_expect(!b, 0))
-		return block_refill(s, tag);
 	s->blocks = b->next;
 	s->nblocks--;
 	*tag = s->block_tag;

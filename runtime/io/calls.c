@@ -160,7 +160,9 @@ static int op_ring(struct nu__sched *s, const op *o)
 
 /* ------------------------------------------------------------ plain */
 
-static long op_sys(const op *o)
+/* The plain system call of o; msg: MSG_ flags added to a send's or a
+ * receive's own. */
+static long op_sys(const op *o, int msg)
 {
 	size_t n = o->len > LEN_MAX ? LEN_MAX : o->len;
 	switch (o->kind) {
@@ -177,11 +179,15 @@ static long op_sys(const op *o)
 				  : syscall(SYS_pwritev, o->fd, o->buf, n,
 					    o->off, 0);
 	case OP_RECV:
-		return syscall(SYS_recvfrom, o->fd, o->buf, n, o->flags, 0, 0);
+		return syscall(SYS_recvfrom, o->fd, o->buf, n, o->flags | msg, 0,
+			       0);
 	case OP_SEND:
-		return syscall(SYS_sendto, o->fd, o->buf, n, o->flags, 0, 0);
-	case OP_RECVMSG: return syscall(SYS_recvmsg, o->fd, o->buf, o->flags);
-	case OP_SENDMSG: return syscall(SYS_sendmsg, o->fd, o->buf, o->flags);
+		return syscall(SYS_sendto, o->fd, o->buf, n, o->flags | msg, 0,
+			       0);
+	case OP_RECVMSG:
+		return syscall(SYS_recvmsg, o->fd, o->buf, o->flags | msg);
+	case OP_SENDMSG:
+		return syscall(SYS_sendmsg, o->fd, o->buf, o->flags | msg);
 	case OP_ACCEPT:
 		return syscall(SYS_accept4, o->fd, o->buf, o->out, o->flags);
 	case OP_CONNECT: return syscall(SYS_connect, o->fd, o->buf, n);
@@ -250,7 +256,7 @@ static int op_plain_call(op *o)
 		if (rc < 0)
 			return rc;
 	}
-	long rc = op_sys(o);
+	long rc = op_sys(o, 0);
 	return rc < 0 ? -nu__errno_get() : (int)rc;
 }
 
@@ -427,22 +433,12 @@ static long op_all(struct nu__sched *s, op *o)
 	}
 }
 
-/* A send first tries the plain non-blocking call: when the socket has
- * room (the common case) that is all, without an SQE, a park and a wake;
- * what is left goes through the ring, all of it (op_all: a ring send on
- * a full socket waits for room, then sends what fits and returns that
- * short count). */
 /* A send's plain non-blocking try: a count or -errno (errno as it was;
  * the system call sets it only when it fails). */
 static long send_try(const op *o)
 {
 	int saved = nu__errno_get();
-	size_t n = o->len > LEN_MAX ? LEN_MAX : o->len;
-	long rc = o->kind == OP_SEND
-			  ? syscall(SYS_sendto, o->fd, o->buf, n,
-				    o->flags | MSG_DONTWAIT, 0, 0)
-			  : syscall(SYS_sendmsg, o->fd, o->buf,
-				    o->flags | MSG_DONTWAIT);
+	long rc = op_sys(o, MSG_DONTWAIT);
 	if (rc < 0) {
 		rc = -nu__errno_get();
 		nu__errno_set(saved);
@@ -450,6 +446,11 @@ static long send_try(const op *o)
 	return rc;
 }
 
+/* A send first tries the plain non-blocking call: when the socket has
+ * room (the common case) that is all, without an SQE, a park and a wake;
+ * what is left goes through the ring, all of it (op_all: a ring send on
+ * a full socket waits for room, then sends what fits and returns that
+ * short count). */
 static long op_send_ring(struct nu__sched *s, op *o)
 {
 	long rc = send_try(o);
