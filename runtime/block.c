@@ -59,7 +59,6 @@
 #include "node.h"
 #include "sched.h"
 
-#define CACHE_MAX 512 /* 64 KiB per scheduler (+ one chain) at most */
 /* Blocks out beyond which a scheduler makes no more: a deep mailbox (a
  * million messages) in 128-byte blocks would be nearly twice its exact
  * size, and first touches of the extra memory cost more than the cache
@@ -69,18 +68,12 @@
 /* Blocks of one other scheduler given back here before they go home as
  * one chain (one CAS). */
 #define BACK_BATCH 64
-#define TAG_UNTRACKED 255 /* the tag of schedulers 254 and above */
+#define TAG_UNTRACKED 255
+#define CACHE_MAX NU__BLOCK_CACHE_MAX /* the tag of schedulers 254 and above */
 
 /* A free block: its first word links the cache. The head of a chain given
  * back to its origin also holds the chain's last block and length and
  * the next chain. */
-typedef struct nu__block {
-	struct nu__block *next;
-	struct nu__block *last;
-	struct nu__block *chains;
-	uint64_t n;
-} nu__block;
-
 static void free_list(nu__block *b)
 {
 	while (b) {
@@ -131,9 +124,7 @@ int nu__block_flood_slow(nu__sched *s)
 	return s->blocks_made - (int64_t)s->nblocks >= NU__BLOCK_FLOOD;
 }
 
-/* The cache is empty: fill it with the blocks that came home, else with
- * one new block, unless OUT_MAX are out already. 0 when it stays empty. */
-static __attribute__((noinline)) int block_refill(nu__sched *s)
+int nu__block_refill(nu__sched *s)
 {
 	back_take(s);
 	if (s->blocks)
@@ -148,19 +139,6 @@ static __attribute__((noinline)) int block_refill(nu__sched *s)
 	s->blocks = b;
 	s->nblocks = 1;
 	return 1;
-}
-
-/* nu__sched_here(): these functions read it once and never switch. */
-void *nu__block_get(uint8_t *tag)
-{
-	nu__sched *s = nu__sched_here();
-	if (!s || (__builtin_expect(!s->blocks, 0) && !block_refill(s)))
-		return NULL;
-	nu__block *b = s->blocks;
-	s->blocks = b->next;
-	s->nblocks--;
-	*tag = s->block_tag;
-	return b;
 }
 
 /* Push the chain head..tail of n blocks onto `to`'s chains. Release:
@@ -212,8 +190,7 @@ static void back_flush(nu__sched *s)
 /* Block b of another scheduler (tag) given back on s (NULL: a foreign
  * thread): home in chains of BACK_BATCH, or at once from a foreign
  * thread. 0 when it is not ours to send (an untracked tag). */
-static __attribute__((noinline)) int give_home(nu__sched *s, nu__block *b,
-					       uint8_t tag)
+static int give_home(nu__sched *s, nu__block *b, uint8_t tag)
 {
 	if (tag == TAG_UNTRACKED)
 		return 0;
@@ -235,22 +212,22 @@ static __attribute__((noinline)) int give_home(nu__sched *s, nu__block *b,
 	return 1;
 }
 
-void nu__block_put(void *p, uint8_t tag)
+void nu__block_put_slow(nu__sched *s, void *p, uint8_t tag)
 {
-	nu__sched *s = nu__sched_here();
-	nu__block *b = p;
-	if (__builtin_expect(!s || tag != s->block_tag, 0) &&
-	    give_home(s, b, tag))
+	if (tag != s->block_tag && give_home(s, p, tag))
 		return;
-	if (!s || s->nblocks >= CACHE_MAX) {
-		if (s)
-			s->blocks_made--;
-		free(p);
+	if (s->nblocks < CACHE_MAX) {
+		nu__block_push(s, p);
 		return;
 	}
-	b->next = s->blocks;
-	s->blocks = b;
-	s->nblocks++;
+	s->blocks_made--;
+	free(p);
+}
+
+void nu__block_put_foreign(void *p, uint8_t tag)
+{
+	if (!give_home(NULL, p, tag))
+		free(p);
 }
 
 void nu__block_cache_fini(nu__sched *s)

@@ -6,21 +6,73 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
-struct nu__sched;
+#include "sched.h"
 
 /* Bytes of every block. */
 #define NU__BLOCK_SIZE 128
+/* Free blocks a scheduler keeps: 64 KiB (+ one chain) at most. */
+#define NU__BLOCK_CACHE_MAX 512
+
+/* A free block: its first word links the cache. The head of a chain given
+ * back to its origin also holds the chain's last block and length and
+ * the next chain (block.c). */
+typedef struct nu__block {
+	struct nu__block *next;
+	struct nu__block *last;
+	struct nu__block *chains;
+	uint64_t n;
+} nu__block;
+
+/* s's cache is empty: fill it (block.c). 0 when it stays empty. */
+int nu__block_refill(nu__sched *s);
+
+/* The slow halves of nu__block_put: a block given back on s that is not
+ * s's own or finds its cache full, and one given back off any scheduler
+ * thread. */
+void nu__block_put_slow(nu__sched *s, void *b, uint8_t tag);
+void nu__block_put_foreign(void *b, uint8_t tag);
+
+static inline void nu__block_push(nu__sched *s, void *p)
+{
+	nu__block *b = p;
+	b->next = s->blocks;
+	s->blocks = b;
+	s->nblocks++;
+}
 
 /* A block of NU__BLOCK_SIZE bytes (16-byte aligned), or NULL: outside a
  * scheduler thread, when this scheduler has many blocks out already
  * (block.c), or out of memory. The caller then mallocs what it needs.
  * *tag gets the block's origin (never 0), to keep with it for
- * nu__block_put. Any thread. */
-void *nu__block_get(uint8_t *tag);
+ * nu__block_put. Any thread; inline, the common case is a pop. */
+static inline void *nu__block_get(uint8_t *tag)
+{
+	nu__sched *s = nu__sched_here(); /* read once: no switch here */
+	if (!s || (__builtin_expect(!s->blocks, 0) && !nu__block_refill(s)))
+		return NULL;
+	nu__block *b = s->blocks;
+	s->blocks = b->next;
+	s->nblocks--;
+	*tag = s->block_tag;
+	return b;
+}
 
-/* Give back a block from nu__block_get() with its tag. Any thread. */
-void nu__block_put(void *b, uint8_t tag);
+/* Give back a block from nu__block_get() with its tag. Any thread; the
+ * common case (a block of this scheduler, room in its cache) is a push. */
+static inline void nu__block_put(void *b, uint8_t tag)
+{
+	nu__sched *s = nu__sched_here();
+	if (__builtin_expect(!s, 0))
+		nu__block_put_foreign(b, tag);
+	else if (__builtin_expect(tag == s->block_tag &&
+					  s->nblocks < NU__BLOCK_CACHE_MAX,
+				  1))
+		nu__block_push(s, b);
+	else
+		nu__block_put_slow(s, b, tag);
+}
 
 /* The tag of the blocks scheduler `id` gives out: id + 1, or 255 above
  * 253 (those are not counted back: see block.c). */

@@ -109,7 +109,7 @@ void nu__mailbox_init(nu__mailbox *mb)
 	mb->alias = 0;
 }
 
-void nu__msg_release(nu__msg *m)
+static inline void msg_release(nu__msg *m)
 {
 	if (__builtin_expect(m->seen != NU__SEEN_NO, 0)) {
 		m->seen = NU__SEEN_FREED; /* its lane's boundary: see unsee */
@@ -121,15 +121,22 @@ void nu__msg_release(nu__msg *m)
 		free(m);
 }
 
-#define msg_release nu__msg_release
+void nu__msg_release(nu__msg *m)
+{
+	msg_release(m);
+}
 
-void nu__msg_free(nu__msg *m)
+static inline void msg_free(nu__msg *m)
 {
 	if (!(m->kind & (NU__MSG_REPLY | NU__MSG_CALL)) && m->rel)
 		nu__rel_unref(m->rel);
 	msg_release(m);
 }
-#define msg_free nu__msg_free
+
+void nu__msg_free(nu__msg *m)
+{
+	msg_free(m);
+}
 
 /* m is no longer its lane's boundary: give it back if it was freed while
  * it was. */
@@ -772,7 +779,7 @@ static void frag_add(nu__proc *p, nu__msg *m)
 	p->frags = m;
 }
 
-nu__msg *nu__frag_of(void *ptr)
+static inline nu__msg *frag_of(void *ptr)
 {
 	if (!ptr || ((uintptr_t)ptr & 15))
 		return NULL;
@@ -783,7 +790,12 @@ nu__msg *nu__frag_of(void *ptr)
 	return m;
 }
 
-void nu__frag_free(nu__proc *p, nu__msg *m)
+nu__msg *nu__frag_of(void *ptr)
+{
+	return frag_of(ptr);
+}
+
+static inline void frag_free(nu__proc *p, nu__msg *m)
 {
 	nu__msg *next = atomic_load_explicit(&m->next, memory_order_relaxed);
 	if (m->prev)
@@ -795,6 +807,19 @@ void nu__frag_free(nu__proc *p, nu__msg *m)
 		next->prev = m->prev;
 	p->frag_bytes -= m->size;
 	msg_release(m);
+}
+
+void nu__frag_free(nu__proc *p, nu__msg *m)
+{
+	frag_free(p, m);
+}
+
+int nu__frag_put(nu__proc *p, void *ptr)
+{
+	nu__msg *m = frag_of(ptr);
+	if (m)
+		frag_free(p, m);
+	return m != NULL;
 }
 
 void nu__frags_free(nu__proc *p)

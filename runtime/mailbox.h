@@ -224,6 +224,9 @@ void nu__mailbox_drain(nu__mailbox *mb);
  * process's. */
 nu__msg *nu__frag_of(void *ptr);
 void nu__frag_free(struct nu__proc *p, nu__msg *m);
+/* nu__frag_free(p, nu__frag_of(ptr)) in one call: 1 when ptr was p's
+ * fragment (now given back), else 0 (nu_free's path). */
+int nu__frag_put(struct nu__proc *p, void *ptr);
 void nu__frags_free(struct nu__proc *p);
 
 /* Call fn(p, caller, id) for every call message for p in its normal

@@ -689,9 +689,8 @@ void nu_free(void *p)
 		nu__heap_free(h, p);
 		return;
 	}
-	nu__msg *m = nu__frag_of(p); /* a received message */
-	if (m) /* h is the current process's */
-		nu__frag_free(nu__sched_here()->current, m);
+	/* a received message; h is the current process's */
+	nu__frag_put(nu__sched_here()->current, p);
 }
 
 size_t nu_heap_used(void)
