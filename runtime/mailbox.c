@@ -375,7 +375,7 @@ static nu__msg *msg_init(nu__msg *m, nu_pid to, nu_pid from)
 	return m;
 }
 
-nu__msg *nu__msg_new(nu_pid to, nu_pid from, nu_term t)
+static inline nu__msg *msg_new(nu_pid to, nu_pid from, nu_term t)
 {
 	nu__msg *m = msg_new_small(t);
 	if (!m) {
@@ -388,6 +388,11 @@ nu__msg *nu__msg_new(nu_pid to, nu_pid from, nu_term t)
 		m->term = size ? nu__term_copy_sized(t, m->data, size) : t;
 	}
 	return msg_init(m, to, from);
+}
+
+nu__msg *nu__msg_new(nu_pid to, nu_pid from, nu_term t)
+{
+	return msg_new(to, from, t);
 }
 
 /* The frame of a call message, {Tag, {From, #Ref<id>}, Req}: 9 words,
@@ -714,9 +719,8 @@ static int send_on(nu_pid to, nu_term msg, int lane, uint64_t alias,
 	if (rc)
 		return rc > 0 ? 0 : rc; /* dropped: a send to a dead process */
 	nu__msg *m = call ? msg_new_call(to, msg, call)
-			  : nu__msg_new(to, s && s->current ? s->current->pid
-							    : 0,
-					msg);
+			  : msg_new(to, s && s->current ? s->current->pid : 0,
+				    msg);
 	if (!m) {
 		if (p->mbox_limit && !alias)
 			atomic_fetch_sub(&p->mbox_count, 1);
