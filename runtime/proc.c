@@ -258,6 +258,8 @@ static void proc_init(nu__node *n, nu__proc *p, uint32_t index, nu_fn fn,
 	p->next = NULL;
 	p->index = index;
 	p->flags = 0;
+	__atomic_store_n(&p->send_hint, 0, __ATOMIC_RELAXED); /* (mailbox.c) */
+	__atomic_store_n(&p->send_hint2, 0, __ATOMIC_RELAXED);
 	p->bind_sched = o->scheduler;
 	p->bind_group = -1;
 	p->mbox_limit = o->max_mailbox;

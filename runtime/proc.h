@@ -39,17 +39,21 @@ struct nu__proc {
 	struct nu__sched *sched;  /* scheduler that runs or last ran it */
 	nu__proc *next;           /* intrusive link: inbox, global queue */
 	nu_pid pid;
-	uint32_t index;           /* global slot index */
-	uint32_t flags;
 	int32_t bind_sched;       /* scheduler affinity, -1 = none */
-	int32_t bind_group;       /* node-group affinity, -1 = none */
 	_Atomic int wstate;       /* NU__WS_* (see proc.c: parking) */
 	_Atomic int pending;      /* NU__PS_*: act at the next resume */
 	uint32_t mbox_limit;      /* bounded mailbox: 0 = unbounded */
+	/* Where its sends go (mailbox.c, "Send hints"): the slot index + 1
+	 * of its last send's receiver, and that receiver's own hint then;
+	 * 0 = none. */
+	uint32_t send_hint, send_hint2;
+	int16_t bind_group;       /* node-group affinity, -1 = none */
+	uint16_t flags;
 	_Alignas(64) nu__mailbox mailbox;
 	_Atomic int timed_out;    /* the armed timeout fired (timer.c) */
 	_Atomic uint64_t wait_token; /* the wait a timer may end, 0 = none */
 	nu_term kill_reason;      /* written before NU__PS_KILL is set */
+	uint32_t index;           /* global slot index */
 	nu_term reason;           /* exit reason */
 	nu_fn fn;
 	void *arg;
