@@ -337,9 +337,9 @@ void nu__mailbox_each_call(nu__proc *p,
 /* A small block holding a copy of t made in one pass (immediates and
  * small flat tuples inline), or NULL when t does not fit or no block is
  * to be had: then t is measured and gets an exact block. */
-static nu__msg *msg_new_small(nu_term t)
+static nu__msg *msg_new_small(nu_term t, size_t flat)
 {
-	size_t flat = nu__term_flat_tuple(t), size = 0;
+	size_t size = 0;
 	nu__msg *m;
 	uint8_t tag;
 	if (flat > BLOCK_DATA || !(m = nu__block_get(&tag)))
@@ -375,9 +375,11 @@ static nu__msg *msg_init(nu__msg *m, nu_pid to, nu_pid from)
 	return m;
 }
 
-static inline nu__msg *msg_new(nu_pid to, nu_pid from, nu_term t)
+/* flat: nu__term_flat_tuple(t). */
+static inline nu__msg *msg_new(nu_pid to, nu_pid from, nu_term t,
+			       size_t flat)
 {
-	nu__msg *m = msg_new_small(t);
+	nu__msg *m = msg_new_small(t, flat);
 	if (!m) {
 		size_t size = nu__term_flat_size(t);
 		if (size > UINT32_MAX || !(m = malloc(sizeof(*m) + size)))
@@ -392,7 +394,7 @@ static inline nu__msg *msg_new(nu_pid to, nu_pid from, nu_term t)
 
 nu__msg *nu__msg_new(nu_pid to, nu_pid from, nu_term t)
 {
-	return msg_new(to, from, t);
+	return msg_new(to, from, t, nu__term_flat_tuple(t));
 }
 
 /* The frame of a call message, {Tag, {From, #Ref<id>}, Req}: 9 words,
@@ -740,7 +742,9 @@ static int send_on(nu_pid to, nu_term msg, int lane, uint64_t alias,
 	nu__node *n = nu__node_get();
 	if (!n)
 		return -ESRCH;
-	if (!nu__term_valid(msg))
+	/* a flat tuple is a valid term: one look at its header for both */
+	size_t flat = nu__term_flat_tuple(msg);
+	if (!flat && !nu__term_valid(msg))
 		return -EINVAL;
 	int alive = nu__pid_alive(n, to);
 	if (alive < 0)
@@ -753,11 +757,11 @@ static int send_on(nu_pid to, nu_term msg, int lane, uint64_t alias,
 	int rc = alias ? 0 : bound_reserve(&s, p, to);
 	if (rc)
 		return rc > 0 ? 0 : rc; /* dropped: a send to a dead process */
-	if (s && s->current) /* (mailbox.c, "Send hints") */
-		send_hints(s->current, to, p);
+	nu__proc *cur = s ? s->current : NULL; /* no switch from here on */
+	if (cur) /* (mailbox.c, "Send hints") */
+		send_hints(cur, to, p);
 	nu__msg *m = call ? msg_new_call(to, msg, call)
-			  : msg_new(to, s && s->current ? s->current->pid : 0,
-				    msg);
+			  : msg_new(to, cur ? cur->pid : 0, msg, flat);
 	if (!m) {
 		if (p->mbox_limit && !alias)
 			atomic_fetch_sub(&p->mbox_count, 1);
@@ -773,14 +777,14 @@ static int send_on(nu_pid to, nu_term msg, int lane, uint64_t alias,
 		m->kind |= NU__MSG_CALL;
 		m->alias = call->id;
 	}
-	if (s && p != s->current &&
+	if (s && p != cur &&
 	    __builtin_expect(s->blocks_made - (int64_t)s->nblocks >=
 				     NU__BLOCK_FLOOD, 0))
 		flood_yield(s, p); /* before the push, after which p may exit */
 	/* No second look at the generation: the receiver may die after any
 	 * look, and its exit drains what was pushed before (see above). */
 	deliver_to(s, p, m, lane);
-	if (s && s->current)
+	if (cur)
 		nu__sched_charge(s, 1);
 	return 0;
 }
