@@ -491,32 +491,8 @@ void nu_exit(nu_term reason)
 
 /* -------------------------------------------------------- park/wake */
 
-static inline nu__sched *park_as(nu__sched *s, int after)
-{
-	nu__proc *p = s->current;
-	int exp = NU__WS_NOTIFIED;
-	/* a load first: a CAS that fails is still a locked instruction, and
-	 * most parks find no early wake (only wakers move RUNNING on) */
-	if (atomic_load_explicit(&p->wstate, memory_order_relaxed) == exp &&
-	    atomic_compare_exchange_strong(&p->wstate, &exp, NU__WS_RUNNING)) {
-		/* woken already; the wake may have been a kill, which must
-		 * act now, as after a resume (else a sleeper parks again and
-		 * dies only when its timer fires) */
-		nu__proc_check_kill(s, p);
-		return nu__sched_charge(s, 1);
-	}
-	return nu__sched_switch_out(s, p, after);
-}
-
-nu__sched *nu__proc_park(nu__sched *s)
-{
-	return park_as(s, NU__AFTER_PARK);
-}
-
-nu__sched *nu__proc_park_mail(nu__sched *s)
-{
-	return park_as(s, NU__AFTER_PARK_MAIL);
-}
+/* nu__proc_park and nu__proc_park_mail live in sched.c, so that the whole
+ * park path is one function (like nu_yield's). */
 
 /* nu__proc_wake; as_next: p runs next on this thread, else it queues. */
 static void wake_as(nu__sched *s, nu__proc *p, int as_next)

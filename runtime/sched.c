@@ -917,6 +917,34 @@ nu__sched *nu__sched_switch_out(nu__sched *s, nu__proc *p, int after)
 	return switch_out(s, p, after);
 }
 
+/* Park the current process p of s (proc.h), unless it was woken already:
+ * then a wake (perhaps a kill) is acted on as after a resume (else a
+ * sleeper would park again and die only when its timer fires). A load
+ * before the CAS: a CAS that fails is still a locked instruction, and
+ * most parks find no early wake (only wakers move RUNNING on). */
+static inline __attribute__((always_inline)) nu__sched *
+park_as(nu__sched *s, int after)
+{
+	nu__proc *p = s->current;
+	int exp = NU__WS_NOTIFIED;
+	if (atomic_load_explicit(&p->wstate, memory_order_relaxed) == exp &&
+	    atomic_compare_exchange_strong(&p->wstate, &exp, NU__WS_RUNNING)) {
+		nu__proc_check_kill(s, p);
+		return nu__sched_charge(s, 1);
+	}
+	return switch_out(s, p, after);
+}
+
+nu__sched *nu__proc_park(nu__sched *s)
+{
+	return park_as(s, NU__AFTER_PARK);
+}
+
+nu__sched *nu__proc_park_mail(nu__sched *s)
+{
+	return park_as(s, NU__AFTER_PARK_MAIL);
+}
+
 /* nu_yield lives here so that the whole yield path is one function. */
 int nu_yield(void)
 {
