@@ -1191,6 +1191,25 @@ int nu_receive(nu_term *out, int64_t timeout_ms)
 	if (!out || timeout_ms < -1)
 		return -EINVAL;
 	nu__proc *p = s->current;
+	nu__lane *ln = p->mailbox.lane;
+	/* The common case inline: no priority message, the oldest normal one
+	 * taken from the head (a found that does not escape: its lane and
+	 * predecessor are constants), or a park while waiting forever. */
+	for (;;) {
+		mailbox_take(p);
+		nu__msg *m = ln[NU__LANE_NORMAL].head;
+		if (__builtin_expect(ln[NU__LANE_PRIO].head != NULL, 0))
+			break;
+		if (m) {
+			found h = { NU__LANE_NORMAL, NULL, m };
+			*out = select_take(p, &h);
+			nu__sched_charge(s, 1);
+			return 0;
+		}
+		if (timeout_ms >= 0)
+			break;
+		s = nu__proc_park_mail(s);
+	}
 	found f;
 	int rc = receive_oldest(&s, p, timeout_ms, &f);
 	if (rc)
