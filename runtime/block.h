@@ -46,10 +46,10 @@ static inline void nu__block_push(nu__sched *s, void *p)
  * scheduler thread, when this scheduler has many blocks out already
  * (block.c), or out of memory. The caller then mallocs what it needs.
  * *tag gets the block's origin (never 0), to keep with it for
- * nu__block_put. Any thread; inline, the common case is a pop. */
-static inline void *nu__block_get(uint8_t *tag)
+ * nu__block_put. s: the calling thread's scheduler (nu__sched_here(),
+ * NULL off the scheduler threads). Inline: the common case is a pop. */
+static inline void *nu__block_get_on(nu__sched *s, uint8_t *tag)
 {
-	nu__sched *s = nu__sched_here(); /* read once: no switch here */
 	if (!s || (__builtin_expect(!s->blocks, 0) && !nu__block_refill(s)))
 		return NULL;
 	nu__block *b = s->blocks;
@@ -57,6 +57,12 @@ static inline void *nu__block_get(uint8_t *tag)
 	s->nblocks--;
 	*tag = s->block_tag;
 	return b;
+}
+
+/* nu__block_get_on for the calling thread's scheduler. Any thread. */
+static inline void *nu__block_get(uint8_t *tag)
+{
+	return nu__block_get_on(nu__sched_here(), tag);
 }
 
 /* Give back a block from nu__block_get() with its tag. Any thread; the

@@ -337,12 +337,12 @@ void nu__mailbox_each_call(nu__proc *p,
 /* A small block holding a copy of t made in one pass (immediates and
  * small flat tuples inline), or NULL when t does not fit or no block is
  * to be had: then t is measured and gets an exact block. */
-static nu__msg *msg_new_small(nu_term t, size_t flat)
+static nu__msg *msg_new_small(nu__sched *s, nu_term t, size_t flat)
 {
 	size_t size = 0;
 	nu__msg *m;
 	uint8_t tag;
-	if (flat > BLOCK_DATA || !(m = nu__block_get(&tag)))
+	if (flat > BLOCK_DATA || !(m = nu__block_get_on(s, &tag)))
 		return NULL;
 	m->block = tag;
 	m->seen = NU__SEEN_NO;
@@ -376,10 +376,11 @@ static nu__msg *msg_init(nu__msg *m, nu_pid to, nu_pid from)
 }
 
 /* flat: nu__term_flat_tuple(t). */
-static inline nu__msg *msg_new(nu_pid to, nu_pid from, nu_term t,
+static inline nu__msg *msg_new(nu__sched *s, nu_pid to, nu_pid from,
+			       nu_term t,
 			       size_t flat)
 {
-	nu__msg *m = msg_new_small(t, flat);
+	nu__msg *m = msg_new_small(s, t, flat);
 	if (!m) {
 		size_t size = nu__term_flat_size(t);
 		if (size > UINT32_MAX || !(m = malloc(sizeof(*m) + size)))
@@ -394,7 +395,7 @@ static inline nu__msg *msg_new(nu_pid to, nu_pid from, nu_term t,
 
 nu__msg *nu__msg_new(nu_pid to, nu_pid from, nu_term t)
 {
-	return msg_new(to, from, t, nu__term_flat_tuple(t));
+	return msg_new(nu__sched_here(), to, from, t, nu__term_flat_tuple(t));
 }
 
 /* The frame of a call message, {Tag, {From, #Ref<id>}, Req}: 9 words,
@@ -761,7 +762,7 @@ static int send_on(nu_pid to, nu_term msg, int lane, uint64_t alias,
 	if (cur) /* (mailbox.c, "Send hints") */
 		send_hints(cur, to, p);
 	nu__msg *m = call ? msg_new_call(to, msg, call)
-			  : msg_new(to, cur ? cur->pid : 0, msg, flat);
+			  : msg_new(s, to, cur ? cur->pid : 0, msg, flat);
 	if (!m) {
 		if (p->mbox_limit && !alias)
 			atomic_fetch_sub(&p->mbox_count, 1);
