@@ -506,7 +506,8 @@ static nu__proc *take_stolen(nu__sched *s, nu__sched *v, uint32_t got)
 	nu__proc *p = atomic_load_explicit(&s->rq[(t + got - 1) % NU__RUNQ_SIZE],
 					   memory_order_relaxed);
 	atomic_store_explicit(&s->rq_tail, t + got - 1, memory_order_release);
-	s->steals++;
+	/* relaxed: nu_node_info reads it from any thread */
+	__atomic_store_n(&s->steals, s->steals + 1, __ATOMIC_RELAXED);
 	/* A node-bound process taken across nodes goes home. */
 	if (v->grp != s->grp) {
 		nu__node *n = nu__node_get();
