@@ -12,8 +12,13 @@
 
 /* Bytes of every block. */
 #define NU__BLOCK_SIZE 128
-/* Free blocks a scheduler keeps: 64 KiB (+ one chain) at most. */
-#define NU__BLOCK_CACHE_MAX 512
+/* Free blocks a scheduler keeps: 512 KiB (+ one chain) at most while it
+ * works, twice what its processes may have out before a send ends their
+ * slice (NU__BLOCK_FLOOD), so that a burst's blocks come back to the
+ * cache instead of going to free() and the next burst's to malloc();
+ * NU__BLOCK_IDLE_KEEP (64 KiB) once it has been idle a while (sched.c). */
+#define NU__BLOCK_CACHE_MAX 4096
+#define NU__BLOCK_IDLE_KEEP 512
 
 /* A free block: its first word links the cache. The head of a chain given
  * back to its origin also holds the chain's last block and length and
@@ -34,12 +39,19 @@ int nu__block_refill(nu__sched *s);
 void nu__block_put_slow(nu__sched *s, void *b, uint8_t tag);
 void nu__block_put_foreign(void *b, uint8_t tag);
 
+/* Set s->nblocks, which only s's thread writes; relaxed, since
+ * nu_node_info reads it from any thread (msg_blocks_cached). */
+static inline void nu__block_count(nu__sched *s, uint32_t n)
+{
+	__atomic_store_n(&s->nblocks, n, __ATOMIC_RELAXED);
+}
+
 static inline void nu__block_push(nu__sched *s, void *p)
 {
 	nu__block *b = p;
 	b->next = s->blocks;
 	s->blocks = b;
-	s->nblocks++;
+	nu__block_count(s, s->nblocks + 1);
 }
 
 /* A block of NU__BLOCK_SIZE bytes (16-byte aligned), or NULL: outside a
@@ -54,7 +66,7 @@ static inline void *nu__block_get_on(nu__sched *s, uint8_t *tag)
 		return NULL;
 	nu__block *b = s->blocks;
 	s->blocks = b->next;
-	s->nblocks--;
+	nu__block_count(s, s->nblocks - 1);
 	*tag = s->block_tag;
 	return b;
 }
@@ -95,6 +107,9 @@ static inline uint8_t nu__block_tag(int id)
  * NU__BLOCK_FLOOD: takes in the blocks that came home from other
  * schedulers; nonzero when s is still flooded. s's own thread. */
 int nu__block_flood_slow(struct nu__sched *s);
+
+/* Free the blocks beyond keep in s's cache. s's own thread. */
+void nu__block_trim(struct nu__sched *s, uint32_t keep);
 
 /* Free the blocks scheduler s keeps (its thread has ended). */
 void nu__block_cache_fini(struct nu__sched *s);

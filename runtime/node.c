@@ -356,6 +356,8 @@ int nu_node_info(nu_node_stats *st)
 						     __ATOMIC_RELAXED);
 		st->spawns += __atomic_load_n(&s->spawns, __ATOMIC_RELAXED);
 		st->steals += __atomic_load_n(&s->steals, __ATOMIC_RELAXED);
+		st->msg_blocks_cached +=
+			__atomic_load_n(&s->nblocks, __ATOMIC_RELAXED);
 	}
 	return 0;
 }

@@ -1152,6 +1152,52 @@ static void test_flood_home(void)
 	CU_ASSERT_EQUAL(nu_start(&c, fh_main, NULL), 0);
 }
 
+/* Blocks come back to the cache of the scheduler that made them, up to
+ * 4096 of them while it works (block.c), and an idle scheduler keeps 512:
+ * after 4000 messages to itself a process sees them cached (but the
+ * last, its lane's boundary until the next take), and after
+ * sleeping 60 ms (its scheduler idle past the 10 ms trim delay) at most
+ * 512. */
+#define TRIM_MSGS 4000
+
+static uint64_t blocks_cached(void)
+{
+	nu_node_stats st;
+	CU_ASSERT_EQUAL_FATAL(nu_node_info(&st), 0);
+	return st.msg_blocks_cached;
+}
+
+static void trim_main(void *a)
+{
+	(void)a;
+	for (long i = 0; i < TRIM_MSGS; i++) {
+		nu_term m = nu_tuple(2, nu_atom("t"), nu_int(i));
+		CU_ASSERT_EQUAL_FATAL(nu_send(nu_self(), m), 0);
+		nu_term_free(m);
+	}
+	for (long i = 0; i < TRIM_MSGS; i++) {
+		nu_term t;
+		CU_ASSERT_EQUAL_FATAL(nu_receive(&t, 0), 0);
+		CU_ASSERT_EQUAL(nu_int_value(nu_tuple_elem(t, 1)), i);
+		nu_term_free(t);
+	}
+	uint64_t busy = blocks_cached();
+	/* (the newest message taken stays its lane's boundary: mailbox.c) */
+	CU_ASSERT(busy >= TRIM_MSGS - 1);
+	CU_ASSERT(busy <= 4096);
+	CU_ASSERT_EQUAL(nu_sleep(60), 0);
+	CU_ASSERT(blocks_cached() <= 512);
+}
+
+static void test_block_trim(void)
+{
+	nu_config c;
+	nt_config(&c, 1, 1000, 4 << 20);
+	CU_ASSERT_EQUAL(nu_start(&c, trim_main, NULL), 0);
+	nu_node_stats st;
+	CU_ASSERT_EQUAL(nu_node_info(&st), -ESRCH);
+}
+
 static CU_TestInfo tests[] = {
 	{ "messages are copies, equal terms", test_copies },
 	{ "order per sender under concurrency", test_order },
@@ -1170,6 +1216,7 @@ static CU_TestInfo tests[] = {
 	{ "a deferred park loses no push and no kill", test_deferred_park },
 	{ "many senders to one receiver: its queue stays short", test_flood },
 	{ "messages received elsewhere are counted back home", test_flood_home },
+	{ "an idle scheduler trims its cached message blocks", test_block_trim },
 	CU_TEST_INFO_NULL,
 };
 

@@ -333,6 +333,10 @@ typedef struct nu_node_stats {
 	uint64_t slots_pending; /* free slots waiting for their pages to go back */
 	uint64_t spawns;        /* processes spawned since start */
 	uint64_t steals;        /* successful steals since start */
+	uint64_t msg_blocks_cached; /* free 128-byte message blocks the
+				     * schedulers keep for their next sends
+				     * (up to 4096 each while busy, 512
+				     * after ~10 ms idle) */
 	unsigned schedulers;
 	unsigned nodes;
 } nu_node_stats;
