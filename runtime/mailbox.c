@@ -377,8 +377,7 @@ static nu__msg *msg_init(nu__msg *m, nu_pid to, nu_pid from)
 
 /* flat: nu__term_flat_tuple(t). */
 static inline nu__msg *msg_new(nu__sched *s, nu_pid to, nu_pid from,
-			       nu_term t,
-			       size_t flat)
+			       nu_term t, size_t flat)
 {
 	nu__msg *m = msg_new_small(s, t, flat);
 	if (!m) {
@@ -1195,7 +1194,10 @@ int nu_receive(nu_term *out, int64_t timeout_ms)
 	nu__lane *ln = p->mailbox.lane;
 	/* The common case inline: no priority message, the oldest normal one
 	 * taken from the head (a found that does not escape: its lane and
-	 * predecessor are constants), or a park while waiting forever. */
+	 * predecessor are constants), or a park while waiting forever.
+	 * receive_oldest's loop does the same for nu__receive_msg and the
+	 * rest; one helper shared by both (tried) cost pingpong 3 ns, and
+	 * receive_oldest without its own park loop cost a call 20 ns. */
 	for (;;) {
 		mailbox_take(p);
 		nu__msg *m = ln[NU__LANE_NORMAL].head;
