@@ -20,6 +20,7 @@
 #include "node.h"
 
 #include "block.h"
+#include "clock.h"
 #include "crash.h"
 #include "fault.h"
 
@@ -296,6 +297,7 @@ int nu_start(const nu_config *cfg, nu_fn main_fn, void *arg)
 	}
 	n->main_fn = main_fn;
 	n->main_arg = arg;
+	nu__clock_init();
 	rc = node_build(n);
 	if (!rc) {
 		n->ring_mode = nu__ring_probe();

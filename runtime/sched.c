@@ -561,11 +561,18 @@ static nu__proc *steal(nu__sched *s)
 
 /* --------------------------------------------------------- dispatch */
 
+/* Someone waits behind a runnext streak. */
+static inline int runnext_waited(nu__sched *s)
+{
+	return runq_len(s) || s->pinned_head;
+}
+
 /* runnext, unless its streak has used up its slice while others wait:
- * then it goes to the tail of the run queue, behind them. The clock is
- * read on every RUNNEXT_CHECK-th pick of a streak only (the first reading
- * starts the slice), so a ping-pong pair pays one clock read per 32
- * switches. */
+ * then it goes to the tail of the run queue, behind them. The cheap clock
+ * (clock.c) is read on every RUNNEXT_CHECK-th pick of a streak, and only
+ * while others wait: the first reading starts the slice, and a check that
+ * finds nobody waiting ends it (sched_pick), so a ping-pong pair alone
+ * reads no clock at all. */
 static nu__proc *pick_runnext(nu__sched *s)
 {
 	nu__proc *p = s->runnext;
@@ -574,13 +581,16 @@ static nu__proc *pick_runnext(nu__sched *s)
 	s->runnext = NULL;
 	if (++s->runnext_streak % RUNNEXT_CHECK)
 		return p;
-	uint64_t now = nu__now_ns();
+	if (!runnext_waited(s)) {
+		s->runnext_since = 0;
+		return p;
+	}
+	uint64_t now = nu__tick();
 	if (!s->runnext_since) {
 		s->runnext_since = now;
 		return p;
 	}
-	if (now - s->runnext_since < RUNNEXT_SLICE_NS ||
-	    !(runq_len(s) || s->pinned_head))
+	if (now - s->runnext_since < s->runnext_slice)
 		return p;
 	s->runnext_streak = 0;
 	s->runnext_since = 0;
@@ -595,8 +605,7 @@ sched_pick_slow(nu__sched *s, int may_steal, int gq_due)
 {
 	nu__proc *p;
 	s->tick++;
-	if (nu__timers_pending(&s->timers))
-		nu__timers_run(s, nu__now_ns());
+	nu__timers_poll(s, &s->timers);
 	if (gq_due) {
 		int io = nu__io_busy(s);
 		s->gq_countdown = io ? IO_POLL_TICKS : GQ_CHECK_TICKS;
@@ -647,7 +656,7 @@ sched_pick(nu__sched *s, int may_steal)
 	if (!__builtin_expect(gq_due, 0) &&
 	    __builtin_expect(nu__timers_pending(&s->timers), 0) &&
 	    !(s->gq_countdown & (TIMER_CHECK_TICKS - 1)))
-		nu__timers_run(s, nu__now_ns()); /* (the slow pick runs them) */
+		nu__timers_poll(s, &s->timers); /* (the slow pick polls too) */
 	if (__builtin_expect(gq_due || atomic_load_explicit(
 					       &s->inbox, memory_order_relaxed),
 			     0))
@@ -656,8 +665,11 @@ sched_pick(nu__sched *s, int may_steal)
 		return pinned_get(s);
 	nu__proc *p = s->runnext;
 	if (p) {
-		if (!((s->runnext_streak + 1) % RUNNEXT_CHECK))
-			return sched_pick_slow(s, may_steal, 0);
+		if (!((s->runnext_streak + 1) % RUNNEXT_CHECK)) {
+			if (runnext_waited(s))
+				return sched_pick_slow(s, may_steal, 0);
+			s->runnext_since = 0; /* (as pick_runnext) */
+		}
 		s->runnext = NULL;
 		s->runnext_streak++;
 		return p;
@@ -1080,8 +1092,7 @@ static void sched_loop(nu__sched *s)
 {
 	nu__node *n = nu__node_get();
 	for (;;) {
-		if (nu__timers_pending(&s->timers))
-			nu__timers_run(s, nu__now_ns());
+		nu__timers_poll(s, &s->timers);
 		nu__proc *p = sched_pick(s, 1);
 		if (p) {
 			sched_found_work(s);
@@ -1125,6 +1136,7 @@ static int sched_setup(nu__sched *s, nu__node *n)
 	s->errno_at = &errno;
 	s->budget = (int32_t)n->cfg.reductions;
 	s->gq_countdown = GQ_CHECK_TICKS;
+	s->runnext_slice = nu__ticks_in(RUNNEXT_SLICE_NS);
 	loop_stack_bounds(s);
 	s->tsan_fiber = nu__fiber_tsan_current();
 	int rc = nu__thread_pin(s->cpu);

@@ -34,7 +34,9 @@ typedef struct nu__sched {
 	nu__proc *current;      /* process running now, NULL in the loop */
 	nu__proc *runnext;      /* runs next; not stealable */
 	unsigned runnext_streak;
-	uint64_t runnext_since; /* the streak's slice began (0: not yet) */
+	uint64_t runnext_since; /* nu__tick() the streak's slice began
+				 * (0: not yet) */
+	uint64_t runnext_slice; /* its length in ticks */
 	int after;              /* NU__AFTER_* for the resumed context */
 	nu__proc *after_proc;
 	nu__proc *park_lazy;    /* parked in a receive, commit deferred for

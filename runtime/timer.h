@@ -4,6 +4,7 @@
 
 #include <stdint.h>
 
+#include "clock.h"
 #include "nuproc.h"
 
 struct nu__proc;
@@ -24,13 +25,12 @@ typedef struct nu__timers {
 	nu__timer_entry *v;
 	uint32_t n, cap;
 	uint64_t next_token;    /* tokens: (scheduler id << 48) | counter */
+	uint64_t due_tick;      /* from this nu__tick() on, the nearest
+				 * deadline may have passed (0: look) */
 } nu__timers;
 
 int nu__timers_init(nu__timers *t, int sched_id);
 void nu__timers_fini(nu__timers *t);
-
-/* CLOCK_MONOTONIC in nanoseconds. */
-uint64_t nu__now_ns(void);
 
 /* Arm a timeout for the calling process p on scheduler s: when deadline
  * passes while p->wait_token still holds the returned token, the token is
@@ -53,6 +53,15 @@ int64_t nu__timers_wait_ns(const nu__timers *t, uint64_t now);
 static inline int nu__timers_pending(const nu__timers *t)
 {
 	return t->n != 0;
+}
+
+/* Fire s's due timers, if the cheap clock says any may be due (then the
+ * exact clock decides). What a busy scheduler calls between slices. */
+static inline unsigned nu__timers_poll(struct nu__sched *s, nu__timers *t)
+{
+	if (t->n && nu__tick() >= t->due_tick)
+		return nu__timers_run(s, nu__now_ns());
+	return 0;
 }
 
 #endif

@@ -11,6 +11,7 @@
 #include "nutest.h"
 #include "nuproc.h"
 #include "nutest_node.h"
+#include "runtime/clock.h"
 
 static uint64_t now_ms_x1000(void) /* microseconds */
 {
@@ -296,6 +297,86 @@ static void test_kill_race(void)
 	CU_ASSERT_EQUAL(nu_start(&c, kill_race_main, NULL), 0);
 }
 
+/* ------------------------------------------------ a busy scheduler */
+
+/* Timers on a scheduler that never goes idle: a ping-pong pair keeps it
+ * (a runnext streak) with a spinner queued behind, so only the between-
+ * slice polls (the cheap clock, clock.c) can fire the sleepers' timers. */
+static _Atomic int busy_stop;
+
+static void busy_pong(void *a)
+{
+	(void)a;
+	nu_term t;
+	while (nu_receive(&t, -1) == 0 && nu_term_type(t) == NU_T_PID)
+		nu_send(nu_pid_value(t), nu_atom("pong"));
+}
+
+static void busy_ping(void *a)
+{
+	nu_pid pong = *(nu_pid *)a;
+	nu_term t, me = nu_pid_term(nu_self());
+	while (!atomic_load(&busy_stop)) {
+		nu_send(pong, me);
+		nu_receive(&t, -1);
+	}
+	nu_send(pong, nu_atom("stop"));
+}
+
+static void busy_spinner(void *a)
+{
+	(void)a;
+	while (!atomic_load(&busy_stop))
+		nu_yield();
+}
+
+static void busy_main(void *a)
+{
+	(void)a;
+	static nu_pid pong;
+	pong = nu_spawn(busy_pong, NULL);
+	CU_ASSERT_FATAL(pong > 0);
+	CU_ASSERT_FATAL(nu_spawn(busy_ping, &pong) > 0);
+	CU_ASSERT_FATAL(nu_spawn(busy_spinner, NULL) > 0);
+	nu_yield();
+	for (uint64_t ms = 3; ms <= 60; ms += 19) {
+		uint64_t t0 = now_ms_x1000();
+		CU_ASSERT_EQUAL(nu_sleep(ms), 0);
+		uint64_t took = now_ms_x1000() - t0;
+		CU_ASSERT(took >= ms * 1000);
+		CU_ASSERT(took <= ms * 1000 + LATE_US / 2);
+		if (took > ms * 1000 + LATE_US / 2)
+			fprintf(stderr, "%lu ms: %lu us\n", (unsigned long)ms,
+				(unsigned long)took);
+	}
+	atomic_store(&busy_stop, 1);
+	nt_wait_alone();
+}
+
+static void test_busy(void)
+{
+	nu_config c;
+	nt_config(&c, 1, 1000, 1 << 20);
+	atomic_store(&busy_stop, 0);
+	CU_ASSERT_EQUAL(nu_start(&c, busy_main, NULL), 0);
+}
+
+/* The cheap clock's measured rate: over ~20 ms, its ticks and the exact
+ * clock's nanoseconds converted agree within 1%. */
+static void test_cheap_clock(void)
+{
+	nu__clock_init();
+	uint64_t t0 = nu__tick(), n0 = nu__now_ns(), t1, n1;
+	do {
+		t1 = nu__tick();
+		n1 = nu__now_ns();
+	} while (n1 - n0 < 20000000u);
+	uint64_t want = nu__ticks_in((n1 - n0) / 10) * 10, got = t1 - t0;
+	CU_ASSERT(got > want - want / 100 && got < want + want / 100);
+	if (!nu__clock_g.counter)
+		fprintf(stderr, "(no constant-rate counter: exact clock)\n");
+}
+
 static CU_TestInfo tests[] = {
 	{ "1000 sleepers: none early, none late", test_many_sleepers },
 	{ "a lone sleeper on an idle node", test_lone_sleeper },
@@ -305,6 +386,8 @@ static CU_TestInfo tests[] = {
 	{ "nu_sleep outside a process", test_outside },
 	{ "send_after fires once, cancel stops it", test_send_after },
 	{ "waits ended early do not pile up in the heap", test_early },
+	{ "a busy scheduler fires timers on time", test_busy },
+	{ "the cheap clock's rate matches the exact clock", test_cheap_clock },
 	CU_TEST_INFO_NULL,
 };
 
