@@ -47,9 +47,22 @@ typedef struct nu__pending {
 	uintptr_t far_to;         /* release [far window, far_to) (0 = none) */
 } nu__pending;
 
+/* A free slot that keeps the pages its last process populated (mem.c,
+ * "Kept slots"): at most NU__KEPT_PAGES of them, NU__KEPT_CAP slots per
+ * scheduler (5 MiB) while it works; none once it has been idle. */
+#define NU__KEPT_PAGES 80u
+#define NU__KEPT_CAP 16u
+typedef struct nu__kept {
+	uint32_t index;
+	uint32_t heap_pages;      /* of them, heap pages (the budget's) */
+	uintptr_t far_to;         /* as nu__pending's */
+} nu__kept;
+
 typedef struct nu__slot_cache {
 	uint32_t *warm;           /* LIFO of free resident slots */
 	unsigned nwarm, warm_cap;
+	nu__kept kept[NU__KEPT_CAP]; /* LIFO of kept slots (userfaultfd) */
+	unsigned nkept;
 	nu__pending *pend;        /* free slots waiting for release */
 	unsigned npend, pend_cap;
 	int group;                /* region this cache takes from first */
@@ -84,14 +97,18 @@ int nu__slot_cache_init(nu__slot_cache *c, unsigned warm_cap, int group);
 void nu__slot_cache_fini(nu__slot_cache *c);
 
 /* A free slot for a process, preferring region `group`: its index, or
- * -EAGAIN when every region is exhausted. */
-int64_t nu__slot_get(nu__mem *m, nu__slot_cache *c, int group);
+ * -EAGAIN when every region is exhausted. A kept slot comes first when
+ * its heap pages fit heap_max (pages, 0 = no limit); *heap_pages gets
+ * them (the process starts its budget there), else 0. */
+int64_t nu__slot_get(nu__mem *m, nu__slot_cache *c, int group,
+		     uint32_t heap_max, uint32_t *heap_pages);
 
 /* Give back the slot of a dead process. sp_low, heap_top and far_top tell
- * how far it used its stack, near and far heap windows. Never makes a
- * system call. */
+ * how far it used its stack, near and far heap windows; heap_pages is its
+ * heap budget's count. Never makes a system call. */
 void nu__slot_put(nu__mem *m, nu__slot_cache *c, uint32_t index,
-		  uintptr_t sp_low, uintptr_t heap_top, uintptr_t far_top);
+		  uintptr_t sp_low, uintptr_t heap_top, uintptr_t far_top,
+		  uint32_t heap_pages);
 
 /* Release the pending slots' pages (batched madvise). */
 void nu__slot_flush(nu__mem *m, nu__slot_cache *c);
@@ -100,8 +117,9 @@ void nu__slot_flush(nu__mem *m, nu__slot_cache *c);
  * sleeps. */
 #define NU__WARM_IDLE_KEEP 128u
 
-/* Release the warm slots beyond keep, the cache's and then its depot's,
- * whole (they go cold): called by a scheduler about to sleep. */
+/* Release the kept slots and the warm slots beyond keep, the cache's and
+ * then its depot's, whole (they go cold): called by a scheduler about to
+ * sleep. */
 void nu__slot_trim(nu__mem *m, nu__slot_cache *c, unsigned keep);
 
 /* Slots pending before the scheduler loop flushes them (an idle

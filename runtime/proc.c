@@ -249,6 +249,13 @@ static int spawn_check(nu__node *n, nu_fn fn, const nu_spawn_opts *o)
 }
 
 /* Write the control block and start frame of a fresh process. */
+/* A spawn's heap budget in pages (0: none): its max_heap, else the
+ * node's, precomputed (no division on the common spawn). */
+static inline uint32_t spawn_heap_max(const nu__mem *m, const nu_spawn_opts *o)
+{
+	return o->max_heap ? nu__mem_pages(m, o->max_heap) : m->heap_max_pages;
+}
+
 static void proc_init(nu__node *n, nu__proc *p, uint32_t index, nu_fn fn,
 		      void *arg, const nu_spawn_opts *o)
 {
@@ -302,10 +309,8 @@ static void proc_init(nu__node *n, nu__proc *p, uint32_t index, nu_fn fn,
 	atomic_store_explicit(&p->reg_name, 0, memory_order_relaxed);
 	nu__heap_init2(&p->heap, page + NU__P_HEAP, nu__slot_heap_size(m),
 		       nu__slot_far(m, index), m->far_size);
-	/* no division on the common spawn: the default is precomputed */
 	p->heap_pages = 0;
-	p->heap_max = o->max_heap ? nu__mem_pages(m, o->max_heap)
-				  : m->heap_max_pages;
+	p->heap_max = spawn_heap_max(m, o);
 	if (m->uffd < 0) /* the fallback: the allocator counts */
 		p->heap.limit = (size_t)p->heap_max * m->page;
 	p->sp = nu__ctx_make(p->stack_hi, nu__proc_entry, p);
@@ -327,13 +332,16 @@ static void proc_guard_stack(nu__node *n, nu__proc *p, size_t stack)
 /* Take a table entry and a slot for a spawn in group g: the slot index,
  * or -errno. The caller's scheduler may change (a table-full wait). */
 static int64_t spawn_slot(nu__node *n, nu__sched **sp, const nu_spawn_opts *o,
-			  int *gp)
+			  int *gp, uint32_t *heap_pages)
 {
 	if (count_take(n, sp))
 		return -EAGAIN;
 	nu__sched *s = *sp;
 	int g = spawn_group(n, s, o);
-	int64_t idx = g < 0 ? g : nu__slot_get(&n->mem, &s->slots, g);
+	int64_t idx = g < 0 ? g
+			    : nu__slot_get(&n->mem, &s->slots, g,
+					   spawn_heap_max(&n->mem, o),
+					   heap_pages);
 	if (idx < 0)
 		count_give(n, s);
 	*gp = g;
@@ -347,12 +355,14 @@ static nu_pid spawn_in(nu__sched **sp, nu_fn fn, void *arg,
 	int rc = spawn_check(n, fn, o), g;
 	if (rc)
 		return rc;
-	int64_t idx = spawn_slot(n, sp, o, &g);
+	uint32_t kept_pages;
+	int64_t idx = spawn_slot(n, sp, o, &g, &kept_pages);
 	if (idx < 0)
 		return (nu_pid)idx;
 	nu__sched *s = *sp;
 	nu__proc *p = nu__slot_proc(&n->mem, (uint32_t)idx);
 	proc_init(n, p, (uint32_t)idx, fn, arg, o);
+	p->heap_pages = kept_pages; /* a kept slot's: resident, its budget's */
 	uint32_t gen = atomic_load_explicit(&n->mem.gen[idx],
 					    memory_order_relaxed) + 1;
 	nu_pid pid = p->pid = nu__pid_make((uint32_t)idx, gen);
@@ -361,7 +371,8 @@ static nu_pid spawn_in(nu__sched **sp, nu_fn fn, void *arg,
 	     nu__rel_spawn(s->current, p, o->link, o->monitor_ref))) {
 		/* not published yet: give the slot and the entry back */
 		nu__slot_put(&n->mem, &s->slots, (uint32_t)idx, p->sp_low,
-			     nu__heap_top(&p->heap), nu__heap_far_top(&p->heap));
+			     nu__heap_top(&p->heap), nu__heap_far_top(&p->heap),
+			     p->heap_pages);
 		count_give(n, s);
 		return s->current ? -ENOMEM : -EPERM;
 	}
@@ -460,7 +471,8 @@ void nu__proc_reap(nu__sched *s, nu__proc *p)
 	int main = p->flags & NU__PF_MAIN;
 	nu_term reason = p->reason;
 	nu__slot_put(&n->mem, &s->slots, idx, p->sp_low,
-		     nu__heap_top(&p->heap), nu__heap_far_top(&p->heap));
+		     nu__heap_top(&p->heap), nu__heap_far_top(&p->heap),
+		     p->heap_pages);
 	if (main) /* first: stopping makes count_give return every credit */
 		nu__node_main_exited(s, reason);
 	if (p->reason_msg) /* held the reason: not needed any more */

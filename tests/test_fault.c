@@ -181,6 +181,81 @@ static void test_accounting(void)
 	CU_ASSERT_EQUAL(nu_start(&c, main_account, NULL), 0);
 }
 
+/* ------------------------------------------------------ kept slots */
+
+/* Allocates KIB of heap (in the far window: a big block) and touches it;
+ * exits "fine", or dies at its heap limit. */
+static void toucher(void *a)
+{
+	size_t kib = (size_t)(uintptr_t)a;
+	char *p = nu_alloc(kib << 10);
+	if (!p)
+		nu_exit(nu_atom("alloc_failed"));
+	memset(p, 5, kib << 10);
+	nu_exit(nu_atom("fine"));
+}
+
+/* Sends its parent its resident KiB. */
+static void reporter(void *a)
+{
+	nu_pid parent = *(nu_pid *)a;
+	nu_proc_info in;
+	CU_ASSERT_EQUAL(nu_process_info(nu_self(), &in), 0);
+	nu_send(parent, nu_int((int64_t)(in.resident_bytes >> 10)));
+}
+
+static nu_term run_watched(nu_fn fn, void *arg, size_t max_heap)
+{
+	nu_term ref;
+	nu_pid p = spawn_watched(fn, arg, max_heap, &ref);
+	CU_ASSERT_FATAL(p > 0);
+	nu_term why = nt_down_reason(ref, p, 10000);
+	nt_wait_alone(); /* reaped: its slot is back */
+	return why;
+}
+
+static int64_t resident_kib_of_next(void)
+{
+	static nu_pid me;
+	nu_term t;
+	me = nu_self();
+	run_watched(reporter, &me, 0);
+	CU_ASSERT_EQUAL_FATAL(nu_receive(&t, 1000), 0);
+	return nu_int_value(t);
+}
+
+/* One scheduler: what an exit leaves is what the next spawn takes. */
+static void main_kept(void *a)
+{
+	(void)a;
+	void *kib128 = (void *)(uintptr_t)128, *kib100 = (void *)(uintptr_t)100;
+	CU_ASSERT_EQUAL(run_watched(toucher, kib128, 0), nu_atom("fine"));
+	/* the next process gets the slot with its pages (none fault) */
+	if (uffd_mode())
+		CU_ASSERT(resident_kib_of_next() >= 128);
+	/* 100 KiB fits the kept slot's resident pages, but not a 64 KiB
+	 * limit: that spawn must not inherit them uncounted */
+	CU_ASSERT_EQUAL(run_watched(toucher, kib100, 64 << 10),
+			nu_atom("heap_limit"));
+	/* a budget the kept pages fit: they count towards it */
+	CU_ASSERT_EQUAL(run_watched(toucher, kib128, 0), nu_atom("fine"));
+	CU_ASSERT_EQUAL(run_watched(toucher, kib100, 1 << 20), nu_atom("fine"));
+	CU_ASSERT_EQUAL(run_watched(toucher, kib128, 0), nu_atom("fine"));
+	CU_ASSERT_EQUAL(run_watched(toucher, (void *)(uintptr_t)1120, 1 << 20),
+			nu_atom("heap_limit")); /* 1 MiB + the 96 KiB kept */
+	/* idle: the scheduler trims, kept slots go back whole */
+	CU_ASSERT_EQUAL(run_watched(toucher, kib128, 0), nu_atom("fine"));
+	nu_sleep(100);
+	CU_ASSERT(resident_kib_of_next() < 128);
+}
+
+static void test_kept(void)
+{
+	nu_config c;
+	nt_config(&c, 1, 1000, 4 << 20);
+	CU_ASSERT_EQUAL(nu_start(&c, main_kept, NULL), 0);
+}
+
 /* ------------------------------------------------------- release */
 
 static atomic_int touched;
@@ -341,6 +416,8 @@ static CU_TestInfo tests[] = {
 	{ "heap limit ends only that process", test_heap_limit },
 	{ "accounting follows what was touched", test_accounting },
 	{ "memory goes back after churn", test_release },
+	{ "a kept slot: its pages reused, limits exact, gone when idle",
+	  test_kept },
 	{ "kernel writes into a fresh heap page", test_kernel_writes },
 	{ "bad arguments", test_bad_args },
 	CU_TEST_INFO_NULL,
