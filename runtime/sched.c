@@ -567,30 +567,34 @@ static inline int runnext_waited(nu__sched *s)
 	return runq_len(s) || s->pinned_head;
 }
 
-/* runnext, unless its streak has used up its slice while others wait:
- * then it goes to the tail of the run queue, behind them. The cheap clock
- * (clock.c) is read on every RUNNEXT_CHECK-th pick of a streak, and only
+/* At a runnext streak's check (every RUNNEXT_CHECK-th pick): has its
+ * slice run out while others wait? The cheap clock (clock.c) is read only
  * while others wait: the first reading starts the slice, and a check that
- * finds nobody waiting ends it (sched_pick), so a ping-pong pair alone
- * reads no clock at all. */
+ * finds nobody waiting ends it, so a ping-pong pair alone reads no clock
+ * at all. Inline: the common answer must not cost the slow pick. */
+static inline int runnext_expired(nu__sched *s)
+{
+	if (!runnext_waited(s)) {
+		s->runnext_since = 0;
+		return 0;
+	}
+	uint64_t now = nu__tick();
+	if (!s->runnext_since) {
+		s->runnext_since = now;
+		return 0;
+	}
+	return now - s->runnext_since >= s->runnext_slice;
+}
+
+/* runnext, unless its streak has used up its slice while others wait:
+ * then it goes to the tail of the run queue, behind them. */
 static nu__proc *pick_runnext(nu__sched *s)
 {
 	nu__proc *p = s->runnext;
 	if (!p)
 		return NULL;
 	s->runnext = NULL;
-	if (++s->runnext_streak % RUNNEXT_CHECK)
-		return p;
-	if (!runnext_waited(s)) {
-		s->runnext_since = 0;
-		return p;
-	}
-	uint64_t now = nu__tick();
-	if (!s->runnext_since) {
-		s->runnext_since = now;
-		return p;
-	}
-	if (now - s->runnext_since < s->runnext_slice)
+	if (++s->runnext_streak % RUNNEXT_CHECK || !runnext_expired(s))
 		return p;
 	s->runnext_streak = 0;
 	s->runnext_since = 0;
@@ -665,11 +669,9 @@ sched_pick(nu__sched *s, int may_steal)
 		return pinned_get(s);
 	nu__proc *p = s->runnext;
 	if (p) {
-		if (!((s->runnext_streak + 1) % RUNNEXT_CHECK)) {
-			if (runnext_waited(s))
-				return sched_pick_slow(s, may_steal, 0);
-			s->runnext_since = 0; /* (as pick_runnext) */
-		}
+		if (!((s->runnext_streak + 1) % RUNNEXT_CHECK) &&
+		    runnext_expired(s))
+			return sched_pick_slow(s, may_steal, 0);
 		s->runnext = NULL;
 		s->runnext_streak++;
 		return p;
