@@ -24,6 +24,7 @@ extern const char *bench_text;
 void run_heap_churn(const long *a);
 void run_fault(const long *a);
 void run_churn_latency(const long *a);
+void run_noise(const long *a);
 
 /* Scenarios of bench_echo.c (issue 5). */
 void run_echo_load(const long *a);

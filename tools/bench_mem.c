@@ -7,6 +7,8 @@
  *   churn_latency RATE MS ELEMS
  *                           ping-pong latency while RATE processes/s each
  *                           build ELEMS list cells (16 B each) and exit
+ *   noise MS                the machine's own stalls over MS ms, the floor
+ *                           under churn_latency's p99.9
  *
  * Each scenario also reports a plain first touch of fresh anonymous memory
  * measured in the same run, so the per-page figures can be read as a ratio
@@ -223,6 +225,37 @@ static void churn_report(const char *tag, const uint64_t *h, uint64_t n,
 	emit(name, (double)atomic_load(&churn_spawned) / secs, "proc/s");
 	snprintf(name, sizeof(name), "%s_completed", tag);
 	emit(name, (double)atomic_load(&churn_done) / secs, "proc/s");
+}
+
+/* noise MS: the machine's own stalls, for reading churn_latency's tail.
+ * A loop that calls nothing in the runtime times ~100 ns of arithmetic
+ * per sample, as churn_latency times a round trip, for MS ms: whatever
+ * lengthens a sample here (interrupts, the hypervisor taking the CPU) is
+ * not nuproc's. noise_stalls: samples of 1 us or more per second; where
+ * they exceed a thousandth of churn_latency's round trips per second,
+ * its p99.9 is the machine's, not the runtime's. */
+void run_noise(const long *a)
+{
+	static uint64_t h[NB];
+	memset(h, 0, sizeof(h));
+	volatile uint64_t x = 0;
+	uint64_t n = 0, stalls = 0, t0 = now_ns(), t1 = t0;
+	uint64_t end = t0 + (uint64_t)a[0] * 1000000u;
+	while (t1 < end) {
+		uint64_t s0 = now_ns();
+		for (int i = 0; i < 40; i++)
+			x += (uint64_t)i;
+		t1 = now_ns();
+		int64_t d = (int64_t)(t1 - s0);
+		h[bucket(d)]++;
+		stalls += d >= 1000;
+		n++;
+	}
+	double secs = (double)(t1 - t0) / 1e9;
+	emit("noise_p50", (double)percentile(h, n, 500), "ns");
+	emit("noise_p999", (double)percentile(h, n, 999), "ns");
+	emit("noise_samples", (double)n / secs, "1/s");
+	emit("noise_stalls", (double)stalls / secs, "1/s");
 }
 
 /* churn_latency RATE MS ELEMS: this process and a pong process exchange

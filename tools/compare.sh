@@ -7,7 +7,8 @@
 # BEAM +S 1:1, GOMAXPROCS=1, nuproc --schedulers 1), ANCHORS (default
 # ../shared/anchors next to the repository), ONLY (regex over scenario
 # lines), SET (msg: the messaging scenarios, the default; mem:
-# churn_latency at 0, 5k and 10k workers/s; otp: gen_server call against
+# churn_latency at 0, 5k and 10k workers/s, and noise, the machine's own
+# stalls, which bound its p99.9; otp: gen_server call against
 # BEAM's gen_server:call and Go's request/reply over channels; echo: TCP
 # echo servers under one load client, run by tools/compare_echo.sh). Needs erlang-base and
 # golang-go (apt-get install -y erlang-base golang-go). Runs are interleaved (nuproc, BEAM, Go, nuproc, ...) so
@@ -42,6 +43,7 @@ CONFIGS=(
 	"churn_latency 0 5000 4096"
 	"churn_latency 5000 5000 4096"
 	"churn_latency 10000 5000 4096"
+	"noise 2000"
 )
 else
 CONFIGS=(
@@ -66,6 +68,8 @@ for r in $(seq "$REPS"); do
 		# nuproc: "name value unit" lines, prefixed nu_, suffixed _sK
 		"$BENCH" --schedulers "$S" --reps 1 --json $c |
 			sed -E 's/.*"name":"([^"]*)","value":([^,]*),"unit":"([^"]*)".*/nu_\1_s'"$S"' \2 \3/' >>"$RAW"
+		# the machine's own stalls: no anchor runs it
+		[[ "$c" != noise* ]] || continue
 		if [ $have_erl = 1 ]; then
 			# (BEAM's name for the gen_server call is gen_call)
 			timeout 300 erl -noshell +S "$S:$S" +P 2000000 -pa "$TMP" \

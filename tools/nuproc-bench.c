@@ -599,6 +599,7 @@ static const scenario scenarios[] = {
 	  .config = config_fault },
 	{ .name = "churn_latency", .run = run_churn_latency, .nargs = 3,
 	  .dflt = { 5000, 2000, 4096 }, .usage = "RATE MS ELEMS", .zero_ok = 1 },
+	SCEN("noise", run_noise, 1, "MS", 2000),
 	{ .name = "echo_load", .run = run_echo_load, .nargs = 2,
 	  .dflt = { 100, 5 }, .usage = "HOST:PORT CONNS SECONDS",
 	  .sweep = { 1, 100, 1000 }, .text_arg = 1, .raw = 1, .manual = 1 },
