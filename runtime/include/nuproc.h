@@ -745,8 +745,10 @@ typedef enum nu_proc_state {
  * moment old). */
 typedef struct nu_proc_info {
 	/* Bytes of its slot resident: pages the userfaultfd fault path
-	 * populated and release did not give back (exact); in the fallback
-	 * mode an estimate from its stack depth and heap high-water mark. */
+	 * populated and release did not give back (exact; a slot kept whole
+	 * from the previous process brings its pages, see the README's
+	 * "Release"); in the fallback mode an estimate from its stack depth
+	 * and heap high-water mark. */
 	size_t resident_bytes;
 	size_t heap_pages_bytes; /* of which its heap windows (uffd mode) */
 	size_t heap_limit;     /* bytes; 0 = its heap windows */
