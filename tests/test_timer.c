@@ -361,18 +361,29 @@ static void test_busy(void)
 	CU_ASSERT_EQUAL(nu_start(&c, busy_main, NULL), 0);
 }
 
-/* The cheap clock's measured rate: over ~20 ms, its ticks and the exact
- * clock's nanoseconds converted agree within 1%. */
-static void test_cheap_clock(void)
+/* Ticks over ~20 ms against the exact clock's nanoseconds converted:
+ * 1 when they agree within 1%. */
+static int clock_agrees(void)
 {
-	nu__clock_init();
 	uint64_t t0 = nu__tick(), n0 = nu__now_ns(), t1, n1;
 	do {
 		t1 = nu__tick();
 		n1 = nu__now_ns();
 	} while (n1 - n0 < 20000000u);
 	uint64_t want = nu__ticks_in((n1 - n0) / 10) * 10, got = t1 - t0;
-	CU_ASSERT(got > want - want / 100 && got < want + want / 100);
+	return got > want - want / 100 && got < want + want / 100;
+}
+
+/* The cheap clock's measured rate matches the exact clock. Three tries: a
+ * preemption between a tick and its exact reading (a shared machine,
+ * a sanitizer) can spoil one, not a wrong rate's every one. */
+static void test_cheap_clock(void)
+{
+	nu__clock_init();
+	int ok = 0;
+	for (int i = 0; i < 3 && !ok; i++)
+		ok = clock_agrees();
+	CU_ASSERT(ok);
 	if (!nu__clock_g.counter)
 		fprintf(stderr, "(no constant-rate counter: exact clock)\n");
 }
