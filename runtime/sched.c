@@ -101,7 +101,6 @@
 #include "node.h"
 #include "topo.h"
 
-#define RUNNEXT_CHECK 32
 #define RUNNEXT_SLICE_NS 2000000 /* a runnext streak's time slice */
 #define STEAL_REMOTE_MIN 8
 #define GQ_CHECK_TICKS 61
@@ -567,11 +566,14 @@ static inline int runnext_waited(nu__sched *s)
 	return runq_len(s) || s->pinned_head;
 }
 
-/* At a runnext streak's check (every RUNNEXT_CHECK-th pick): has its
- * slice run out while others wait? The cheap clock (clock.c) is read only
- * while others wait: the first reading starts the slice, and a check that
- * finds nobody waiting ends it, so a ping-pong pair alone reads no clock
- * at all. Inline: the common answer must not cost the slow pick. */
+/* At a slow pick (every GQ_CHECK_TICKS-th, or IO_POLL_TICKS-th, and on
+ * an inbox): has the runnext streak's slice run out while others wait?
+ * The cheap clock (clock.c) is read only while others wait: the first
+ * reading starts the slice, and a check that finds nobody waiting ends
+ * it, so a ping-pong pair alone reads no clock at all. The fast pick does
+ * not look: a check of its own every 32 picks, even one that read
+ * nothing, cost a round trip in sixteen ~15 ns (a branch the predictor
+ * cannot learn at that period). */
 static inline int runnext_expired(nu__sched *s)
 {
 	if (!runnext_waited(s)) {
@@ -594,9 +596,8 @@ static nu__proc *pick_runnext(nu__sched *s)
 	if (!p)
 		return NULL;
 	s->runnext = NULL;
-	if (++s->runnext_streak % RUNNEXT_CHECK || !runnext_expired(s))
+	if (!runnext_expired(s))
 		return p;
-	s->runnext_streak = 0;
 	s->runnext_since = 0;
 	runq_put(s, p);
 	return NULL;
@@ -627,7 +628,6 @@ sched_pick_slow(nu__sched *s, int may_steal, int gq_due)
 		return pinned_get(s);
 	if ((p = pick_runnext(s)))
 		return p;
-	s->runnext_streak = 0;
 	s->runnext_since = 0;
 	if ((p = runq_get(s)) || (p = pinned_get(s)))
 		return p;
@@ -669,11 +669,7 @@ sched_pick(nu__sched *s, int may_steal)
 		return pinned_get(s);
 	nu__proc *p = s->runnext;
 	if (p) {
-		if (!((s->runnext_streak + 1) % RUNNEXT_CHECK) &&
-		    runnext_expired(s))
-			return sched_pick_slow(s, may_steal, 0);
 		s->runnext = NULL;
-		s->runnext_streak++;
 		return p;
 	}
 	uint32_t h = atomic_load_explicit(&s->rq_head, memory_order_acquire);
@@ -684,7 +680,6 @@ sched_pick(nu__sched *s, int may_steal)
 		if (atomic_compare_exchange_strong_explicit(
 			    &s->rq_head, &h, h + 1, memory_order_release,
 			    memory_order_relaxed)) {
-			s->runnext_streak = 0;
 			s->runnext_since = 0;
 			if (t - h >= 2)
 				prefetch_next(s, h + 1);

@@ -33,7 +33,6 @@ typedef struct nu__sched {
 	void *sp;               /* the scheduler context's saved sp */
 	nu__proc *current;      /* process running now, NULL in the loop */
 	nu__proc *runnext;      /* runs next; not stealable */
-	unsigned runnext_streak;
 	uint64_t runnext_since; /* nu__tick() the streak's slice began
 				 * (0: not yet) */
 	uint64_t runnext_slice; /* its length in ticks */

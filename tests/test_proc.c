@@ -315,6 +315,57 @@ static void test_stack_options(void)
 	CU_ASSERT_EQUAL(nu_start(&c, stack_main, NULL), 0);
 }
 
+/* ------------------------------------------------ the runnext slice */
+
+/* A ping-pong pair hands the CPU to each other directly (runnext); a
+ * process queued behind them must still get it once their 2 ms slice is
+ * up, not when they are done. */
+static _Atomic int pair_stop;
+
+static void pair_pong(void *a)
+{
+	(void)a;
+	nu_term t;
+	while (nu_receive(&t, -1) == 0 && nu_term_type(t) == NU_T_PID)
+		nu_send(nu_pid_value(t), nu_atom("pong"));
+}
+
+static void pair_ping(void *a)
+{
+	nu_pid pong = *(nu_pid *)a;
+	nu_term t, me = nu_pid_term(nu_self());
+	while (!atomic_load(&pair_stop)) {
+		nu_send(pong, me);
+		nu_receive(&t, -1);
+	}
+	nu_send(pong, nu_atom("stop"));
+}
+
+static void slice_main(void *a)
+{
+	(void)a;
+	static nu_pid pong;
+	for (int round = 0; round < 3; round++) {
+		atomic_store(&pair_stop, 0);
+		pong = nu_spawn(pair_pong, NULL);
+		CU_ASSERT_FATAL(pong > 0 && nu_spawn(pair_ping, &pong) > 0);
+		uint64_t t0 = nu_clock_ns();
+		nu_yield(); /* queued behind the pair */
+		uint64_t waited = nu_clock_ns() - t0;
+		atomic_store(&pair_stop, 1);
+		CU_ASSERT(waited >= 1000000u);  /* the pair had its slice */
+		CU_ASSERT(waited < 100000000u); /* and then gave way */
+		nt_wait_alone();
+	}
+}
+
+static void test_runnext_slice(void)
+{
+	nu_config c;
+	cfg_small(&c, 1);
+	CU_ASSERT_EQUAL(nu_start(&c, slice_main, NULL), 0);
+}
+
 static CU_TestInfo tests[] = {
 	{ "pids are distinct and die", test_pids },
 	{ "a stale pid is detected", test_stale_pid },
@@ -323,6 +374,7 @@ static CU_TestInfo tests[] = {
 	{ "1M spawn/exit cycles leave pool and RSS flat", test_million_cycles },
 	{ "heap pages go back after exit", test_bulk_release },
 	{ "stack size options", test_stack_options },
+	{ "a ping-pong pair gives way after its slice", test_runnext_slice },
 	CU_TEST_INFO_NULL,
 };
 
