@@ -427,7 +427,6 @@ void nu__slot_put(nu__mem *m, nu__slot_cache *c, uint32_t index,
 	pend_push(c, index, far_release_to(m, index, far_top));
 }
 
-
 void nu__slot_trim(nu__mem *m, nu__slot_cache *c, unsigned keep)
 {
 	nu__region *r = &m->regions[c->group];

@@ -248,7 +248,6 @@ static int spawn_check(nu__node *n, nu_fn fn, const nu_spawn_opts *o)
 	return 0;
 }
 
-/* Write the control block and start frame of a fresh process. */
 /* A spawn's heap budget in pages (0: none): its max_heap, else the
  * node's, precomputed (no division on the common spawn). */
 static inline uint32_t spawn_heap_max(const nu__mem *m, const nu_spawn_opts *o)
@@ -256,6 +255,7 @@ static inline uint32_t spawn_heap_max(const nu__mem *m, const nu_spawn_opts *o)
 	return o->max_heap ? nu__mem_pages(m, o->max_heap) : m->heap_max_pages;
 }
 
+/* Write the control block and start frame of a fresh process. */
 static void proc_init(nu__node *n, nu__proc *p, uint32_t index, nu_fn fn,
 		      void *arg, const nu_spawn_opts *o)
 {
@@ -355,7 +355,7 @@ static nu_pid spawn_in(nu__sched **sp, nu_fn fn, void *arg,
 	int rc = spawn_check(n, fn, o), g;
 	if (rc)
 		return rc;
-	uint32_t kept_pages;
+	uint32_t kept_pages = 0;
 	int64_t idx = spawn_slot(n, sp, o, &g, &kept_pages);
 	if (idx < 0)
 		return (nu_pid)idx;
