@@ -594,29 +594,6 @@ nu_term_type_t nu_term_type(nu_term t)
 	}
 }
 
-size_t nu_tuple_size(nu_term t)
-{
-	return nu__box_kind(t) == NU__K_TUPLE ? NU__HDR_SIZE(*nu__box_ptr(t))
-					      : 0;
-}
-
-nu_term nu_tuple_elem(nu_term t, size_t i)
-{
-	if (i >= nu_tuple_size(t))
-		return NU_NONE;
-	return nu__box_ptr(t)[1 + i];
-}
-
-nu_term nu_list_head(nu_term t)
-{
-	return nu__is_cons(t) ? nu__box_ptr(t)[0] : NU_NONE;
-}
-
-nu_term nu_list_tail(nu_term t)
-{
-	return nu__is_cons(t) ? nu__box_ptr(t)[1] : NU_NONE;
-}
-
 const void *nu_binary_data(nu_term t)
 {
 	return nu__box_kind(t) == NU__K_BINARY ? nu__box_ptr(t) + 1 : NULL;
@@ -676,13 +653,6 @@ int nu_map_get(nu_term map, nu_term key, nu_term *val)
 	if (val)
 		*val = p[1 + n + at];
 	return 0;
-}
-
-nu_pid nu_pid_value(nu_term t)
-{
-	if ((t & NU__TAG_MASK) != NU__TAG_PID)
-		return -EINVAL;
-	return (nu_pid)(t >> NU__TAG_BITS);
 }
 
 /* --------------------------------------------------------- term order */

@@ -18,7 +18,7 @@ enum {
 	NU__K_NEGBIG = 2, /* the same, value negative */
 	NU__K_FLOAT = 3,  /* size 1: one double */
 	NU__K_BINARY = 4, /* size: bytes, padded to 8 */
-	NU__K_TUPLE = 5,  /* size: arity; then the elements */
+	/* NU__K_TUPLE (5; nuproc.h): size: arity; then the elements */
 	NU__K_MAP = 6,    /* size: pairs; then the keys (sorted), the values */
 	NU__K_REF = 7,    /* size 1: the 64-bit id */
 	/* Reserved: NU__K_BINREF (off-heap refcounted binary), funs, remote
@@ -26,8 +26,7 @@ enum {
 };
 
 #define NU__HDR(kind, size) (((uint64_t)(size) << 8) | (uint64_t)(kind))
-#define NU__HDR_KIND(h) ((unsigned)((h) & 0xff))
-#define NU__HDR_SIZE(h) ((size_t)((h) >> 8))
+/* NU__HDR_KIND, NU__HDR_SIZE: nuproc.h (its inline accessors read them) */
 
 #define NU__BIG_MAX_LIMBS 128 /* 8192 bits */
 #define NU__ATOM_MAX_LEN 255

@@ -354,7 +354,7 @@ static void bad_term(void *a)
 		if (write(STDERR_FILENO, buf, (size_t)n + 5) < 0)
 			return;
 	}
-	sink = (int)nu_tuple_size((nu_term)0x10); /* boxed, at 0x10 */
+	sink = (int)nu_term_type((nu_term)0x10); /* boxed, at 0x10 */
 }
 
 static void main_bad_term(void *a)

@@ -15,6 +15,7 @@
 #ifndef NUPROC_H
 #define NUPROC_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -169,14 +170,44 @@ nu_term nu_make_ref(void);
  * a valid term of another type.
  */
 
-/* Arity of a tuple; 0 when t is not a tuple. */
-size_t nu_tuple_size(nu_term t);
+/* The layout the inline accessors below read (private: may change; use
+ * the accessors). A boxed term points at a header word: kind in the low
+ * 8 bits, size above; a list cell at its two words, head and tail. */
+#define NU__K_TUPLE 5u
+#define NU__HDR_KIND(h) ((unsigned)((h) & 0xff))
+#define NU__HDR_SIZE(h) ((size_t)((h) >> 8))
+static inline const uint64_t *nu__term_words(nu_term t)
+{
+	return (const uint64_t *)(uintptr_t)(t & ~NU__TAG_MASK);
+}
+
+/* Arity of a tuple; 0 when t is not a tuple. Inline: a receive loop
+ * takes its messages apart with these (so they run as the caller's own
+ * code: with crash isolation, a wild term there ends only its process). */
+static inline size_t nu_tuple_size(nu_term t)
+{
+	if ((t & NU__TAG_MASK) != NU__TAG_BOXED || !t ||
+	    NU__HDR_KIND(*nu__term_words(t)) != NU__K_TUPLE)
+		return 0;
+	return NU__HDR_SIZE(*nu__term_words(t));
+}
 /* Element i (0-based) of a tuple; NU_NONE when t is not a tuple or i is
  * out of range. */
-nu_term nu_tuple_elem(nu_term t, size_t i);
+static inline nu_term nu_tuple_elem(nu_term t, size_t i)
+{
+	return i < nu_tuple_size(t) ? nu__term_words(t)[1 + i] : NU_NONE;
+}
 /* Head and tail of a list cell; NU_NONE when t is not a list cell. */
-nu_term nu_list_head(nu_term t);
-nu_term nu_list_tail(nu_term t);
+static inline nu_term nu_list_head(nu_term t)
+{
+	return (t & NU__TAG_MASK) == NU__TAG_CONS ? nu__term_words(t)[0]
+						  : NU_NONE;
+}
+static inline nu_term nu_list_tail(nu_term t)
+{
+	return (t & NU__TAG_MASK) == NU__TAG_CONS ? nu__term_words(t)[1]
+						  : NU_NONE;
+}
 /* The bytes of a binary (valid as long as the term); NULL when t is not a
  * binary. */
 const void *nu_binary_data(nu_term t);
@@ -193,7 +224,11 @@ size_t nu_map_size(nu_term t);
  * -ENOENT when absent, -EINVAL when map is not a map or key is NU_NONE. */
 int nu_map_get(nu_term map, nu_term key, nu_term *val);
 /* The pid of a pid term, -EINVAL when t is not a pid. */
-nu_pid nu_pid_value(nu_term t);
+static inline nu_pid nu_pid_value(nu_term t)
+{
+	return (t & NU__TAG_MASK) == NU__TAG_PID ? (nu_pid)(t >> NU__TAG_BITS)
+						 : -EINVAL;
+}
 
 /*
  * Erlang term order: number < atom < reference < fun < port < pid <
