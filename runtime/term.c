@@ -561,39 +561,6 @@ nu_term nu_pid_term(nu_pid pid)
 
 /* --------------------------------------------------------- accessors */
 
-nu_term_type_t nu_term_type(nu_term t)
-{
-	switch (t & NU__TAG_MASK) {
-	case NU__TAG_BOXED:
-		switch (nu__box_kind(t)) {
-		case NU__K_POSBIG:
-		case NU__K_NEGBIG:
-			return NU_T_INT;
-		case NU__K_FLOAT:
-			return NU_T_FLOAT;
-		case NU__K_BINARY:
-			return NU_T_BINARY;
-		case NU__K_TUPLE:
-			return NU_T_TUPLE;
-		case NU__K_MAP:
-			return NU_T_MAP;
-		case NU__K_REF:
-			return NU_T_REF;
-		}
-		return NU_T_NONE;
-	case NU__TAG_CONS:
-		return NU_T_LIST;
-	case NU__TAG_INT:
-		return NU_T_INT;
-	case NU__TAG_ATOM:
-		return NU_T_ATOM;
-	case NU__TAG_PID:
-		return NU_T_PID;
-	default:
-		return t == NU_NIL ? NU_T_NIL : NU_T_NONE;
-	}
-}
-
 const void *nu_binary_data(nu_term t)
 {
 	return nu__box_kind(t) == NU__K_BINARY ? nu__box_ptr(t) + 1 : NULL;

@@ -119,8 +119,44 @@ typedef enum nu_term_type_t {
 	NU_T_BINARY,
 } nu_term_type_t;
 
-/* The type of t; NU_T_NONE for NU_NONE. */
-nu_term_type_t nu_term_type(nu_term t);
+/* The layout the inline accessors read (private: may change; use the
+ * accessors). A boxed term points at a header word: its kind (1 .. 7:
+ * positive and negative bignum, float, binary, tuple, map, reference) in
+ * the low 8 bits, its size above; a list cell at its head and tail. */
+#define NU__K_TUPLE 5u
+#define NU__HDR_KIND(h) ((unsigned)((h) & 0xff))
+#define NU__HDR_SIZE(h) ((size_t)((h) >> 8))
+static inline const uint64_t *nu__term_words(nu_term t)
+{
+	return (const uint64_t *)(uintptr_t)(t & ~NU__TAG_MASK);
+}
+
+/* The type of t; NU_T_NONE for NU_NONE. Inline, as the accessors below
+ * (they run as the caller's own code: with crash isolation, a wild term
+ * there ends only its process). */
+static inline nu_term_type_t nu_term_type(nu_term t)
+{
+	static const unsigned char of_kind[8] = {
+		NU_T_NONE, NU_T_INT, NU_T_INT, NU_T_FLOAT,
+		NU_T_BINARY, NU_T_TUPLE, NU_T_MAP, NU_T_REF,
+	};
+	switch (t & NU__TAG_MASK) {
+	case NU__TAG_BOXED: {
+		unsigned k = t ? NU__HDR_KIND(*nu__term_words(t)) : 0;
+		return k < 8 ? (nu_term_type_t)of_kind[k] : NU_T_NONE;
+	}
+	case NU__TAG_CONS:
+		return NU_T_LIST;
+	case NU__TAG_INT:
+		return NU_T_INT;
+	case NU__TAG_ATOM:
+		return NU_T_ATOM;
+	case NU__TAG_PID:
+		return NU_T_PID;
+	default:
+		return t == NU_NIL ? NU_T_NIL : NU_T_NONE;
+	}
+}
 
 /*
  * Constructors. Those that allocate build in the calling process's heap
@@ -170,20 +206,8 @@ nu_term nu_make_ref(void);
  * a valid term of another type.
  */
 
-/* The layout the inline accessors below read (private: may change; use
- * the accessors). A boxed term points at a header word: kind in the low
- * 8 bits, size above; a list cell at its two words, head and tail. */
-#define NU__K_TUPLE 5u
-#define NU__HDR_KIND(h) ((unsigned)((h) & 0xff))
-#define NU__HDR_SIZE(h) ((size_t)((h) >> 8))
-static inline const uint64_t *nu__term_words(nu_term t)
-{
-	return (const uint64_t *)(uintptr_t)(t & ~NU__TAG_MASK);
-}
-
 /* Arity of a tuple; 0 when t is not a tuple. Inline: a receive loop
- * takes its messages apart with these (so they run as the caller's own
- * code: with crash isolation, a wild term there ends only its process). */
+ * takes its messages apart with these. */
 static inline size_t nu_tuple_size(nu_term t)
 {
 	if ((t & NU__TAG_MASK) != NU__TAG_BOXED || !t ||
