@@ -3,6 +3,7 @@
 #ifndef NUTEST_NODE_H
 #define NUTEST_NODE_H
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -112,6 +113,54 @@ static inline long nt_heap_bytes(void)
 	struct mallinfo2 mi = mallinfo2();
 	return (long)(mi.uordblks + mi.hblkhd); /* small blocks + mmapped */
 }
+/* A process that yields until the _Atomic int at arg is set: it keeps
+ * its scheduler's run queue from ever being empty. */
+static inline void nt_yielder(void *arg)
+{
+	_Atomic int *stop = arg;
+	while (!atomic_load(stop))
+		nu_yield();
+}
+
+/* A ping-pong pair that keeps a scheduler busy handing it back and forth
+ * (a runnext streak) until *stop is set: nt_ping's arg. */
+typedef struct {
+	nu_pid pong;
+	_Atomic int *stop;
+} nt_pair;
+
+/* Answers every pid term with pong; any other term ends it. */
+static inline void nt_pong(void *arg)
+{
+	(void)arg;
+	nu_term t;
+	while (nu_receive(&t, -1) == 0 && nu_term_type(t) == NU_T_PID)
+		nu_send(nu_pid_value(t), nu_atom("pong"));
+}
+
+static inline void nt_ping(void *arg)
+{
+	const nt_pair *pr = arg;
+	nu_term t, me = nu_pid_term(nu_self());
+	while (!atomic_load(pr->stop)) {
+		nu_send(pr->pong, me);
+		nu_receive(&t, -1);
+	}
+	nu_send(pr->pong, nu_atom("stop"));
+}
+
+/* Start the pair *pr (which must outlive it) on the caller's scheduler:
+ * 0, or a negative errno from a spawn. */
+static inline int nt_pair_start(nt_pair *pr, _Atomic int *stop)
+{
+	pr->stop = stop;
+	pr->pong = nu_spawn(nt_pong, NULL);
+	if (pr->pong < 0)
+		return (int)pr->pong;
+	nu_pid ping = nu_spawn(nt_ping, pr);
+	return ping < 0 ? (int)ping : 0;
+}
+
 #endif
 
 #endif

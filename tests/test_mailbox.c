@@ -870,17 +870,10 @@ static void tmo_receiver(void *a)
 	atomic_store(&tmo_done, i);
 }
 
-static void tmo_yielder(void *a)
-{
-	(void)a;
-	while (!atomic_load(&tmo_stop))
-		nu_yield();
-}
-
 static void tmo_main(void *a)
 {
 	(void)a;
-	nu_spawn(tmo_yielder, NULL);
+	nu_spawn(nt_yielder, &tmo_stop);
 	nu_pid r = nu_spawn(tmo_receiver, NULL);
 	for (int i = 0; i < 1000 && !atomic_load(&tmo_done); i++)
 		nu_sleep(5); /* 200 receives of ~2 ms: well under 5 s */

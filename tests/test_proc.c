@@ -322,33 +322,13 @@ static void test_stack_options(void)
  * up, not when they are done. */
 static _Atomic int pair_stop;
 
-static void pair_pong(void *a)
-{
-	(void)a;
-	nu_term t;
-	while (nu_receive(&t, -1) == 0 && nu_term_type(t) == NU_T_PID)
-		nu_send(nu_pid_value(t), nu_atom("pong"));
-}
-
-static void pair_ping(void *a)
-{
-	nu_pid pong = *(nu_pid *)a;
-	nu_term t, me = nu_pid_term(nu_self());
-	while (!atomic_load(&pair_stop)) {
-		nu_send(pong, me);
-		nu_receive(&t, -1);
-	}
-	nu_send(pong, nu_atom("stop"));
-}
-
 static void slice_main(void *a)
 {
 	(void)a;
-	static nu_pid pong;
+	static nt_pair pair;
 	for (int round = 0; round < 3; round++) {
 		atomic_store(&pair_stop, 0);
-		pong = nu_spawn(pair_pong, NULL);
-		CU_ASSERT_FATAL(pong > 0 && nu_spawn(pair_ping, &pong) > 0);
+		CU_ASSERT_FATAL(nt_pair_start(&pair, &pair_stop) == 0);
 		uint64_t t0 = nu_clock_ns();
 		nu_yield(); /* queued behind the pair */
 		uint64_t waited = nu_clock_ns() - t0;

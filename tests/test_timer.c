@@ -304,40 +304,12 @@ static void test_kill_race(void)
  * slice polls (the cheap clock, clock.c) can fire the sleepers' timers. */
 static _Atomic int busy_stop;
 
-static void busy_pong(void *a)
-{
-	(void)a;
-	nu_term t;
-	while (nu_receive(&t, -1) == 0 && nu_term_type(t) == NU_T_PID)
-		nu_send(nu_pid_value(t), nu_atom("pong"));
-}
-
-static void busy_ping(void *a)
-{
-	nu_pid pong = *(nu_pid *)a;
-	nu_term t, me = nu_pid_term(nu_self());
-	while (!atomic_load(&busy_stop)) {
-		nu_send(pong, me);
-		nu_receive(&t, -1);
-	}
-	nu_send(pong, nu_atom("stop"));
-}
-
-static void busy_spinner(void *a)
-{
-	(void)a;
-	while (!atomic_load(&busy_stop))
-		nu_yield();
-}
-
 static void busy_main(void *a)
 {
 	(void)a;
-	static nu_pid pong;
-	pong = nu_spawn(busy_pong, NULL);
-	CU_ASSERT_FATAL(pong > 0);
-	CU_ASSERT_FATAL(nu_spawn(busy_ping, &pong) > 0);
-	CU_ASSERT_FATAL(nu_spawn(busy_spinner, NULL) > 0);
+	static nt_pair pair;
+	CU_ASSERT_FATAL(nt_pair_start(&pair, &busy_stop) == 0);
+	CU_ASSERT_FATAL(nu_spawn(nt_yielder, &busy_stop) > 0);
 	nu_yield();
 	for (uint64_t ms = 3; ms <= 60; ms += 19) {
 		uint64_t t0 = now_ms_x1000();
