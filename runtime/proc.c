@@ -255,9 +255,12 @@ static inline uint32_t spawn_heap_max(const nu__mem *m, const nu_spawn_opts *o)
 	return o->max_heap ? nu__mem_pages(m, o->max_heap) : m->heap_max_pages;
 }
 
-/* Write the control block and start frame of a fresh process. */
+/* Write the control block and start frame of a fresh process, whose
+ * heap budget is heap_max pages with heap_pages of them resident already
+ * (a kept slot's: see mem.c). */
 static void proc_init(nu__node *n, nu__proc *p, uint32_t index, nu_fn fn,
-		      void *arg, const nu_spawn_opts *o)
+		      void *arg, const nu_spawn_opts *o, uint32_t heap_max,
+		      uint32_t heap_pages)
 {
 	nu__mem *m = &n->mem;
 	char *page = nu__slot_page(m, index);
@@ -309,8 +312,8 @@ static void proc_init(nu__node *n, nu__proc *p, uint32_t index, nu_fn fn,
 	atomic_store_explicit(&p->reg_name, 0, memory_order_relaxed);
 	nu__heap_init2(&p->heap, page + NU__P_HEAP, nu__slot_heap_size(m),
 		       nu__slot_far(m, index), m->far_size);
-	p->heap_pages = 0;
-	p->heap_max = spawn_heap_max(m, o);
+	p->heap_pages = heap_pages;
+	p->heap_max = heap_max;
 	if (m->uffd < 0) /* the fallback: the allocator counts */
 		p->heap.limit = (size_t)p->heap_max * m->page;
 	p->sp = nu__ctx_make(p->stack_hi, nu__proc_entry, p);
@@ -329,18 +332,19 @@ static void proc_guard_stack(nu__node *n, nu__proc *p, size_t stack)
 	}
 }
 
-/* Take a table entry and a slot for a spawn in group g: the slot index,
- * or -errno. The caller's scheduler may change (a table-full wait). */
+/* Take a table entry and a slot for a spawn in group g whose heap budget
+ * is heap_max: the slot index, or -errno; *heap_pages gets the slot's
+ * kept heap pages. The caller's scheduler may change (a table-full
+ * wait). */
 static int64_t spawn_slot(nu__node *n, nu__sched **sp, const nu_spawn_opts *o,
-			  int *gp, uint32_t *heap_pages)
+			  int *gp, uint32_t heap_max, uint32_t *heap_pages)
 {
 	if (count_take(n, sp))
 		return -EAGAIN;
 	nu__sched *s = *sp;
 	int g = spawn_group(n, s, o);
 	int64_t idx = g < 0 ? g
-			    : nu__slot_get(&n->mem, &s->slots, g,
-					   spawn_heap_max(&n->mem, o),
+			    : nu__slot_get(&n->mem, &s->slots, g, heap_max,
 					   heap_pages);
 	if (idx < 0)
 		count_give(n, s);
@@ -355,14 +359,13 @@ static nu_pid spawn_in(nu__sched **sp, nu_fn fn, void *arg,
 	int rc = spawn_check(n, fn, o), g;
 	if (rc)
 		return rc;
-	uint32_t kept_pages = 0;
-	int64_t idx = spawn_slot(n, sp, o, &g, &kept_pages);
+	uint32_t heap_max = spawn_heap_max(&n->mem, o), kept_pages = 0;
+	int64_t idx = spawn_slot(n, sp, o, &g, heap_max, &kept_pages);
 	if (idx < 0)
 		return (nu_pid)idx;
 	nu__sched *s = *sp;
 	nu__proc *p = nu__slot_proc(&n->mem, (uint32_t)idx);
-	proc_init(n, p, (uint32_t)idx, fn, arg, o);
-	p->heap_pages = kept_pages; /* a kept slot's: resident, its budget's */
+	proc_init(n, p, (uint32_t)idx, fn, arg, o, heap_max, kept_pages);
 	uint32_t gen = atomic_load_explicit(&n->mem.gen[idx],
 					    memory_order_relaxed) + 1;
 	nu_pid pid = p->pid = nu__pid_make((uint32_t)idx, gen);

@@ -560,12 +560,6 @@ static nu__proc *steal(nu__sched *s)
 
 /* --------------------------------------------------------- dispatch */
 
-/* Someone waits behind a runnext streak. */
-static inline int runnext_waited(nu__sched *s)
-{
-	return runq_len(s) || s->pinned_head;
-}
-
 /* At a slow pick (every GQ_CHECK_TICKS-th, or IO_POLL_TICKS-th, and on
  * an inbox): has the runnext streak's slice run out while others wait?
  * The cheap clock (clock.c) is read only while others wait: the first
@@ -576,7 +570,7 @@ static inline int runnext_waited(nu__sched *s)
  * cannot learn at that period). */
 static inline int runnext_expired(nu__sched *s)
 {
-	if (!runnext_waited(s)) {
+	if (!runq_len(s) && !s->pinned_head) { /* nobody waits */
 		s->runnext_since = 0;
 		return 0;
 	}
