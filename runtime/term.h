@@ -41,9 +41,10 @@ static inline int nu__is_cons(nu_term t)
 {
 	return (t & NU__TAG_MASK) == NU__TAG_CONS;
 }
+/* nu__term_words (nuproc.h), writable: for the runtime's constructors. */
 static inline uint64_t *nu__box_ptr(nu_term t)
 {
-	return (uint64_t *)(uintptr_t)(t & ~NU__TAG_MASK);
+	return (uint64_t *)(uintptr_t)nu__term_words(t);
 }
 static inline unsigned nu__box_kind(nu_term t)
 {
