@@ -113,6 +113,8 @@ static inline long nt_heap_bytes(void)
 	struct mallinfo2 mi = mallinfo2();
 	return (long)(mi.uordblks + mi.hblkhd); /* small blocks + mmapped */
 }
+#endif
+
 /* A process that yields until the _Atomic int at arg is set: it keeps
  * its scheduler's run queue from ever being empty. */
 static inline void nt_yielder(void *arg)
@@ -160,7 +162,5 @@ static inline int nt_pair_start(nt_pair *pr, _Atomic int *stop)
 	nu_pid ping = nu_spawn(nt_ping, pr);
 	return ping < 0 ? (int)ping : 0;
 }
-
-#endif
 
 #endif
