@@ -192,8 +192,8 @@ static void churn_driver(void *arg)
 static void churn_pong(void *arg)
 {
 	nu_pid ping = *(nu_pid *)arg;
-	nu_term pong = nu_atom("pong"), t;
-	while (!nu_receive(&t, -1) && t == nu_atom("ping"))
+	nu_term pong = nu_atom("pong"), want = nu_atom("ping"), t;
+	while (!nu_receive(&t, -1) && t == want)
 		nu_send(ping, pong);
 }
 
