@@ -562,19 +562,21 @@ static nu__proc *steal(nu__sched *s)
 
 /* At a slow pick (every GQ_CHECK_TICKS-th, or IO_POLL_TICKS-th, and on
  * an inbox): has the runnext streak's slice run out while others wait?
- * The cheap clock (clock.c) is read only while others wait: the first
- * reading starts the slice, and a check that finds nobody waiting ends
- * it, so a ping-pong pair alone reads no clock at all. The fast pick does
- * not look: a check of its own every 32 picks, even one that read
- * nothing, cost a round trip in sixteen ~15 ns (a branch the predictor
- * cannot learn at that period). */
-static inline int runnext_expired(nu__sched *s)
+ * The cheap clock (clock.c) is read only while others wait, and only
+ * once per slow pick: `now` is the timer poll's reading, or 0 when no
+ * timer is armed. The first reading starts the slice, and a check that
+ * finds nobody waiting ends it, so a ping-pong pair alone reads no clock
+ * at all. The fast pick does not look: a check of its own every 32
+ * picks, even one that read nothing, cost a round trip in sixteen ~15 ns
+ * (a branch the predictor cannot learn at that period). */
+static inline int runnext_expired(nu__sched *s, uint64_t now)
 {
 	if (!runq_len(s) && !s->pinned_head) { /* nobody waits */
 		s->runnext_since = 0;
 		return 0;
 	}
-	uint64_t now = nu__tick();
+	if (!now)
+		now = nu__tick();
 	if (!s->runnext_since) {
 		s->runnext_since = now;
 		return 0;
@@ -584,13 +586,13 @@ static inline int runnext_expired(nu__sched *s)
 
 /* runnext, unless its streak has used up its slice while others wait:
  * then it goes to the tail of the run queue, behind them. */
-static nu__proc *pick_runnext(nu__sched *s)
+static nu__proc *pick_runnext(nu__sched *s, uint64_t now)
 {
 	nu__proc *p = s->runnext;
 	if (!p)
 		return NULL;
 	s->runnext = NULL;
-	if (!runnext_expired(s))
+	if (!runnext_expired(s, now))
 		return p;
 	s->runnext_since = 0;
 	runq_put(s, p);
@@ -603,8 +605,10 @@ static __attribute__((noinline)) nu__proc *
 sched_pick_slow(nu__sched *s, int may_steal, int gq_due)
 {
 	nu__proc *p;
+	uint64_t now = 0; /* the cheap clock, read at most once here */
 	s->tick++;
-	nu__timers_poll(s, &s->timers);
+	if (nu__timers_pending(&s->timers))
+		nu__timers_poll_at(s, &s->timers, now = nu__tick());
 	if (gq_due) {
 		int io = nu__io_busy(s);
 		s->gq_countdown = io ? IO_POLL_TICKS : GQ_CHECK_TICKS;
@@ -620,7 +624,7 @@ sched_pick_slow(nu__sched *s, int may_steal, int gq_due)
 		return p;
 	if (s->pinned_head && (s->tick & 1))
 		return pinned_get(s);
-	if ((p = pick_runnext(s)))
+	if ((p = pick_runnext(s, now)))
 		return p;
 	s->runnext_since = 0;
 	if ((p = runq_get(s)) || (p = pinned_get(s)))

@@ -55,13 +55,21 @@ static inline int nu__timers_pending(const nu__timers *t)
 	return t->n != 0;
 }
 
-/* Fire s's due timers, if the cheap clock says any may be due (then the
- * exact clock decides). What a busy scheduler calls between slices. */
-static inline unsigned nu__timers_poll(struct nu__sched *s, nu__timers *t)
+/* Fire s's due timers if the cheap clock's reading `tick` says any may
+ * be due (then the exact clock decides). */
+static inline unsigned nu__timers_poll_at(struct nu__sched *s, nu__timers *t,
+					  uint64_t tick)
 {
-	if (t->n && nu__tick() >= t->due_tick)
+	if (tick >= t->due_tick)
 		return nu__timers_run(s, nu__now_ns());
 	return 0;
+}
+
+/* The same, reading the cheap clock only when a timer is armed. What a
+ * busy scheduler calls between slices. */
+static inline unsigned nu__timers_poll(struct nu__sched *s, nu__timers *t)
+{
+	return t->n ? nu__timers_poll_at(s, t, nu__tick()) : 0;
 }
 
 #endif
