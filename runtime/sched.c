@@ -114,10 +114,11 @@
  * 61 against 5.7-6.8 ms at 16 (req/s +4%), 6.8 at 24 and 6.0-8.1 at 8
  * (req/s -4%), in 3 alternating runs of each. */
 #define IO_POLL_TICKS 16
-/* With timers armed, every TIMER_CHECK_TICKS-th pick looks at the clock:
- * a timer waits for at most that many slices, not GQ_CHECK_TICKS (under
- * ASan, 61 slices of a spawning loop were 20-50 ms). A power of two. */
-#define TIMER_CHECK_TICKS 8
+/* The clock pace (see "Clock pace"): a busy scheduler reads the cheap
+ * clock about once per CLOCK_PACE_NS of work, at most every
+ * CLOCK_MASK_MAX + 1 picks. */
+#define CLOCK_PACE_NS 100000
+#define CLOCK_MASK_MAX 4095u
 /* Lines prefetched for the next queued process (prefetch_next). */
 #define PREFETCH_CB_LINES 5
 #define PREFETCH_STACK_LINES 10
@@ -560,15 +561,54 @@ static nu__proc *steal(nu__sched *s)
 
 /* --------------------------------------------------------- dispatch */
 
-/* At a slow pick (every GQ_CHECK_TICKS-th, or IO_POLL_TICKS-th, and on
- * an inbox): has the runnext streak's slice run out while others wait?
- * The cheap clock (clock.c) is read only while others wait, and only
- * once per slow pick: `now` is the timer poll's reading, or 0 when no
- * timer is armed. The first reading starts the slice, and a check that
- * finds nobody waiting ends it, so a ping-pong pair alone reads no clock
- * at all. The fast pick does not look: a check of its own every 32
- * picks, even one that read nothing, cost a round trip in sixteen ~15 ns
- * (a branch the predictor cannot learn at that period). */
+/* Clock pace. A busy scheduler reads the cheap clock (clock.c) for its
+ * timers and for the runnext slice. A reading costs ~11 ns on a VM, and
+ * a branch taken at a fixed period the predictor cannot learn is
+ * mispredicted each time: read every 8 picks for the timers, it cost one
+ * ping-pong round trip in four ~20 ns. So readings follow the work, about
+ * one per CLOCK_PACE_NS: from the time since the previous reading and
+ * the picks it spanned (about clock_mask + 1), the next comes after as
+ * many picks (a power of two) as fit in CLOCK_PACE_NS; fewer at once when
+ * slices got longer, at most twice as many when they got shorter. Below
+ * 64 picks the fast pick reads it (for the timers) when its countdown &
+ * clock_mask is 0; from 64 on every ((clock_mask >> 6) + 1)-th slow pick
+ * does, for both. Message hand-offs (~40 ns a pick) read it every few
+ * hundred picks, slices of 20 us or more at every pick. So a timer fires
+ * late by about CLOCK_PACE_NS plus one slice; only right after fast picks
+ * turn into long slices, by up to clock_mask + 1 of them, once. Rejected:
+ * a fixed period (the cost above, or timers late by that many long
+ * slices); a thread or a signal that flags due timers (a wake-up per
+ * deadline, and signals that interrupt the processes' system calls). */
+static inline uint64_t sched_clock(nu__sched *s)
+{
+	uint64_t now = nu__tick(), gap = now - s->clock_at;
+	uint64_t picks = s->clock_mask + 1u;
+	uint64_t fit = gap ? s->clock_span * picks / gap : 2 * picks;
+	s->clock_at = now;
+	if (fit > 2 * picks)
+		fit = 2 * picks;
+	if (fit > CLOCK_MASK_MAX + 1u)
+		fit = CLOCK_MASK_MAX + 1u;
+	s->clock_mask = fit ? (1u << (63 - __builtin_clzll(fit))) - 1u : 0u;
+	return now;
+}
+
+/* Does the slow pick numbered `tick` read the clock? When a timer is armed
+ * or others wait behind a runnext streak, and the pace says so. */
+static inline int sched_clock_due(nu__sched *s, uint32_t tick)
+{
+	return (nu__timers_pending(&s->timers) || runq_len(s) ||
+		s->pinned_head) &&
+	       !(tick & (s->clock_mask >> 6));
+}
+
+/* At a slow pick that read the clock (`now`, else 0): has the runnext
+ * streak's slice run out while others wait? The first reading starts the
+ * slice, and a check that finds nobody waiting ends it, so a ping-pong
+ * pair alone reads no clock at all. The fast pick does not look: a check
+ * of its own every 32 picks, even one that read nothing, cost a round
+ * trip in sixteen ~15 ns (a branch the predictor cannot learn at that
+ * period). */
 static inline int runnext_expired(nu__sched *s, uint64_t now)
 {
 	if (!runq_len(s) && !s->pinned_head) { /* nobody waits */
@@ -576,7 +616,7 @@ static inline int runnext_expired(nu__sched *s, uint64_t now)
 		return 0;
 	}
 	if (!now)
-		now = nu__tick();
+		return 0;
 	if (!s->runnext_since) {
 		s->runnext_since = now;
 		return 0;
@@ -605,10 +645,12 @@ static __attribute__((noinline)) nu__proc *
 sched_pick_slow(nu__sched *s, int may_steal, int gq_due)
 {
 	nu__proc *p;
-	uint64_t now = 0; /* the cheap clock, read at most once here */
-	s->tick++;
-	if (nu__timers_pending(&s->timers))
-		nu__timers_poll_at(s, &s->timers, now = nu__tick());
+	uint64_t now = 0; /* the cheap clock, if the pace reads it here */
+	if (sched_clock_due(s, ++s->tick)) {
+		now = sched_clock(s);
+		if (nu__timers_pending(&s->timers))
+			nu__timers_poll_at(s, &s->timers, now);
+	}
 	if (gq_due) {
 		int io = nu__io_busy(s);
 		s->gq_countdown = io ? IO_POLL_TICKS : GQ_CHECK_TICKS;
@@ -648,6 +690,31 @@ static inline void prefetch_next(nu__sched *s, uint32_t i)
 		nu__prefetch_lines(sp, PREFETCH_STACK_LINES);
 }
 
+/* Nothing for a due global-queue check to do: no global queue, no I/O,
+ * no bound processes, no clock reading due (see "Clock pace"), nobody
+ * wanting this scheduler's spare credits. Then the fast pick goes on:
+ * the slow pick cost the round trip it fell in ~37 ns, this ~11 (one
+ * round trip in 30 of a ping-pong pair; a `churn_latency` round trip
+ * sequence, 3.3% of them). */
+static __attribute__((noinline)) int gq_check_idle(nu__sched *s)
+{
+	if (atomic_load_explicit(&s->grp->gq_len, memory_order_relaxed) ||
+	    nu__io_busy(s) || s->pinned_head ||
+	    sched_clock_due(s, s->tick + 1) ||
+	    (s->credits && atomic_load_explicit(&nu__node_get()->tight,
+						memory_order_relaxed)))
+		return 0;
+	s->tick++;
+	s->gq_countdown = GQ_CHECK_TICKS;
+	return 1;
+}
+
+/* The fast pick's timer poll (see "Clock pace"), out of its way. */
+static __attribute__((noinline)) void sched_poll_timers(nu__sched *s)
+{
+	nu__timers_poll_at(s, &s->timers, sched_clock(s));
+}
+
 /* The next process to run on s, or NULL. The common case (no inbox, no
  * bound processes, no global-queue check due) is inline; everything else
  * goes through sched_pick_slow. */
@@ -655,10 +722,12 @@ static inline __attribute__((always_inline)) nu__proc *
 sched_pick(nu__sched *s, int may_steal)
 {
 	int gq_due = --s->gq_countdown == 0; /* (the slow pick reloads it) */
+	if (__builtin_expect(gq_due, 0) && gq_check_idle(s))
+		gq_due = 0;
 	if (!__builtin_expect(gq_due, 0) &&
 	    __builtin_expect(nu__timers_pending(&s->timers), 0) &&
-	    !(s->gq_countdown & (TIMER_CHECK_TICKS - 1)))
-		nu__timers_poll(s, &s->timers); /* (the slow pick polls too) */
+	    !(s->gq_countdown & s->clock_mask))
+		sched_poll_timers(s);
 	if (__builtin_expect(gq_due || atomic_load_explicit(
 					       &s->inbox, memory_order_relaxed),
 			     0))
@@ -1132,6 +1201,7 @@ static int sched_setup(nu__sched *s, nu__node *n)
 	s->budget = (int32_t)n->cfg.reductions;
 	s->gq_countdown = GQ_CHECK_TICKS;
 	s->runnext_slice = nu__ticks_in(RUNNEXT_SLICE_NS);
+	s->clock_span = nu__ticks_in(CLOCK_PACE_NS);
 	loop_stack_bounds(s);
 	s->tsan_fiber = nu__fiber_tsan_current();
 	int rc = nu__thread_pin(s->cpu);

@@ -76,6 +76,9 @@ typedef struct nu__sched {
 	nu__ring ring;
 	nu__slot_cache slots;
 	nu__timers timers;
+	uint64_t clock_at;      /* the pace (sched.c, "Clock pace"): the */
+	uint64_t clock_span;    /* last reading, CLOCK_PACE_NS in ticks, */
+	uint32_t clock_mask;    /* and which picks read the clock */
 	void *asan_fake;        /* ASan fake stack of the loop context */
 	void *fault_area;       /* signal stack + fault-exit stack (fault.c) */
 	stack_t old_altstack;
@@ -120,6 +123,14 @@ typedef struct nu__sched {
 	uint32_t back_n;
 	int back_to;
 } nu__sched;
+
+/* Nonzero when s has ring ops queued or in flight, or other threads'
+ * cancel requests (io/io.c). Owner thread. */
+static inline int nu__io_busy(const nu__sched *s)
+{
+	return s->io_inflight ||
+	       atomic_load_explicit(&s->io_nreq, memory_order_relaxed);
+}
 
 /* A NUMA node's schedulers. */
 struct nu__group {

@@ -333,6 +333,55 @@ static void test_busy(void)
 	CU_ASSERT_EQUAL(nu_start(&c, busy_main, NULL), 0);
 }
 
+/* Timers on a scheduler busy with long slices: two processes that each
+ * compute 2 ms between yields. The clock pace (sched.c) reads the clock
+ * at every pick once slices are that long, so a sleeper waits about a
+ * slice past its deadline, and one more behind the other yielder; a poll
+ * every 8 picks made it wait up to 8 slices (16 ms). */
+#define SLICE_US 2000
+static _Atomic int slow_stop;
+
+static void slow_yielder(void *a)
+{
+	(void)a;
+	while (!atomic_load(&slow_stop)) {
+		uint64_t t0 = now_ms_x1000();
+		while (now_ms_x1000() - t0 < SLICE_US)
+			;
+		nu_yield();
+	}
+}
+
+static void slow_main(void *a)
+{
+	(void)a;
+	CU_ASSERT_FATAL(nu_spawn(slow_yielder, NULL) > 0);
+	CU_ASSERT_FATAL(nu_spawn(slow_yielder, NULL) > 0);
+	nu_yield();
+	uint64_t worst = 0;
+	for (int i = 0; i < 10; i++) {
+		uint64_t t0 = now_ms_x1000();
+		CU_ASSERT_EQUAL(nu_sleep(1), 0);
+		uint64_t took = now_ms_x1000() - t0;
+		CU_ASSERT(took >= 1000);
+		worst = took > worst ? took : worst;
+	}
+	CU_ASSERT(worst <= 1000 + 3 * SLICE_US);
+	if (worst > 1000 + 3 * SLICE_US)
+		fprintf(stderr, "1 ms sleep among 2 ms slices: %lu us\n",
+			(unsigned long)worst);
+	atomic_store(&slow_stop, 1);
+	nt_wait_alone();
+}
+
+static void test_slow_slices(void)
+{
+	nu_config c;
+	nt_config(&c, 1, 1000, 1 << 20);
+	atomic_store(&slow_stop, 0);
+	CU_ASSERT_EQUAL(nu_start(&c, slow_main, NULL), 0);
+}
+
 /* Ticks over ~20 ms against the exact clock's nanoseconds converted:
  * 1 when they agree within 1%. */
 static int clock_agrees(void)
@@ -370,6 +419,7 @@ static CU_TestInfo tests[] = {
 	{ "send_after fires once, cancel stops it", test_send_after },
 	{ "waits ended early do not pile up in the heap", test_early },
 	{ "a busy scheduler fires timers on time", test_busy },
+	{ "timers among long slices wait about one slice", test_slow_slices },
 	{ "the cheap clock's rate matches the exact clock", test_cheap_clock },
 	CU_TEST_INFO_NULL,
 };
