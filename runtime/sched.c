@@ -18,9 +18,11 @@
  * (its streak has a 2 ms slice while the run queue waits; then it goes to
  * the tail, behind what waited: Go's runnext inherits the time slice the
  * same way, and a ping-pong pair keeps the CPU and its cache), the run
- * queue, bound processes, the global queue, then stealing. Due timers
- * fire on every 61st tick, and on every 8th while any is armed (a timer
- * is late by at most that many slices).
+ * queue, bound processes, the global queue, then stealing. A due
+ * global-queue check with nothing to do (no global queue, no I/O, no
+ * clock reading due) stays in the fast pick. Due timers fire at the
+ * clock pace ("Clock pace": about every 100 us of work; a timer is late
+ * by about that plus one slice).
  *
  * Hand-off. A context never makes itself runnable before its registers are
  * saved: otherwise a thief on another CPU could resume a half-saved stack.

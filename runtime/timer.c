@@ -5,8 +5,9 @@
  *               {deadline, token, process, pid}. Its nearest deadline is the
  *               timeout of the scheduler's ring wait (sched.c), and the
  *               scheduler fires due entries in its loop, in its idle spin and
- *               every 8 picks, so a chain of direct yields cannot starve
- *               them. Between slices it reads the cheap clock only
+ *               between picks at its clock pace (sched.c, ~100 us of work),
+ *               so a chain of direct yields cannot starve them. Between
+ *               slices it reads the cheap clock only
  *               (clock.c): due_tick, the counter's reading from which the
  *               nearest deadline may have passed (1/64 early, at most 100
  *               ms ahead), says when the exact clock is worth reading.
