@@ -124,13 +124,6 @@ typedef struct nu__sched {
 	int back_to;
 } nu__sched;
 
-/* Nonzero when s has ring ops queued or in flight, or other threads'
- * cancel requests (io/io.c). Owner thread. */
-static inline int nu__io_busy(const nu__sched *s)
-{
-	return s->io_inflight ||
-	       atomic_load_explicit(&s->io_nreq, memory_order_relaxed);
-}
 
 /* A NUMA node's schedulers. */
 struct nu__group {

@@ -399,6 +399,12 @@ void nu__io_fd_quiesce(nu__sched *s, int fd)
 
 /* ------------------------------------------------------ polling */
 
+int nu__io_busy(const nu__sched *s)
+{
+	return s->io_inflight ||
+	       atomic_load_explicit(&s->io_nreq, memory_order_relaxed);
+}
+
 int nu__io_poll(nu__sched *s)
 {
 	if (atomic_load_explicit(&s->io_nreq, memory_order_relaxed))

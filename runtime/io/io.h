@@ -138,6 +138,9 @@ void nu__io_fd_quiesce(struct nu__sched *s, int fd);
  * other threads' cancel requests: completions dispatched. Owner thread. */
 int nu__io_poll(struct nu__sched *s);
 
+/* Nonzero when s has ops queued, in flight or cancel requests. */
+int nu__io_busy(const struct nu__sched *s);
+
 /* The exit path: close a descriptor an interrupted op produced. */
 void nu__io_exit(struct nu__proc *p);
 
