@@ -573,9 +573,10 @@ static nu__proc *steal(nu__sched *s)
  * many picks (a power of two) as fit in CLOCK_PACE_NS; fewer at once when
  * slices got longer, at most twice as many when they got shorter. Below
  * 64 picks the fast pick reads it (for the timers) when its countdown &
- * clock_mask is 0; from 64 on every ((clock_mask >> 6) + 1)-th slow pick
- * does, for both. Message hand-offs (~40 ns a pick) read it every few
- * hundred picks, slices of 20 us or more at every pick. So a timer fires
+ * clock_mask is 0; from 64 on every ((clock_mask >> 6) + 1)-th
+ * global-queue check does (gq_check_fast, or the slow pick), for both.
+ * Message hand-offs (~40 ns a pick) read it every couple of thousand
+ * picks, slices of 100 us or more at every pick. So a timer fires
  * late by about CLOCK_PACE_NS plus one slice; only right after fast picks
  * turn into long slices, by up to clock_mask + 1 of them, once. Rejected:
  * a fixed period (the cost above, or timers late by that many long
@@ -595,8 +596,9 @@ static inline uint64_t sched_clock(nu__sched *s)
 	return now;
 }
 
-/* Does the slow pick numbered `tick` read the clock? When a timer is armed
- * or others wait behind a runnext streak, and the pace says so. */
+/* Does the global-queue check numbered `tick` read the clock? When a
+ * timer is armed or others wait behind a runnext streak, and the pace
+ * says so. */
 static inline int sched_clock_due(nu__sched *s, uint32_t tick)
 {
 	return (nu__timers_pending(&s->timers) || runq_len(s) ||
@@ -604,8 +606,8 @@ static inline int sched_clock_due(nu__sched *s, uint32_t tick)
 	       !(tick & (s->clock_mask >> 6));
 }
 
-/* At a slow pick that read the clock (`now`, else 0): has the runnext
- * streak's slice run out while others wait? The first reading starts the
+/* At a global-queue check that read the clock (`now`, else 0): has the
+ * runnext streak's slice run out while others wait? The first reading starts the
  * slice, and a check that finds nobody waiting ends it, so a ping-pong
  * pair alone reads no clock at all. The fast pick does not look: a check
  * of its own every 32 picks, even one that read nothing, cost a round
@@ -692,16 +694,17 @@ static inline void prefetch_next(nu__sched *s, uint32_t i)
 		nu__prefetch_lines(sp, PREFETCH_STACK_LINES);
 }
 
-/* Nothing for a due global-queue check to do but read the clock: no
- * global queue, no I/O, no bound processes, nobody wanting this
- * scheduler's spare credits. Then the fast pick goes on: the slow pick
+/* A due global-queue check in the fast pick's way: 1 when there was
+ * nothing to do but perhaps read the clock (no global queue, no I/O, no
+ * bound processes, nobody wanting this scheduler's spare credits), 0 when
+ * the slow pick must run. Then the fast pick goes on: the slow pick
  * cost the round trip it fell in ~37 ns, this ~11 (one round trip in 30
  * of a ping-pong pair; a `churn_latency` round trip sequence, 3.3% of
  * them). A clock reading the pace asks for (see "Clock pace") is taken
  * here too, timers polled, and only a runnext slice that ran out goes to
  * the slow pick: there, a reading cost a round trip ~40 ns, and at a
  * reading every ~1,000 round trips that set churn_latency's p99.9. */
-static __attribute__((noinline)) int gq_check_idle(nu__sched *s)
+static __attribute__((noinline)) int gq_check_fast(nu__sched *s)
 {
 	if (atomic_load_explicit(&s->grp->gq_len, memory_order_relaxed) ||
 	    nu__io_busy(s) || s->pinned_head ||
@@ -727,13 +730,13 @@ static __attribute__((noinline)) void sched_poll_timers(nu__sched *s)
 }
 
 /* The next process to run on s, or NULL. The common case (no inbox, no
- * bound processes, no global-queue check due) is inline; everything else
- * goes through sched_pick_slow. */
+ * bound processes, no global-queue check due or one with nothing to do)
+ * is inline; everything else goes through sched_pick_slow. */
 static inline __attribute__((always_inline)) nu__proc *
 sched_pick(nu__sched *s, int may_steal)
 {
 	int gq_due = --s->gq_countdown == 0; /* (the slow pick reloads it) */
-	if (__builtin_expect(gq_due, 0) && gq_check_idle(s))
+	if (__builtin_expect(gq_due, 0) && gq_check_fast(s))
 		gq_due = 0;
 	if (!__builtin_expect(gq_due, 0) &&
 	    __builtin_expect(nu__timers_pending(&s->timers), 0) &&

@@ -124,7 +124,6 @@ typedef struct nu__sched {
 	int back_to;
 } nu__sched;
 
-
 /* A NUMA node's schedulers. */
 struct nu__group {
 	int node_id;            /* libnuma node number */
