@@ -325,12 +325,18 @@ static void busy_main(void *a)
 	nt_wait_alone();
 }
 
-static void test_busy(void)
+/* Run fn as the first process of a one-scheduler node, *stop cleared. */
+static void one_scheduler(void (*fn)(void *), _Atomic int *stop)
 {
 	nu_config c;
 	nt_config(&c, 1, 1000, 1 << 20);
-	atomic_store(&busy_stop, 0);
-	CU_ASSERT_EQUAL(nu_start(&c, busy_main, NULL), 0);
+	atomic_store(stop, 0);
+	CU_ASSERT_EQUAL(nu_start(&c, fn, NULL), 0);
+}
+
+static void test_busy(void)
+{
+	one_scheduler(busy_main, &busy_stop);
 }
 
 /* Timers on a scheduler busy with long slices: two processes that each
@@ -376,10 +382,7 @@ static void slow_main(void *a)
 
 static void test_slow_slices(void)
 {
-	nu_config c;
-	nt_config(&c, 1, 1000, 1 << 20);
-	atomic_store(&slow_stop, 0);
-	CU_ASSERT_EQUAL(nu_start(&c, slow_main, NULL), 0);
+	one_scheduler(slow_main, &slow_stop);
 }
 
 /* Ticks over ~20 ms against the exact clock's nanoseconds converted:
