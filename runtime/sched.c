@@ -120,7 +120,7 @@
  * clock about once per CLOCK_PACE_NS of work, at most every
  * CLOCK_MASK_MAX + 1 picks. */
 #define CLOCK_PACE_NS 100000
-#define CLOCK_MASK_MAX 4095u
+#define CLOCK_MASK_MAX 1023u
 /* Lines prefetched for the next queued process (prefetch_next). */
 #define PREFETCH_CB_LINES 5
 #define PREFETCH_STACK_LINES 10
@@ -573,12 +573,18 @@ static nu__proc *steal(nu__sched *s)
  * many picks (a power of two) as fit in CLOCK_PACE_NS; fewer at once when
  * slices got longer, at most twice as many when they got shorter. Below
  * 64 picks the fast pick reads it (for the timers) when its countdown &
- * clock_mask is 0; from 64 on every ((clock_mask >> 6) + 1)-th
- * global-queue check does (gq_check_fast, or the slow pick), for both.
- * Message hand-offs (~40 ns a pick) read it every couple of thousand
- * picks, slices of 100 us or more at every pick. So a timer fires
- * late by about CLOCK_PACE_NS plus one slice; only right after fast picks
- * turn into long slices, by up to clock_mask + 1 of them, once. Rejected:
+ * clock_mask is 0. From 64 on the global-queue checks (gq_check_fast, or
+ * the slow pick) read it, for both: every one of them, except while a
+ * runnext hand-off is next (a streak of message hand-offs), then every
+ * ((clock_mask >> 6) + 1)-th. Hand-offs (~40 ns a pick) read it about
+ * every 1,000 picks, slices of 100 us or more at every pick. So a timer
+ * fires late by about CLOCK_PACE_NS plus one slice. The pace cannot see
+ * slices get longer before its next reading, so only hand-offs stretch
+ * it: a pick that is not one (a yield, a wake-up, a spawn) polls the
+ * timers at least every 8 picks and reads the clock at every global-queue
+ * check, as before the pace; a streak whose hand-offs turn slow reads it
+ * within 1,024 of them, once (4,096 took churn_latency's p99.9 2 ns
+ * lower; test_timer checks the 8 after a streak). Rejected:
  * a fixed period (the cost above, or timers late by that many long
  * slices); a thread or a signal that flags due timers (a wake-up per
  * deadline, and signals that interrupt the processes' system calls). */
@@ -598,12 +604,21 @@ static inline uint64_t sched_clock(nu__sched *s)
 
 /* Does the global-queue check numbered `tick` read the clock? When a
  * timer is armed or others wait behind a runnext streak, and the pace
- * says so. */
+ * says so (see "Clock pace"). */
 static inline int sched_clock_due(nu__sched *s, uint32_t tick)
 {
+	uint32_t skip = s->runnext ? s->clock_mask >> 6 : 0;
 	return (nu__timers_pending(&s->timers) || runq_len(s) ||
 		s->pinned_head) &&
-	       !(tick & (s->clock_mask >> 6));
+	       !(tick & skip);
+}
+
+/* Which picks of the fast pick's countdown poll the timers: the pace's,
+ * but at least every 8th unless a runnext hand-off is next (see "Clock
+ * pace"). */
+static inline uint32_t clock_poll_mask(const nu__sched *s)
+{
+	return s->runnext ? s->clock_mask : s->clock_mask & 7u;
 }
 
 /* At a global-queue check that read the clock (`now`, else 0): has the
@@ -740,7 +755,7 @@ sched_pick(nu__sched *s, int may_steal)
 		gq_due = 0;
 	if (!__builtin_expect(gq_due, 0) &&
 	    __builtin_expect(nu__timers_pending(&s->timers), 0) &&
-	    !(s->gq_countdown & s->clock_mask))
+	    !(s->gq_countdown & clock_poll_mask(s)))
 		sched_poll_timers(s);
 	if (__builtin_expect(gq_due || atomic_load_explicit(
 					       &s->inbox, memory_order_relaxed),
