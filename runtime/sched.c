@@ -624,10 +624,10 @@ static inline uint32_t clock_poll_mask(const nu__sched *s)
 /* At a global-queue check that read the clock (`now`, else 0): has the
  * runnext streak's slice run out while others wait? The first reading
  * starts the slice, and a check that finds nobody waiting ends it, so a
- * ping-pong pair alone reads no clock at all. The fast pick does not look: a check
- * of its own every 32 picks, even one that read nothing, cost a round
- * trip in sixteen ~15 ns (a branch the predictor cannot learn at that
- * period). */
+ * ping-pong pair alone reads no clock at all. The fast pick does not
+ * look: a check of its own every 32 picks, even one that read nothing,
+ * cost a round trip in sixteen ~15 ns (a branch the predictor cannot
+ * learn at that period). */
 static inline int runnext_expired(nu__sched *s, uint64_t now)
 {
 	if (!runq_len(s) && !s->pinned_head) { /* nobody waits */
