@@ -38,8 +38,9 @@
  * tick, 4 ms here: a 1 ms sleep would wait up to 4 ms); an io_uring
  * timeout for the nearest deadline (its completion is only seen inside
  * io_uring_enter on a DEFER_TASKRUN ring, a system call); looking at the
- * clock less often (a long slice between two looks delays every timer by
- * it: the check interval bounds the delay in slices, not in time).
+ * clock at a fixed, longer interval (a long slice between two looks
+ * delays every timer by it: a fixed interval bounds the delay in slices,
+ * not in time; the scheduler's pace adapts the interval instead).
  */
 #include "clock.h"
 

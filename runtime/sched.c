@@ -643,19 +643,35 @@ static inline int runnext_expired(nu__sched *s, uint64_t now)
 	return now - s->runnext_since >= s->runnext_slice;
 }
 
-/* runnext, unless its streak has used up its slice while others wait:
- * then it goes to the tail of the run queue, behind them. */
-static nu__proc *pick_runnext(nu__sched *s, uint64_t now)
+/* If the runnext streak has used up its slice while others wait,
+ * runnext goes to the tail of the run queue, behind them. */
+static void runnext_give_way(nu__sched *s, uint64_t now)
 {
 	nu__proc *p = s->runnext;
-	if (!p)
-		return NULL;
+	if (!p || !runnext_expired(s, now))
+		return;
 	s->runnext = NULL;
-	if (!runnext_expired(s, now))
-		return p;
 	s->runnext_since = 0;
 	runq_put(s, p);
-	return NULL;
+}
+
+/* runnext, unless it had to give way (runnext_give_way). */
+static nu__proc *pick_runnext(nu__sched *s, uint64_t now)
+{
+	runnext_give_way(s, now);
+	nu__proc *p = s->runnext;
+	s->runnext = NULL;
+	return p;
+}
+
+/* Read the clock at the pace's request (see "Clock pace") and fire the
+ * timers it says are due: the reading. Off the fast pick's way. */
+static __attribute__((noinline)) uint64_t sched_clock_poll(nu__sched *s)
+{
+	uint64_t now = sched_clock(s);
+	if (nu__timers_pending(&s->timers))
+		nu__timers_poll_at(s, &s->timers, now);
+	return now;
 }
 
 /* The full pick: inbox, due global-queue check, bound processes, runnext,
@@ -665,11 +681,8 @@ sched_pick_slow(nu__sched *s, int may_steal, int gq_due)
 {
 	nu__proc *p;
 	uint64_t now = 0; /* the cheap clock, if the pace reads it here */
-	if (sched_clock_due(s, ++s->tick)) {
-		now = sched_clock(s);
-		if (nu__timers_pending(&s->timers))
-			nu__timers_poll_at(s, &s->timers, now);
-	}
+	if (sched_clock_due(s, ++s->tick))
+		now = sched_clock_poll(s);
 	if (gq_due) {
 		int io = nu__io_busy(s);
 		s->gq_countdown = io ? IO_POLL_TICKS : GQ_CHECK_TICKS;
@@ -716,9 +729,10 @@ static inline void prefetch_next(nu__sched *s, uint32_t i)
  * cost the round trip it fell in ~37 ns, this ~11 (one round trip in 30
  * of a ping-pong pair; a `churn_latency` round trip sequence, 3.3% of
  * them). A clock reading the pace asks for (see "Clock pace") is taken
- * here too, timers polled, and only a runnext slice that ran out goes to
- * the slow pick: there, a reading cost a round trip ~40 ns, and at a
- * reading every ~1,000 round trips that set churn_latency's p99.9. */
+ * here too: timers polled, and a runnext whose slice ran out gives way
+ * (the fast pick then takes the run queue's head). In the slow pick a
+ * reading cost a round trip ~40 ns, and at a reading every ~1,000 round
+ * trips that set churn_latency's p99.9. */
 static __attribute__((noinline)) int gq_check_fast(nu__sched *s)
 {
 	if (atomic_load_explicit(&s->grp->gq_len, memory_order_relaxed) ||
@@ -726,22 +740,11 @@ static __attribute__((noinline)) int gq_check_fast(nu__sched *s)
 	    (s->credits && atomic_load_explicit(&nu__node_get()->tight,
 						memory_order_relaxed)))
 		return 0;
-	if (sched_clock_due(s, s->tick + 1)) {
-		uint64_t now = sched_clock(s);
-		if (nu__timers_pending(&s->timers))
-			nu__timers_poll_at(s, &s->timers, now);
-		if (s->runnext && runnext_expired(s, now))
-			return 0; /* the slow pick gives way */
-	}
+	if (sched_clock_due(s, s->tick + 1))
+		runnext_give_way(s, sched_clock_poll(s));
 	s->tick++;
 	s->gq_countdown = GQ_CHECK_TICKS;
 	return 1;
-}
-
-/* The fast pick's timer poll (see "Clock pace"), out of its way. */
-static __attribute__((noinline)) void sched_poll_timers(nu__sched *s)
-{
-	nu__timers_poll_at(s, &s->timers, sched_clock(s));
 }
 
 /* The next process to run on s, or NULL. The common case (no inbox, no
@@ -756,7 +759,7 @@ sched_pick(nu__sched *s, int may_steal)
 	if (!__builtin_expect(gq_due, 0) &&
 	    __builtin_expect(nu__timers_pending(&s->timers), 0) &&
 	    !(s->gq_countdown & clock_poll_mask(s)))
-		sched_poll_timers(s);
+		sched_clock_poll(s);
 	if (__builtin_expect(gq_due || atomic_load_explicit(
 					       &s->inbox, memory_order_relaxed),
 			     0))
