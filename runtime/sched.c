@@ -71,10 +71,10 @@
  * stack pointer of each of the next IO_POLL_TICKS queued processes
  * (walk_ahead; the stack of an echo connection parked in its read reaches
  * into the page below the control block's). The park's share of the echo
- * server's samples went from 3.1% to 2.3% with the control blocks alone
- * and to 1.6% with the stacks too (means of 4 alternating perf runs each;
- * req/s within the noise). Not in the fast pick, where a ping-pong pair or
- * a ring would pay for its branch at every switch.
+ * server's samples went from 3.1% to 2.3% with the control blocks alone,
+ * then from 2.4% to 1.6% with the stacks too (means of 4 alternating perf
+ * runs each; req/s within the noise). Not in the fast pick, where a
+ * ping-pong pair or a ring would pay for its branch at every switch.
  *
  * Idle and wake (no lost wake-ups, no busy waiting). An idle scheduler
  * tries to steal (own group, then other groups only from queues at least
