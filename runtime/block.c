@@ -20,11 +20,13 @@
  * record: glibc's free alone was ~100 instructions of a ~1100-instruction
  * one-way message. A get and a put here are a few loads and stores.
  *
- * Not (yet) monitor and link records: made blocks, they took ~25 ns off a
- * gen_server call, but a target on another scheduler then fell behind in
- * pruning the records a caller turned off (test_monitor's "do not pile
- * up" saw 2-5 MB where malloc'd records stay under 1 MB); not understood
- * yet, so they stay malloc'd.
+ * Not monitor and link records: made blocks, they took ~25 ns off a
+ * gen_server call (before calls stopped making monitors, call.c), but a
+ * target on another scheduler then fell behind in pruning the records a
+ * caller turned off (test_monitor's "do not pile up" saw 2-5 MB where
+ * malloc'd records stay under 1 MB); not understood. They come from the
+ * record pool (pool.c, nu__rec_alloc below), as do messages that are not
+ * blocks but fit its largest record (128 bytes).
  *
  * Invariants. A block is taken from the cache of the scheduler it is
  * taken on, and carries that scheduler (its tag: id + 1) while it is out.
@@ -47,7 +49,7 @@
  * the chains not yet taken in, late): nothing to count on the fast path.
  * At NU__BLOCK_FLOOD the scheduler is flooded (mailbox.c ends the slice
  * of a sender to a local receiver); at OUT_MAX it makes no more blocks
- * and messages are exact mallocs. Before the tag, a block from the cache
+ * and messages are exact records (nu__rec_alloc) or mallocs. Before the tag, a block from the cache
  * was not counted when taken but was when given back, so the count
  * drifted below zero on one scheduler (the limit never held) and above
  * OUT_MAX on a producer whose consumer ran elsewhere (its messages were
@@ -69,7 +71,8 @@
  * million messages) in 128-byte blocks would be nearly twice its exact
  * size, and first touches of the extra memory cost more than the cache
  * saves (fanin on two schedulers, whose queue is that deep: 5.1 M msg/s
- * in blocks, 7.2 M in exact mallocs). 2 MiB of blocks. */
+ * in blocks, 7.2 M in exact mallocs; exact records from the pool then
+ * took it from 10.9 to 13.3 M). 2 MiB of blocks. */
 #define OUT_MAX 16384
 /* Blocks of one other scheduler given back here before they go home as
  * one chain (one CAS). */
@@ -79,6 +82,8 @@
 /* Blocks waiting to be taken in at their origin beyond which more are
  * freed where they are given back (send_home). */
 #define BACK_MAX 512
+
+nu__pool *nu__recs_g;
 
 static void free_list(nu__block *b)
 {
@@ -254,4 +259,22 @@ void nu__block_cache_fini(nu__sched *s)
 	free_list(s->back_head);
 	s->blocks = s->back_head = NULL;
 	s->nblocks = s->back_n = 0;
+}
+
+void *nu__rec_alloc(size_t size)
+{
+	nu__sched *s = nu__sched_here();
+	void *p = s ? nu__pool_alloc(&s->recs, size) : NULL;
+	return p ? p : malloc(size);
+}
+
+void nu__rec_free(void *p)
+{
+	nu__pool *pl = nu__recs_g;
+	if (pl && nu__pool_owns(pl, p)) {
+		nu__sched *s = nu__sched_here();
+		nu__pool_free(pl, s ? &s->recs : NULL, p);
+	} else {
+		free(p);
+	}
 }

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "pool.h"
 #include "sched.h"
 
 /* Bytes of every block. */
@@ -113,5 +114,23 @@ void nu__block_trim(struct nu__sched *s, uint32_t keep);
 
 /* Free the blocks scheduler s keeps (its thread has ended). */
 void nu__block_cache_fini(struct nu__sched *s);
+
+/* Records: relation records and signal messages, from the record pool
+ * (pool.c) on a scheduler thread, from malloc elsewhere or when the pool
+ * has none left; NULL when out of memory. nu__recs_g is the running
+ * node's pool, set before its threads start and cleared after they end;
+ * a record must not outlive its node. Out of line: the message paths call
+ * them only when a message is not a block. */
+extern nu__pool *nu__recs_g;
+void *nu__rec_alloc(size_t size);
+
+/* Give back a record from nu__rec_alloc(). Any thread. */
+void nu__rec_free(void *p);
+
+/* The reservation of the record pool, bytes (address space: pages are
+ * populated as records are made), and the free pages it keeps resident
+ * once its schedulers have been idle a while. */
+#define NU__RECS_RESERVE ((size_t)16 << 30)
+#define NU__RECS_IDLE_KEEP 16
 
 #endif

@@ -5,7 +5,8 @@
  *            sender (term.h), so the sender's heap is never referenced by
  *            anyone else. Most messages fit a small cached block
  *            (block.c) and are copied into it in one pass; a bigger term
- *            is measured, then copied into an exact malloc. A call's
+ *            is measured, then copied into an exact record (pool.c, up
+ *            to 128 bytes with the header) or malloc. A call's
  *            {Tag, {From, Ref}, Req} is laid out in place (only Req is
  *            walked; flagged NU__MSG_CALL, see call.c), and so are the
  *            tuples of exit signals and DOWNs (nu__msg_new_tuple). On
@@ -118,7 +119,7 @@ static inline void msg_release(nu__msg *m)
 	if (m->block)
 		nu__block_put(m, m->block);
 	else
-		free(m);
+		nu__rec_free(m);
 }
 
 void nu__msg_release(nu__msg *m)
@@ -382,7 +383,7 @@ static inline nu__msg *msg_new(nu__sched *s, nu_pid to, nu_pid from,
 	nu__msg *m = msg_new_small(s, t, flat);
 	if (!m) {
 		size_t size = nu__term_flat_size(t);
-		if (size > UINT32_MAX || !(m = malloc(sizeof(*m) + size)))
+		if (size > UINT32_MAX || !(m = nu__rec_alloc(sizeof(*m) + size)))
 			return NULL;
 		m->block = 0;
 		m->seen = NU__SEEN_NO;
@@ -416,7 +417,8 @@ static nu_term call_layout(uint64_t *w, const nu__call_hdr *c, nu_term req)
 }
 
 /* A message with room for size bytes of term: a small block when they
- * fit, else an exact malloc; NULL when out of memory. */
+ * fit, else an exact record or malloc (nu__rec_alloc); NULL when out of
+ * memory. */
 static nu__msg *msg_alloc(size_t size)
 {
 	uint8_t tag;
@@ -424,7 +426,7 @@ static nu__msg *msg_alloc(size_t size)
 	if (m) {
 		m->block = tag;
 	} else {
-		if (size > UINT32_MAX || !(m = malloc(sizeof(*m) + size)))
+		if (size > UINT32_MAX || !(m = nu__rec_alloc(sizeof(*m) + size)))
 			return NULL;
 		m->block = 0;
 	}

@@ -25,6 +25,7 @@
 #include "fault.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -147,6 +148,7 @@ static int sched_create(nu__node *n, int id, int cpu, nu__group *g)
 	memset(s, 0, sizeof(*s));
 	s->id = id;
 	s->block_tag = nu__block_tag(id);
+	nu__pool_cache_init(&s->recs, &n->recs);
 	s->cpu = cpu;
 	s->grp = g;
 	int rc = nu__slot_cache_init(&s->slots, n->cfg.warm_slots,
@@ -196,6 +198,9 @@ static int node_build(nu__node *n)
 		rc = nu__registry_init(n);
 	if (rc)
 		return rc;
+	/* no reservation for records (a strict overcommit policy): malloc */
+	if (!nu__pool_init(&n->recs, NU__RECS_RESERVE))
+		nu__recs_g = &n->recs;
 	n->sched = calloc(nsched, sizeof(*n->sched));
 	if (!n->sched)
 		return -ENOMEM;
@@ -210,6 +215,21 @@ static int node_build(nu__node *n)
 	return 0;
 }
 
+/* Records still out when the node is gone leaked: LeakSanitizer cannot
+ * see the pool's, so an ASan build reports them and aborts. */
+static void recs_check(nu__pool *pl)
+{
+#if defined(__SANITIZE_ADDRESS__)
+	size_t live = pl->base ? nu__pool_live(pl) : 0;
+	if (live) {
+		fprintf(stderr, "nuproc: %zu runtime records leaked\n", live);
+		abort();
+	}
+#else
+	(void)pl;
+#endif
+}
+
 static void node_free(nu__node *n)
 {
 	for (unsigned i = 0; n->sched && i < n->nsched; i++) {
@@ -222,6 +242,10 @@ static void node_free(nu__node *n)
 		free(n->sched[i]);
 	}
 	free(n->sched);
+	if (nu__recs_g == &n->recs) /* (not a node refused at start) */
+		nu__recs_g = NULL;
+	recs_check(&n->recs);
+	nu__pool_fini(&n->recs);
 	for (unsigned i = 0; n->groups && i < n->ngroups; i++)
 		pthread_mutex_destroy(&n->groups[i].gq_lock);
 	free(n->groups);
@@ -344,6 +368,7 @@ int nu_node_info(nu_node_stats *st)
 	st->processes = (uint64_t)nu__count_live(n);
 	st->schedulers = n->nsched;
 	st->nodes = n->ngroups;
+	st->records_bytes = nu__pool_bytes(&n->recs);
 	for (unsigned i = 0; i < n->mem.nregions; i++) {
 		nu__region *r = &n->mem.regions[i];
 		st->slots_carved += atomic_load(&r->carved);

@@ -14,6 +14,7 @@ typedef struct nu__node {
 	nu_config cfg;
 	nu__topo topo;
 	nu__mem mem;
+	nu__pool recs;            /* relation records, signals (pool.c) */
 	unsigned nsched;
 	nu__sched **sched;        /* [nsched], each on its node's memory */
 	unsigned ngroups;

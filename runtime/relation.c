@@ -2,8 +2,9 @@
  * exiting process does with them.
  *
  * Entities
- *   relation  one malloc'd record per monitor or link (relation.h), shared
- *             by two processes and freed by the last reference:
+ *   relation  one record per monitor or link (relation.h), from the
+ *             record pool (pool.c), shared by two processes and freed by
+ *             the last reference:
  *             - the owner (the watcher; the process that linked) keeps it
  *               in `held`, an array only it touches; each record knows its
  *               index there (held_at), so removal is O(1) (it leaves
@@ -55,6 +56,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "block.h"
 #include "node.h"
 #include "proc.h"
 #include "signal.h"
@@ -65,7 +67,7 @@
 void nu__rel_unref(nu__rel *r)
 {
 	if (atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1)
-		free(r);
+		nu__rec_free(r);
 }
 
 /* Room for one more held record: 0 or -ENOMEM. Before the list grows it
@@ -102,7 +104,7 @@ static int held_room(nu__proc *me)
 
 nu__rel *nu__rel_new(nu__proc *me, int kind, nu_pid target, uint64_t ref)
 {
-	nu__rel *r = held_room(me) ? NULL : malloc(sizeof(*r));
+	nu__rel *r = held_room(me) ? NULL : nu__rec_alloc(sizeof(*r));
 	if (!r)
 		return NULL;
 	*r = (nu__rel){ .ref = ref, .owner = me->pid, .target = target,

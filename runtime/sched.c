@@ -1195,8 +1195,9 @@ static void sched_found_work(nu__sched *s)
 }
 
 /* Nothing to do: sleep. A scheduler that stays idle TRIM_IDLE_NS with
- * more warm slots or cached message blocks than it keeps while sleeping
- * gives the excess back (nu__slot_trim, nu__block_trim) before sleeping
+ * more warm slots or cached message blocks than it keeps while sleeping,
+ * or record pages that may have emptied, gives the excess back
+ * (nu__slot_trim, nu__block_trim, nu__pool_trim) before sleeping
  * on: a burst's warm set is not kept forever, and a scheduler idle
  * between the bursts of a busy node does not trim a set the next burst
  * needs (trimming at every sleep made spawn_exit on two schedulers 50%
@@ -1204,7 +1205,8 @@ static void sched_found_work(nu__sched *s)
 static void sched_idle(nu__sched *s, nu__node *n)
 {
 	if (!s->slots.npend && !sched_warm_excess(s, n) &&
-	    s->nblocks <= NU__BLOCK_IDLE_KEEP) {
+	    s->nblocks <= NU__BLOCK_IDLE_KEEP &&
+	    !nu__pool_trimmable(&s->recs)) {
 		sched_park(s, -1);
 		return;
 	}
@@ -1215,6 +1217,7 @@ static void sched_idle(nu__sched *s, nu__node *n)
 	nu__slot_flush(&n->mem, &s->slots);
 	nu__slot_trim(&n->mem, &s->slots, NU__WARM_IDLE_KEEP);
 	nu__block_trim(s, NU__BLOCK_IDLE_KEEP);
+	nu__pool_trim(&s->recs, NU__RECS_IDLE_KEEP);
 }
 
 static void sched_loop(nu__sched *s)

@@ -9,6 +9,7 @@
 
 #include "io/ring.h"
 #include "mem.h"
+#include "pool.h"
 #include "proc.h"
 #include "timer.h"
 
@@ -122,6 +123,10 @@ typedef struct nu__sched {
 	_Alignas(NU__CACHELINE) struct nu__block *back_head, *back_tail;
 	uint32_t back_n;
 	int back_to;
+
+	/* --- the record pool's cache (pool.c): owner only, but for reclaim
+	 * --- */
+	_Alignas(NU__CACHELINE) nu__pool_cache recs;
 } nu__sched;
 
 /* A NUMA node's schedulers. */

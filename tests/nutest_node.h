@@ -99,19 +99,28 @@ static inline long nt_rss(void)
 }
 
 /* Bytes the C allocator has handed out and not got back (under ASan, its
- * own count: freed blocks sit in quarantine, outside it). */
+ * own count: freed blocks sit in quarantine, outside it), plus the pages
+ * of the runtime's record pool (relation records and signals live
+ * there). */
+static inline long nt_records_bytes(void)
+{
+	nu_node_stats st;
+	return nu_node_info(&st) ? 0 : (long)st.records_bytes;
+}
 #if defined(__SANITIZE_ADDRESS__)
 size_t __sanitizer_get_current_allocated_bytes(void);
 static inline long nt_heap_bytes(void)
 {
-	return (long)__sanitizer_get_current_allocated_bytes();
+	return (long)__sanitizer_get_current_allocated_bytes() +
+	       nt_records_bytes();
 }
 #else
 #include <malloc.h>
 static inline long nt_heap_bytes(void)
 {
 	struct mallinfo2 mi = mallinfo2();
-	return (long)(mi.uordblks + mi.hblkhd); /* small blocks + mmapped */
+	return (long)(mi.uordblks + mi.hblkhd) + /* small blocks + mmapped */
+	       nt_records_bytes();
 }
 #endif
 

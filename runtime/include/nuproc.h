@@ -396,6 +396,11 @@ typedef struct nu_node_stats {
 				     * schedulers keep for their next sends
 				     * (up to 4096 each while busy, 512
 				     * after ~10 ms idle) */
+	uint64_t records_bytes; /* memory of the runtime's own records
+				 * (monitor and link records, exit signals and
+				 * DOWNs in flight): 64 KiB pages in use, and
+				 * up to 1 MiB of free ones kept after ~10 ms
+				 * idle */
 	unsigned schedulers;
 	unsigned nodes;
 } nu_node_stats;

@@ -1,0 +1,412 @@
+/* pool.c — the record pool: small runtime records in pages owned by one
+ * thread each, freed from any thread.
+ *
+ * Why. The records that pile up by the million — a monitor's relation
+ * record and the DOWN its target's exit sends, held until the watcher
+ * takes it — came from malloc. A scheduler thread's malloc arena grows by
+ * mprotect in small steps, and its frees cost ~100 instructions each:
+ * spawn_monitor_all (a million monitored processes, then their DOWNs)
+ * spent ~50 ns of its ~310 ns per process there (records bump-allocated
+ * from one reservation instead took 259 ns, ad hoc).
+ *
+ * Entities
+ *   pool     one per node: a MAP_NORESERVE reservation (one VMA, no system
+ *            call to grow) carved into 64 KiB pages, a side table of page
+ *            headers, and a list of pages given back, under a mutex taken
+ *            once per page, never per record.
+ *   page     records of one size (a multiple of 16 up to 128), owned by
+ *            one cache while any of them is out. Its records are handed
+ *            out from three sources: `free`, those the owner freed (owner
+ *            only, no atomics); `bump`, never used (first touches come as
+ *            records are needed, as with malloc); `remote`, a LIFO of
+ *            those other threads freed (Treiber push; the owner takes it
+ *            whole by exchange, so no ABA).
+ *   cache    per owning thread (each scheduler): the page it allocates
+ *            from per size, a list of its pages with free records, and a
+ *            reclaim stack of its retired pages that other threads freed
+ *            into.
+ *
+ * Retiring (mimalloc's full-page protocol). A page with nothing left to
+ * hand out is retired: the owner CASes `remote` from NULL to RETIRED and
+ * forgets the page. A remote free that replaces RETIRED (the CAS returns
+ * it) is the one that un-retires it: it pushes the page onto the owner's
+ * reclaim stack, exactly once per retirement. A local free into a retired
+ * page un-retires it with the reverse CAS (or finds that a remote free
+ * already did). So the owner never scans full pages, and every page with
+ * a free record is where the owner looks: current, partial, or reclaim.
+ *
+ * Memory orders. A remote free's CAS is a release (the record's last use
+ * and its link happen before), the owner's exchange an acquire; the page
+ * owner is written before the page's first record is handed out and read
+ * by a freer that got the record through a synchronising path (a message
+ * push), so it needs no atomics. The reclaim push is a release, its
+ * exchange an acquire, for the page header's fields.
+ *
+ * Giving back. A page whose records are all back goes to the pool only
+ * when its owner trims (idle: sched.c), so a busy scheduler reuses its
+ * pages without a lock; the pool returns its free pages beyond `keep` to
+ * the OS with MADV_DONTNEED. A page is reused for any size.
+ *
+ * Rejected: one free list per owner (as block.c's cache) — records of a
+ * page would scatter across lists, so no page could ever be known empty
+ * and given back; a size-class allocator for everything (messages keep
+ * block.c's cache, whose get and put are a few instructions).
+ *
+ * ASan: a free record is poisoned but for its link word, a never-used one
+ * whole; an allocation unpoisons it.
+ */
+#include "pool.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+#define POOL_RETIRED ((void *)1)
+
+static void *link_of(void *r) { return *(void **)r; }
+
+static void link_set(void *r, void *next)
+{
+	*(void **)r = next;
+}
+
+int nu__pool_init(nu__pool *pl, size_t bytes)
+{
+	memset(pl, 0, sizeof(*pl));
+	pthread_mutex_init(&pl->lock, NULL);
+	size_t np = (bytes + NU__POOL_PAGE - 1) / NU__POOL_PAGE;
+	/* one page more, to align the base to a page */
+	char *raw = mmap(NULL, (np + 1) * NU__POOL_PAGE, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	void *hdr = mmap(NULL, np * sizeof(nu__pool_page),
+			 PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (raw == MAP_FAILED || hdr == MAP_FAILED) {
+		if (raw != MAP_FAILED)
+			munmap(raw, (np + 1) * NU__POOL_PAGE);
+		if (hdr != MAP_FAILED)
+			munmap(hdr, np * sizeof(nu__pool_page));
+		return -ENOMEM;
+	}
+	uintptr_t a = ((uintptr_t)raw + NU__POOL_PAGE - 1) &
+		      ~(uintptr_t)(NU__POOL_PAGE - 1);
+	size_t head = a - (uintptr_t)raw;
+	if (head)
+		munmap(raw, head);
+	munmap((char *)a + np * NU__POOL_PAGE, NU__POOL_PAGE - head);
+	madvise((void *)a, np * NU__POOL_PAGE, MADV_NOHUGEPAGE);
+	pl->base = (char *)a;
+	pl->npages = np;
+	pl->pages = hdr;
+	POISON(pl->base, np * NU__POOL_PAGE);
+	return 0;
+}
+
+void nu__pool_fini(nu__pool *pl)
+{
+	if (pl->base) {
+		UNPOISON(pl->base, pl->npages * NU__POOL_PAGE);
+		munmap(pl->base, pl->npages * NU__POOL_PAGE);
+		munmap(pl->pages, pl->npages * sizeof(nu__pool_page));
+	}
+	pthread_mutex_destroy(&pl->lock);
+	pl->base = NULL;
+	pl->npages = 0;
+}
+
+void nu__pool_cache_init(nu__pool_cache *c, nu__pool *pl)
+{
+	memset(c, 0, sizeof(*c));
+	c->pool = pl;
+}
+
+static inline nu__pool_page *page_of(nu__pool *pl, const void *p)
+{
+	return &pl->pages[(size_t)((const char *)p - pl->base) /
+			  NU__POOL_PAGE];
+}
+
+static inline char *page_base(nu__pool *pl, const nu__pool_page *pg)
+{
+	return pl->base + (size_t)(pg - pl->pages) * NU__POOL_PAGE;
+}
+
+/* A page from the pool for c, records of cls; NULL when none is left. */
+static nu__pool_page *page_get(nu__pool_cache *c, unsigned cls)
+{
+	nu__pool *pl = c->pool;
+	nu__pool_page *pg = NULL;
+	if (!pl->npages)
+		return NULL; /* no reservation: malloc */
+	pthread_mutex_lock(&pl->lock);
+	if (pl->free) {
+		pg = pl->free;
+		pl->free = pg->next;
+		pl->nfree--;
+		if (pl->nresident) /* the head is resident if any is */
+			pl->nresident--;
+	} else if (pl->top < pl->npages) {
+		pg = &pl->pages[pl->top++];
+	}
+	if (pg)
+		atomic_fetch_add_explicit(&pl->out, 1, memory_order_relaxed);
+	pthread_mutex_unlock(&pl->lock);
+	if (!pg)
+		return NULL;
+	c->dirty = 1;
+	pg->owner = c;
+	pg->free = NULL;
+	pg->bump = 0;
+	pg->used = 0;
+	pg->size = (uint16_t)((cls + 1) * 16);
+	pg->cls = (uint8_t)cls;
+	pg->retired = 0;
+	pg->next = NULL;
+	atomic_store_explicit(&pg->rnext, NULL, memory_order_relaxed);
+	atomic_store_explicit(&pg->remote, NULL, memory_order_relaxed);
+	return pg;
+}
+
+/* Page pg, all of its records back, to the pool. Resident pages are
+ * kept at the head: the next page_get takes one whose memory is warm. */
+static void page_put(nu__pool *pl, nu__pool_page *pg)
+{
+	pg->owner = NULL;
+	pthread_mutex_lock(&pl->lock);
+	pg->next = pl->free;
+	pl->free = pg;
+	pl->nfree++;
+	pl->nresident++;
+	atomic_fetch_sub_explicit(&pl->out, 1, memory_order_relaxed);
+	pthread_mutex_unlock(&pl->lock);
+}
+
+/* Records freed by others into pg, moved to its own list (owner). */
+static void take_remote(nu__pool_page *pg)
+{
+	void *r = atomic_load_explicit(&pg->remote, memory_order_relaxed);
+	if (!r || r == POOL_RETIRED)
+		return;
+	r = atomic_exchange_explicit(&pg->remote, NULL, memory_order_acquire);
+	uint32_t n = 1;
+	void *last = r;
+	for (void *x; (x = link_of(last)); last = x)
+		n++;
+	link_set(last, pg->free);
+	pg->free = r;
+	pg->used -= n;
+}
+
+/* Retire pg, which has nothing to hand out: 1, or 0 when a remote free
+ * came first (then it has records again). */
+static int retire(nu__pool_page *pg)
+{
+	void *exp = NULL;
+	if (!atomic_compare_exchange_strong_explicit(
+		    &pg->remote, &exp, POOL_RETIRED, memory_order_relaxed,
+		    memory_order_relaxed))
+		return 0;
+	pg->retired = 1;
+	return 1;
+}
+
+/* Pages others un-retired: onto their partial lists (owner). */
+static void take_reclaim(nu__pool_cache *c)
+{
+	if (!atomic_load_explicit(&c->reclaim, memory_order_relaxed))
+		return;
+	nu__pool_page *pg = atomic_exchange_explicit(&c->reclaim, NULL,
+						     memory_order_acquire);
+	while (pg) {
+		nu__pool_page *next = atomic_load_explicit(
+			&pg->rnext, memory_order_relaxed);
+		pg->retired = 0;
+		take_remote(pg);
+		pg->next = c->partial[pg->cls];
+		c->partial[pg->cls] = pg;
+		pg = next;
+	}
+}
+
+/* A page of cls with a record to hand out for c (owner): a partial one,
+ * a reclaimed one or a new one; NULL when the pool has none left. */
+static nu__pool_page *page_next(nu__pool_cache *c, unsigned cls)
+{
+	nu__pool_page *pg;
+	take_reclaim(c);
+	if ((pg = c->partial[cls]))
+		c->partial[cls] = pg->next;
+	else
+		pg = page_get(c, cls);
+	c->cur[cls] = pg;
+	return pg;
+}
+
+/* The current page had no record of its own: one never used, one freed
+ * by another thread, or the next page's (the current one retires). */
+static void *alloc_slow(nu__pool_cache *c, unsigned cls, nu__pool_page **pgp)
+{
+	nu__pool_page *pg = *pgp;
+	for (;;) {
+		if (!pg && !(pg = page_next(c, cls)))
+			return NULL;
+		*pgp = pg;
+		void *r = pg->free;
+		if (r) {
+			pg->free = link_of(r);
+			return r;
+		}
+		if (pg->bump + pg->size <= NU__POOL_PAGE) {
+			r = page_base(c->pool, pg) + pg->bump;
+			pg->bump += pg->size;
+			return r;
+		}
+		take_remote(pg);
+		if (!pg->free && retire(pg))
+			pg = NULL;
+	}
+}
+
+void *nu__pool_alloc(nu__pool_cache *c, size_t size)
+{
+	if (size == 0 || size > NU__POOL_MAX)
+		return NULL;
+	unsigned cls = (unsigned)((size + 15) / 16) - 1;
+	nu__pool_page *pg = c->cur[cls];
+	void *r;
+	if (pg && (r = pg->free))
+		pg->free = link_of(r);
+	else if (!(r = alloc_slow(c, cls, &pg)))
+		return NULL;
+	pg->used++;
+	UNPOISON(r, pg->size);
+	return r;
+}
+
+void nu__pool_free(nu__pool *pl, nu__pool_cache *self, void *p)
+{
+	nu__pool_page *pg = page_of(pl, p);
+	if (pg->owner == self) {
+		link_set(p, pg->free);
+		pg->free = p;
+		if (!--pg->used)
+			self->dirty = 1;
+		POISON((char *)p + sizeof(void *), pg->size - sizeof(void *));
+		void *exp = POOL_RETIRED;
+		if (pg->retired &&
+		    atomic_compare_exchange_strong_explicit(
+			    &pg->remote, &exp, NULL, memory_order_relaxed,
+			    memory_order_relaxed)) {
+			pg->retired = 0;
+			pg->next = self->partial[pg->cls];
+			self->partial[pg->cls] = pg;
+		}
+		return;
+	}
+	uint16_t size = pg->size;
+	nu__pool_cache *owner = pg->owner;
+	POISON((char *)p + sizeof(void *), size - sizeof(void *));
+	void *old = atomic_load_explicit(&pg->remote, memory_order_relaxed);
+	do
+		link_set(p, old == POOL_RETIRED ? NULL : old);
+	while (!atomic_compare_exchange_weak_explicit(
+		&pg->remote, &old, p, memory_order_release,
+		memory_order_relaxed));
+	if (old != POOL_RETIRED)
+		return;
+	/* this free un-retired pg: it goes back to its owner */
+	nu__pool_page *top = atomic_load_explicit(&owner->reclaim,
+						  memory_order_relaxed);
+	do
+		atomic_store_explicit(&pg->rnext, top, memory_order_relaxed);
+	while (!atomic_compare_exchange_weak_explicit(
+		&owner->reclaim, &top, pg, memory_order_release,
+		memory_order_relaxed));
+}
+
+/* Pages of c's list *at (cls) whose records are all back: to the pool. */
+static void trim_list(nu__pool_cache *c, nu__pool_page **at)
+{
+	while (*at) {
+		nu__pool_page *pg = *at;
+		take_remote(pg);
+		if (pg->used) {
+			at = &pg->next;
+			continue;
+		}
+		*at = pg->next;
+		page_put(c->pool, pg);
+	}
+}
+
+/* Free pages beyond keep back to the OS (resident ones are the first
+ * nresident of the free list). */
+static void pool_release(nu__pool *pl, size_t keep)
+{
+	pthread_mutex_lock(&pl->lock);
+	nu__pool_page *pg = pl->free;
+	for (size_t i = 0; pg && i < pl->nresident; pg = pg->next, i++) {
+		if (i < keep)
+			continue;
+		char *b = page_base(pl, pg);
+		UNPOISON(b, NU__POOL_PAGE);
+		madvise(b, NU__POOL_PAGE, MADV_DONTNEED);
+		POISON(b, NU__POOL_PAGE);
+	}
+	if (pl->nresident > keep)
+		pl->nresident = keep;
+	pthread_mutex_unlock(&pl->lock);
+}
+
+void nu__pool_trim(nu__pool_cache *c, size_t keep)
+{
+	if (!c->pool->base)
+		return;
+	c->dirty = 0;
+	take_reclaim(c);
+	for (unsigned k = 0; k < NU__POOL_CLASSES; k++) {
+		trim_list(c, &c->partial[k]);
+		nu__pool_page *pg = c->cur[k];
+		if (pg) {
+			take_remote(pg);
+			if (!pg->used) {
+				c->cur[k] = NULL;
+				page_put(c->pool, pg);
+			}
+		}
+	}
+	pool_release(c->pool, keep);
+}
+
+size_t nu__pool_bytes(nu__pool *pl)
+{
+	pthread_mutex_lock(&pl->lock);
+	size_t n = atomic_load_explicit(&pl->out, memory_order_relaxed) +
+		   pl->nresident;
+	pthread_mutex_unlock(&pl->lock);
+	return n * NU__POOL_PAGE;
+}
+
+size_t nu__pool_live(nu__pool *pl)
+{
+	size_t live = 0;
+	for (size_t i = 0; i < pl->top; i++) {
+		nu__pool_page *pg = &pl->pages[i];
+		if (!pg->owner)
+			continue;
+		live += pg->used;
+		void *r = atomic_load(&pg->remote);
+		for (; r && r != POOL_RETIRED; r = link_of(r))
+			live--;
+	}
+	return live;
+}
