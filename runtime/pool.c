@@ -72,6 +72,12 @@
 
 #define POOL_RETIRED ((void *)1)
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+/* 0 once the kernel refused MADV_POPULATE_WRITE: pages fault in. */
+static _Atomic int populate_ok = 1;
+
 static void *link_of(void *r) { return *(void **)r; }
 
 static void link_set(void *r, void *next)
@@ -140,11 +146,16 @@ static inline char *page_base(nu__pool *pl, const nu__pool_page *pg)
 	return pl->base + (size_t)(pg - pl->pages) * NU__POOL_PAGE;
 }
 
-/* A page from the pool for c, records of cls; NULL when none is left. */
+/* A page from the pool for c, records of cls; NULL when none is left.
+ * A never-used page is populated in one call (MADV_POPULATE_WRITE), but
+ * for a cache's first: 16 faults cost ~20% more than one call for the
+ * same pages here, and spawn_monitor_all took 239.6 -> 219.6 ns/proc;
+ * a scheduler that makes few records pays no 64 KiB for them. */
 static nu__pool_page *page_get(nu__pool_cache *c, unsigned cls)
 {
 	nu__pool *pl = c->pool;
 	nu__pool_page *pg = NULL;
+	int fresh = 0;
 	if (!pl->npages)
 		return NULL; /* no reservation: malloc */
 	pthread_mutex_lock(&pl->lock);
@@ -156,12 +167,17 @@ static nu__pool_page *page_get(nu__pool_cache *c, unsigned cls)
 			pl->nresident--;
 	} else if (pl->top < pl->npages) {
 		pg = &pl->pages[pl->top++];
+		fresh = 1;
 	}
 	if (pg)
 		atomic_fetch_add_explicit(&pl->out, 1, memory_order_relaxed);
 	pthread_mutex_unlock(&pl->lock);
 	if (!pg)
 		return NULL;
+	if (fresh && c->taken++ && atomic_load_explicit(&populate_ok,
+							memory_order_relaxed) &&
+	    madvise(page_base(pl, pg), NU__POOL_PAGE, MADV_POPULATE_WRITE))
+		atomic_store_explicit(&populate_ok, 0, memory_order_relaxed);
 	c->dirty = 1;
 	pg->owner = c;
 	pg->free = NULL;

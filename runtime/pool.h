@@ -53,6 +53,7 @@ typedef struct nu__pool_cache {
 	nu__pool_page *cur[NU__POOL_CLASSES];     /* allocating from */
 	nu__pool_page *partial[NU__POOL_CLASSES]; /* with free records */
 	int dirty;              /* a page may have emptied since the last trim */
+	uint32_t taken;         /* never-used pages it took */
 	nu__pool_page *_Atomic reclaim;           /* un-retired by others */
 } nu__pool_cache;
 

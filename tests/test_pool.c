@@ -3,7 +3,7 @@
  * small pool runs out and recovers; records freed by other threads come
  * back to their owner (retired pages included) with none lost; trimming
  * gives empty pages back and the OS gets them; a given-back page serves
- * another size. */
+ * another size; fresh pages after a cache's first come resident whole. */
 #include "../runtime/pool.h" /* builds with -I. (meson) or -Iruntime */
 #include "nutest.h"
 
@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #define PAGE NU__POOL_PAGE
 
@@ -238,6 +240,47 @@ static void test_local_retired(void)
 	nu__pool_fini(&pl);
 }
 
+/* Resident 4 KiB pages of the pool page holding p. */
+static int resident(const void *p)
+{
+	uintptr_t b = (uintptr_t)p & ~(uintptr_t)(PAGE - 1);
+	long ps = sysconf(_SC_PAGESIZE);
+	unsigned char v[PAGE / 4096];
+	if (ps != 4096 || mincore((void *)b, PAGE, v))
+		return -1;
+	int n = 0;
+	for (size_t i = 0; i < PAGE / 4096; i++)
+		n += v[i] & 1;
+	return n;
+}
+
+/* A cache's first page faults in as records are made; its next fresh
+ * pages come resident whole, in one call. */
+static void test_populate(void)
+{
+	setup(8);
+	size_t per = PAGE / 128;
+	static void *r[2 * PAGE / 128 + 1];
+	r[0] = nu__pool_alloc(&me, 128);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r[0]);
+	*(char *)r[0] = 1;
+	int first = resident(r[0]);
+	if (first < 0) { /* not 4 KiB pages: nothing to check */
+		nu__pool_free(&pl, &me, r[0]);
+		nu__pool_fini(&pl);
+		return;
+	}
+	CU_ASSERT_EQUAL(first, 1);
+	for (size_t i = 1; i <= per; i++)
+		CU_ASSERT_PTR_NOT_NULL_FATAL(r[i] = nu__pool_alloc(&me, 128));
+	/* r[per] opened the second page */
+	CU_ASSERT_NOT_EQUAL((uintptr_t)r[per] / PAGE, (uintptr_t)r[0] / PAGE);
+	CU_ASSERT_EQUAL(resident(r[per]), (int)(PAGE / 4096));
+	for (size_t i = 0; i <= per; i++)
+		nu__pool_free(&pl, &me, r[i]);
+	nu__pool_fini(&pl);
+}
+
 static CU_TestInfo tests[] = {
 	{ "records are distinct, aligned, and keep their contents",
 	  test_distinct },
@@ -247,6 +290,8 @@ static CU_TestInfo tests[] = {
 	  test_remote },
 	{ "trim gives empty pages back, then to the OS", test_trim },
 	{ "a local free brings a retired page back", test_local_retired },
+	{ "a cache's first page faults in, its next come whole",
+	  test_populate },
 	CU_TEST_INFO_NULL,
 };
 
