@@ -89,6 +89,7 @@ int nu__pool_init(nu__pool *pl, size_t bytes)
 {
 	memset(pl, 0, sizeof(*pl));
 	pthread_mutex_init(&pl->lock, NULL);
+	pthread_mutex_init(&pl->releasing, NULL);
 	size_t np = (bytes + NU__POOL_PAGE - 1) / NU__POOL_PAGE;
 	/* one page more, to align the base to a page */
 	char *raw = mmap(NULL, (np + 1) * NU__POOL_PAGE, PROT_READ | PROT_WRITE,
@@ -125,6 +126,7 @@ void nu__pool_fini(nu__pool *pl)
 		munmap(pl->pages, pl->npages * sizeof(nu__pool_page));
 	}
 	pthread_mutex_destroy(&pl->lock);
+	pthread_mutex_destroy(&pl->releasing);
 	pl->base = NULL;
 	pl->npages = 0;
 }
@@ -364,23 +366,69 @@ static void trim_list(nu__pool_cache *c, nu__pool_page **at)
 	}
 }
 
-/* Free pages beyond keep back to the OS (resident ones are the first
- * nresident of the free list). */
+/* The pages of the detached list first (n of them, marked `release`)
+ * back to the OS: one madvise per run of adjacent pages (a burst's pages
+ * mostly are), with only `releasing` held. */
+static void release_runs(nu__pool *pl, nu__pool_page *first, size_t n)
+{
+	size_t lo = SIZE_MAX, hi = 0;
+	for (nu__pool_page *pg = first; pg; pg = pg->next) {
+		size_t i = (size_t)(pg - pl->pages);
+		lo = i < lo ? i : lo;
+		hi = i > hi ? i : hi;
+	}
+	for (size_t i = lo; n && i <= hi; i++) {
+		if (!pl->pages[i].release)
+			continue;
+		size_t j = i;
+		while (j <= hi && pl->pages[j].release)
+			pl->pages[j++].release = 0;
+		char *b = pl->base + i * NU__POOL_PAGE;
+		size_t len = (j - i) * NU__POOL_PAGE;
+		UNPOISON(b, len);
+		madvise(b, len, MADV_DONTNEED);
+		POISON(b, len);
+		n -= j - i;
+		i = j;
+	}
+}
+
+/* Free pages beyond keep back to the OS. The resident ones are the first
+ * nresident of the free list: those past the first keep are taken off
+ * it, released, and put back at its end, where the pages that are not
+ * resident are. */
 static void pool_release(nu__pool *pl, size_t keep)
 {
+	pthread_mutex_lock(&pl->releasing); /* (the marks are its own) */
 	pthread_mutex_lock(&pl->lock);
-	nu__pool_page *pg = pl->free;
-	for (size_t i = 0; pg && i < pl->nresident; pg = pg->next, i++) {
-		if (i < keep)
-			continue;
-		char *b = page_base(pl, pg);
-		UNPOISON(b, NU__POOL_PAGE);
-		madvise(b, NU__POOL_PAGE, MADV_DONTNEED);
-		POISON(b, NU__POOL_PAGE);
+	if (pl->nresident <= keep) {
+		pthread_mutex_unlock(&pl->lock);
+		pthread_mutex_unlock(&pl->releasing);
+		return;
 	}
-	if (pl->nresident > keep)
-		pl->nresident = keep;
+	nu__pool_page **at = &pl->free, *first, *last;
+	for (size_t i = 0; i < keep; i++)
+		at = &(*at)->next;
+	size_t n = pl->nresident - keep;
+	first = last = *at;
+	last->release = 1;
+	for (size_t i = 1; i < n; i++) {
+		last = last->next;
+		last->release = 1;
+	}
+	*at = last->next;
+	last->next = NULL;
+	pl->nfree -= n;
+	pl->nresident = keep;
 	pthread_mutex_unlock(&pl->lock);
+	release_runs(pl, first, n);
+	pthread_mutex_lock(&pl->lock);
+	for (at = &pl->free; *at; at = &(*at)->next)
+		;
+	*at = first;
+	pl->nfree += n;
+	pthread_mutex_unlock(&pl->lock);
+	pthread_mutex_unlock(&pl->releasing);
 }
 
 void nu__pool_trim(nu__pool_cache *c, size_t keep)

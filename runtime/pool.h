@@ -30,6 +30,7 @@ typedef struct nu__pool_page {
 	uint16_t size;                /* bytes per record */
 	uint8_t cls;                  /* size / 16 - 1 */
 	uint8_t retired;              /* the owner stopped looking at it */
+	uint8_t release;              /* free, on its way to the OS */
 	struct nu__pool_page *next;   /* the owner's partial list; pool's free */
 	/* the owner's reclaim stack (pushed by the freer that un-retires) */
 	struct nu__pool_page *_Atomic rnext;
@@ -45,6 +46,7 @@ typedef struct nu__pool {
 	size_t nfree, nresident;      /* given back; of those, still resident */
 	size_t top;                   /* pages never used start here */
 	_Atomic size_t out;           /* pages held by caches */
+	pthread_mutex_t releasing;    /* one release to the OS at a time */
 } nu__pool;
 
 /* One per owning thread (each scheduler). */
