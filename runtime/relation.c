@@ -64,10 +64,21 @@
 
 #define PRUNE_SLACK 64
 
+void nu__rel_unref_n(nu__rel *r, int n)
+{
+	/* Holding every reference left, the caller is the record's only
+	 * user: no locked instruction (the acquire pairs with the release
+	 * of the other holders' decrements). References are only ever
+	 * dropped or handed over, never added, so the count cannot rise
+	 * again. */
+	if (atomic_load_explicit(&r->refs, memory_order_acquire) == n ||
+	    atomic_fetch_sub_explicit(&r->refs, n, memory_order_acq_rel) == n)
+		nu__rec_free(r);
+}
+
 void nu__rel_unref(nu__rel *r)
 {
-	if (atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1)
-		nu__rec_free(r);
+	nu__rel_unref_n(r, 1);
 }
 
 /* Room for one more held record: 0 or -ENOMEM. Before the list grows it
@@ -115,18 +126,24 @@ nu__rel *nu__rel_new(nu__proc *me, int kind, nu_pid target, uint64_t ref)
 	return r;
 }
 
-void nu__rel_unhold(nu__proc *me, nu__rel *r)
+int nu__rel_unlist(nu__proc *me, nu__rel *r)
 {
 	uint32_t i = r->held_at;
 	if (i == NU__REL_NOT_HELD)
-		return;
+		return 0;
 	/* a hole, not a swap with the last: that would touch another
 	 * record (a cache miss per DOWN when a million are held) */
 	me->held[i] = NULL;
 	if (i == me->nheld - 1)
 		me->nheld--;
 	r->held_at = NU__REL_NOT_HELD;
-	nu__rel_unref(r);
+	return 1;
+}
+
+void nu__rel_unhold(nu__proc *me, nu__rel *r)
+{
+	if (nu__rel_unlist(me, r))
+		nu__rel_unref(r);
 }
 
 void nu__rel_cancel(nu__rel *r)
@@ -139,9 +156,8 @@ void nu__rel_cancel(nu__rel *r)
 }
 
 /* The push itself: a Treiber push (ABA-free: a push never reads a node's
- * fields). Every PRUNE_SLACK-th push past the threshold asks the target
- * to prune (a stale slot's next process may get the request: harmless). */
-static void stack_push(nu__proc *t, nu__rel *r)
+ * fields). */
+static void stack_link(nu__proc *t, nu__rel *r)
 {
 	nu__rel *top = atomic_load_explicit(&t->rels, memory_order_relaxed);
 	do
@@ -149,6 +165,14 @@ static void stack_push(nu__proc *t, nu__rel *r)
 	while (!atomic_compare_exchange_weak_explicit(
 		&t->rels, &top, r, memory_order_seq_cst,
 		memory_order_relaxed));
+}
+
+/* A push, counted: every PRUNE_SLACK-th push past the threshold asks the
+ * target to prune (a stale slot's next process may get the request:
+ * harmless). */
+static void stack_push(nu__proc *t, nu__rel *r)
+{
+	stack_link(t, r);
 	uint32_t n = atomic_fetch_add_explicit(&t->rel_pushes, 1,
 					       memory_order_relaxed) + 1;
 	uint32_t at = atomic_load_explicit(&t->prune_at, memory_order_relaxed);
@@ -315,10 +339,12 @@ int nu__rel_spawn(nu__proc *me, nu__proc *child, int link,
 		*monitor_ref = t;
 	}
 	/* the child has not run and its pid is not published: only stale
-	 * pushers of the slot's last process race with these pushes */
+	 * pushers of the slot's last process race with these pushes, and
+	 * they go uncounted (two records more before a prune, at most; a
+	 * locked instruction less per spawn) */
 	if (l)
-		stack_push(child, l);
+		stack_link(child, l);
 	if (m)
-		stack_push(child, m);
+		stack_link(child, m);
 	return 0;
 }

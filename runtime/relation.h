@@ -41,7 +41,9 @@ typedef struct nu__rel {
 	_Atomic int refs;         /* owner's list, target's stack, a signal */
 } nu__rel;
 
+/* Drop one reference (n of them) to r; the last frees it. */
 void nu__rel_unref(nu__rel *r);
+void nu__rel_unref_n(nu__rel *r, int n);
 
 /* A new record of the calling process `me` (owner) on target, both
  * references taken, held by me but not yet pushed; NULL when out of
@@ -56,6 +58,10 @@ nu__rel *nu__rel_new(struct nu__proc *me, int kind, nu_pid target,
  * -ENOMEM. */
 int nu__rel_attach(struct nu__proc *me, int kind, nu_pid target,
 		   uint64_t ref);
+
+/* Drop r from its owner's held list (owner context): 1 when it was there
+ * (the list's reference is now the caller's), 0 when it was not. */
+int nu__rel_unlist(struct nu__proc *me, nu__rel *r);
 
 /* Drop r from its owner's held list (owner context; no-op when not held)
  * and the list's reference. */

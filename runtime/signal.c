@@ -104,9 +104,8 @@ static int rel_settle(nu__proc *p, nu__msg *m)
 		     NU__REL_CLAIMED;
 	/* a claimed record is the receiver's alone (relation.h) */
 	atomic_store_explicit(&r->state, NU__REL_OFF, memory_order_release);
-	if (r->owner == p->pid)
-		nu__rel_unhold(p, r);
-	nu__rel_unref(r);
+	/* the signal's reference, and the list's when p holds r: one drop */
+	nu__rel_unref_n(r, 1 + (r->owner == p->pid && nu__rel_unlist(p, r)));
 	return stands;
 }
 
