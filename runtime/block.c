@@ -49,8 +49,9 @@
  * the chains not yet taken in, late): nothing to count on the fast path.
  * At NU__BLOCK_FLOOD the scheduler is flooded (mailbox.c ends the slice
  * of a sender to a local receiver); at OUT_MAX it makes no more blocks
- * and messages are exact records (nu__rec_alloc) or mallocs. Before the tag, a block from the cache
- * was not counted when taken but was when given back, so the count
+ * and messages are exact records (nu__rec_alloc) or mallocs. Before the
+ * tag, a block from the cache was not counted when taken but was when
+ * given back, so the count
  * drifted below zero on one scheduler (the limit never held) and above
  * OUT_MAX on a producer whose consumer ran elsewhere (its messages were
  * malloc'd from then on). Schedulers 254 and above tag their blocks 255

@@ -383,7 +383,8 @@ static inline nu__msg *msg_new(nu__sched *s, nu_pid to, nu_pid from,
 	nu__msg *m = msg_new_small(s, t, flat);
 	if (!m) {
 		size_t size = nu__term_flat_size(t);
-		if (size > UINT32_MAX || !(m = nu__rec_alloc(sizeof(*m) + size)))
+		if (size > UINT32_MAX ||
+		    !(m = nu__rec_alloc(sizeof(*m) + size)))
 			return NULL;
 		m->block = 0;
 		m->seen = NU__SEEN_NO;
@@ -426,7 +427,8 @@ static nu__msg *msg_alloc(size_t size)
 	if (m) {
 		m->block = tag;
 	} else {
-		if (size > UINT32_MAX || !(m = nu__rec_alloc(sizeof(*m) + size)))
+		if (size > UINT32_MAX ||
+		    !(m = nu__rec_alloc(sizeof(*m) + size)))
 			return NULL;
 		m->block = 0;
 	}

@@ -26,12 +26,12 @@ typedef struct nu__pool_page {
 	/* --- owner only --- */
 	void *free;                   /* records freed by the owner */
 	uint32_t bump;                /* offset of the first never-used one */
-	uint32_t used;                /* records out, as far as the owner knows */
+	uint32_t used;                /* records out, as the owner knows */
 	uint16_t size;                /* bytes per record */
 	uint8_t cls;                  /* size / 16 - 1 */
 	uint8_t retired;              /* the owner stopped looking at it */
 	uint8_t release;              /* free, on its way to the OS */
-	struct nu__pool_page *next;   /* the owner's partial list; pool's free */
+	struct nu__pool_page *next;   /* owner's partial list; pool's free */
 	/* the owner's reclaim stack (pushed by the freer that un-retires) */
 	struct nu__pool_page *_Atomic rnext;
 } nu__pool_page;
@@ -54,7 +54,7 @@ typedef struct nu__pool_cache {
 	nu__pool *pool;
 	nu__pool_page *cur[NU__POOL_CLASSES];     /* allocating from */
 	nu__pool_page *partial[NU__POOL_CLASSES]; /* with free records */
-	int dirty;              /* a page may have emptied since the last trim */
+	int dirty;              /* a page may have emptied since last trim */
 	uint32_t taken;         /* never-used pages it took */
 	nu__pool_page *_Atomic reclaim;           /* un-retired by others */
 } nu__pool_cache;
