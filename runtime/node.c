@@ -198,9 +198,13 @@ static int node_build(nu__node *n)
 		rc = nu__registry_init(n);
 	if (rc)
 		return rc;
-	/* no reservation for records (a strict overcommit policy): malloc */
 	if (!nu__pool_init(&n->recs, NU__RECS_RESERVE))
 		nu__recs_g = &n->recs;
+	else /* (a strict overcommit policy, an address-space limit) */
+		fprintf(stderr, "nuproc: no address space for the record pool "
+				"(%zu GiB); relation records and signals come "
+				"from malloc\n",
+			NU__RECS_RESERVE >> 30);
 	n->sched = calloc(nsched, sizeof(*n->sched));
 	if (!n->sched)
 		return -ENOMEM;
