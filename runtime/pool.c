@@ -1,13 +1,13 @@
 /* pool.c — the record pool: small runtime records in pages owned by one
  * thread each, freed from any thread.
  *
- * Why. The records that pile up by the million — a monitor's relation
- * record and the DOWN its target's exit sends, held until the watcher
- * takes it — came from malloc. A scheduler thread's malloc arena grows by
- * mprotect in small steps, and its frees cost ~100 instructions each:
- * spawn_monitor_all (a million monitored processes, then their DOWNs)
- * spent ~50 ns of its ~310 ns per process there (records bump-allocated
- * from one reservation instead took 259 ns, ad hoc).
+ * Why. Relation records, made and freed at spawn rate, and the DOWNs
+ * that pile up by the million until their watcher takes them came from
+ * malloc. A scheduler thread's malloc arena grows by mprotect in small
+ * steps, and its frees cost ~100 instructions each: spawn_monitor_all (a
+ * million monitored processes, then their DOWNs) spent ~50 ns of its
+ * ~310 ns per process there (records bump-allocated from one reservation
+ * instead took 259 ns, ad hoc).
  *
  * Entities
  *   pool     one per node: a MAP_NORESERVE reservation (one VMA, no system
@@ -17,8 +17,9 @@
  *   page     records of one size (a multiple of 16 up to 128), owned by
  *            one cache while any of them is out. Its records are handed
  *            out from three sources: `free`, those the owner freed (owner
- *            only, no atomics); `bump`, never used (first touches come as
- *            records are needed, as with malloc); `remote`, a LIFO of
+ *            only, no atomics); `bump`, never used (a cache's first page
+ *            faults in as records are made, its next fresh ones are
+ *            populated whole: page_get); `remote`, a LIFO of
  *            those other threads freed (Treiber push; the owner takes it
  *            whole by exchange, so no ABA).
  *   cache    per owning thread (each scheduler): the page it allocates
@@ -45,12 +46,15 @@
  * Giving back. A page whose records are all back goes to the pool only
  * when its owner trims (idle: sched.c), so a busy scheduler reuses its
  * pages without a lock; the pool returns its free pages beyond `keep` to
- * the OS with MADV_DONTNEED. A page is reused for any size.
+ * the OS with MADV_DONTNEED, one call per run of adjacent pages. A page
+ * is reused for any size.
  *
  * Rejected: one free list per owner (as block.c's cache) — records of a
  * page would scatter across lists, so no page could ever be known empty
  * and given back; a size-class allocator for everything (messages keep
- * block.c's cache, whose get and put are a few instructions).
+ * block.c's cache, whose get and put are a few instructions); DOWNs and
+ * exit signals always from here, blocks or not (spawn_monitor_all 213.8
+ * -> 210.9 ns, but spawn_wait_seq, one DOWN at a time, 194.7 -> 223.4).
  *
  * ASan: a free record is poisoned but for its link word, a never-used one
  * whole; an allocation unpoisons it.
