@@ -18,7 +18,8 @@
 # Env: REPS (default 3), DUR (seconds, default 5), CONNS (default
 # "1 100 1000"), SERVERS (default "nuproc uring beam go"), PORT0 (server k
 # listens on PORT0+k, default 15600), SRV_CPU (0), LOAD_CPU (1), ANCHORS
-# (default ../shared/anchors next to the repository). BEAM and Go need
+# (default ../shared/anchors next to the repository), RAW_OUT (a file to
+# keep every run's "SERVER C METRIC VALUE" lines in). BEAM and Go need
 # erlang-base and golang-go (apt-get install -y erlang-base golang-go);
 # without them their rows and ratios are left out, with a note.
 #
@@ -143,6 +144,7 @@ for r in $(seq "$REPS"); do
 	done
 done
 echo "# loadavg at end: $(cat /proc/loadavg)"
+[ -z "${RAW_OUT:-}" ] || cp "$RAW" "$RAW_OUT"
 
 # Medians per server, C and metric; a row per server and C, then ratios.
 awk -v servers="$RUN" -v conns="$CONNS" '
