@@ -57,7 +57,9 @@
  * NU__WARM_IDLE_KEEP slots (nu__slot_trim): the warm set is a cache for
  * bursts of spawns, and once a burst is over its pages go back (after
  * 100,000 processes of 1 MiB a node is within ~1 MiB of where it started,
- * not 16 MiB per scheduler).
+ * not 16 MiB per scheduler). One that stays busy gives back, every
+ * second, the slots its LIFOs and its depot held below their low-water
+ * marks over the last second (nu__slot_decay; sched.c, "Decay").
  *
  * Kept slots (userfaultfd only, where the count of a slot's resident pages
  * is exact). A dead process that grew past P but populated at most
@@ -289,6 +291,8 @@ static int64_t cold_pop(nu__region *r)
 static void cache_set_warm(nu__slot_cache *c, unsigned n)
 {
 	__atomic_store_n(&c->nwarm, n, __ATOMIC_RELAXED);
+	if (n < c->warm_low)
+		c->warm_low = n;
 }
 
 /* Move up to half a LIFO's worth between a cache and its depot. */
@@ -301,6 +305,8 @@ static void depot_take(nu__region *r, nu__slot_cache *c)
 	if (n > r->ndepot)
 		n = r->ndepot;
 	__atomic_store_n(&r->ndepot, r->ndepot - n, __ATOMIC_RELAXED);
+	if (r->ndepot < r->depot_low)
+		r->depot_low = r->ndepot;
 	memcpy(c->warm + c->nwarm, r->depot + r->ndepot, n * sizeof(uint32_t));
 	cache_set_warm(c, c->nwarm + n);
 	pthread_mutex_unlock(&r->lock);
@@ -328,6 +334,8 @@ int64_t nu__slot_get(nu__mem *m, nu__slot_cache *c, int group,
 	if (group == c->group && c->nkept &&
 	    (!heap_max || c->kept[c->nkept - 1].heap_pages <= heap_max)) {
 		const nu__kept *k = &c->kept[--c->nkept];
+		if (c->nkept < c->kept_low)
+			c->kept_low = c->nkept;
 		*heap_pages = k->heap_pages;
 		return k->index;
 	}
@@ -450,6 +458,51 @@ void nu__slot_trim(nu__mem *m, nu__slot_cache *c, unsigned keep)
 					 __ATOMIC_RELAXED);
 			pend_push(c, r->depot[r->ndepot], 0);
 		}
+		pthread_mutex_unlock(&r->lock);
+		nu__slot_flush(m, c);
+	}
+}
+
+/* pend_push, flushing the list first when it is full. */
+static void pend_push_flush(nu__mem *m, nu__slot_cache *c, uint32_t index,
+			    uintptr_t far_to)
+{
+	if (c->npend == c->pend_cap)
+		nu__slot_flush(m, c);
+	pend_push(c, index, far_to);
+}
+
+void nu__slot_decay(nu__mem *m, nu__slot_cache *c, unsigned keep)
+{
+	/* a LIFO's entries below its low-water mark were not taken since
+	 * the last call: its bottom ones go */
+	unsigned n = c->warm_low > keep ? c->warm_low - keep : 0;
+	for (unsigned i = 0; i < n; i++)
+		pend_push_flush(m, c, c->warm[i], 0);
+	memmove(c->warm, c->warm + n, (c->nwarm - n) * sizeof(uint32_t));
+	cache_set_warm(c, c->nwarm - n);
+	c->warm_low = c->nwarm;
+	n = c->kept_low < c->nkept ? c->kept_low : c->nkept; /* (a trim) */
+	for (unsigned i = 0; i < n; i++)
+		pend_push_flush(m, c, c->kept[i].index, c->kept[i].far_to);
+	memmove(c->kept, c->kept + n, (c->nkept - n) * sizeof(*c->kept));
+	c->kept_low = c->nkept -= n;
+	nu__region *r = &m->regions[c->group];
+	for (int more = 1; more;) { /* no flush under the lock: by batches */
+		pthread_mutex_lock(&r->lock);
+		if (r->depot_low > r->ndepot) /* a trim took some */
+			r->depot_low = r->ndepot;
+		n = r->depot_low > keep ? r->depot_low - keep : 0;
+		if (n > c->pend_cap - c->npend)
+			n = c->pend_cap - c->npend;
+		for (unsigned i = 0; i < n; i++)
+			pend_push(c, r->depot[i], 0);
+		memmove(r->depot, r->depot + n,
+			(r->ndepot - n) * sizeof(uint32_t));
+		__atomic_store_n(&r->ndepot, r->ndepot - n, __ATOMIC_RELAXED);
+		r->depot_low -= n;
+		if (!(more = r->depot_low > keep))
+			r->depot_low = r->ndepot; /* the next period's mark */
 		pthread_mutex_unlock(&r->lock);
 		nu__slot_flush(m, c);
 	}

@@ -37,6 +37,7 @@ typedef struct nu__region {
 	uint32_t *depot;          /* warm free slots shared by the node's */
 	uint32_t ndepot;          /* schedulers, moved in batches */
 	uint32_t depot_cap;
+	uint32_t depot_low;       /* ndepot's low-water mark (nu__slot_decay) */
 	_Atomic uint64_t pages;   /* resident through the fault path */
 } nu__region;
 
@@ -63,6 +64,7 @@ typedef struct nu__slot_cache {
 	unsigned nwarm, warm_cap;
 	nu__kept kept[NU__KEPT_CAP]; /* LIFO of kept slots (userfaultfd) */
 	unsigned nkept;
+	unsigned warm_low, kept_low; /* low-water marks (nu__slot_decay) */
 	nu__pending *pend;        /* free slots waiting for release */
 	unsigned npend, pend_cap;
 	int group;                /* region this cache takes from first */
@@ -121,6 +123,14 @@ void nu__slot_flush(nu__mem *m, nu__slot_cache *c);
  * then its depot's, whole (they go cold): called by a scheduler about to
  * sleep. */
 void nu__slot_trim(nu__mem *m, nu__slot_cache *c, unsigned keep);
+
+/* Release what c's LIFOs (and its region's depot) did not use since the
+ * last call: the slots below their low-water marks, beyond keep warm
+ * ones in the LIFO and in the depot (all kept ones), the coldest first;
+ * then start the next period's marks. Called by a scheduler that stays
+ * busy, every NU__DECAY_NS (sched.c), so that a burst's warm set goes
+ * back even when the scheduler never sleeps long enough to trim. */
+void nu__slot_decay(nu__mem *m, nu__slot_cache *c, unsigned keep);
 
 /* Slots pending before the scheduler loop flushes them (an idle
  * scheduler flushes fewer after TRIM_IDLE_NS, sched.c). */

@@ -44,10 +44,11 @@
  * exchange an acquire, for the page header's fields.
  *
  * Giving back. A page whose records are all back goes to the pool only
- * when its owner trims (idle: sched.c), so a busy scheduler reuses its
- * pages without a lock; the pool returns its free pages beyond `keep` to
- * the OS with MADV_DONTNEED, one call per run of adjacent pages. A page
- * is reused for any size.
+ * when its owner trims (idle: sched.c), or at its busy decay, once a
+ * second (sched.c, "Decay": all but the pages it allocates from), so a
+ * busy scheduler reuses its pages without a lock; the pool returns its
+ * free pages beyond `keep` to the OS with MADV_DONTNEED, one call per run
+ * of adjacent pages. A page is reused for any size.
  *
  * Rejected: one free list per owner (as block.c's cache) — records of a
  * page would scatter across lists, so no page could ever be known empty
@@ -435,16 +436,17 @@ static void pool_release(nu__pool *pl, size_t keep)
 	pthread_mutex_unlock(&pl->releasing);
 }
 
-void nu__pool_trim(nu__pool_cache *c, size_t keep)
+/* c's empty pages to the pool (its current ones too when `all`), then
+ * the pool's free pages beyond keep to the OS. */
+static void trim_pages(nu__pool_cache *c, size_t keep, int all)
 {
 	if (!c->pool->base)
 		return;
-	c->dirty = 0;
 	take_reclaim(c);
 	for (unsigned k = 0; k < NU__POOL_CLASSES; k++) {
 		trim_list(c, &c->partial[k]);
 		nu__pool_page *pg = c->cur[k];
-		if (pg) {
+		if (pg && all) {
 			take_remote(pg);
 			if (!pg->used) {
 				c->cur[k] = NULL;
@@ -453,6 +455,17 @@ void nu__pool_trim(nu__pool_cache *c, size_t keep)
 		}
 	}
 	pool_release(c->pool, keep);
+}
+
+void nu__pool_trim(nu__pool_cache *c, size_t keep)
+{
+	c->dirty = 0;
+	trim_pages(c, keep, 1);
+}
+
+void nu__pool_decay(nu__pool_cache *c, size_t keep)
+{
+	trim_pages(c, keep, 0);
 }
 
 size_t nu__pool_bytes(nu__pool *pl)

@@ -261,21 +261,38 @@ static void test_bounded(void)
 }
 
 /* The DOWNs of RECS monitored children, held until the watcher takes
- * them, are memory the node gives back once it idles. */
+ * them, are memory the node gives back once it idles, and also while a
+ * process keeps its scheduler from idling (the busy decay, sched.c): one
+ * that yields without end (BUSY_SPIN), or one that sleeps 1 ms at a time
+ * (BUSY_TICK: its scheduler never idles the 10 ms a trim waits for). */
 #define RECS 80000
+enum { BUSY_NONE, BUSY_SPIN, BUSY_TICK };
+static _Atomic int busy_stop;
+
+static void busy(void *a)
+{
+	while (!atomic_load(&busy_stop)) {
+		if ((intptr_t)a == BUSY_TICK)
+			nu_sleep(1);
+		else
+			nu_yield();
+	}
+}
 
 static void records_main(void *a)
 {
-	(void)a;
 	nu_spawn_opts o;
 	nu_term ref, t;
+	atomic_store(&busy_stop, 0);
+	nu_pid b = (intptr_t)a == BUSY_NONE ? 0 : nu_spawn(busy, a);
+	CU_ASSERT(b >= 0);
 	monitor_opts(&o, &ref);
 	long before = nt_records_bytes();
 	for (int i = 0; i < RECS; i++) {
 		CU_ASSERT_FATAL(nu_spawn_opt(normal_exit, NULL, &o) > 0);
 		nu_term_free(ref);
 	}
-	while (nu_process_count() > 1)
+	while (nu_process_count() > 1 + (b > 0))
 		nu_sleep(1);
 	/* each DOWN is 112 bytes: 8.96 MB, of which each scheduler's
 	 * message-block cache holds 2 MiB at most, the pool the rest */
@@ -286,20 +303,30 @@ static void records_main(void *a)
 		nu_term_free(t);
 	}
 	long left = nt_records_bytes();
-	for (int i = 0; i < 100 && left > 2 << 20; i++) {
-		nu_sleep(30); /* a scheduler trims after 10 ms idle */
+	for (int i = 0; i < 200 && left > 2 << 20; i++) {
+		nu_sleep(30); /* a trim after 10 ms idle, a decay within 2 s */
 		left = nt_records_bytes();
 	}
 	CU_ASSERT(left <= 2 << 20);
 	if (left > 2 << 20 || held < 2 << 20)
 		fprintf(stderr, "held %ld, left %ld bytes\n", held, left);
+	atomic_store(&busy_stop, 1);
 }
 
 static void test_records(void)
 {
 	nu_config c;
 	cfg(&c);
-	CU_ASSERT_EQUAL(nu_start(&c, records_main, NULL), 0);
+	CU_ASSERT_EQUAL(nu_start(&c, records_main, (void *)BUSY_NONE), 0);
+}
+
+static void test_records_busy(void)
+{
+	nu_config c;
+	cfg(&c);
+	c.schedulers = 1; /* busy, so no other scheduler trims */
+	CU_ASSERT_EQUAL(nu_start(&c, records_main, (void *)BUSY_SPIN), 0);
+	CU_ASSERT_EQUAL(nu_start(&c, records_main, (void *)BUSY_TICK), 0);
 }
 
 static CU_TestInfo tests[] = {
@@ -310,6 +337,8 @@ static CU_TestInfo tests[] = {
 	{ "a DOWN does not count in a bounded mailbox", test_bounded },
 	{ "fired monitors' memory goes back when the node idles",
 	  test_records },
+	{ "... and while a process keeps the scheduler busy",
+	  test_records_busy },
 	CU_TEST_INFO_NULL,
 };
 

@@ -273,6 +273,64 @@ static void test_bulk_release(void)
 	CU_ASSERT_EQUAL(nu_start(&c, release_main, NULL), 0);
 }
 
+/* A burst's warm slots go back while a process keeps the only scheduler
+ * busy (it never idles the 10 ms a trim waits for): the busy decay
+ * releases, within two of its 1 s periods, what the warm LIFO held
+ * unused, down to the 128 it keeps (and as many in the depot). */
+#define BURST 3000
+static _Atomic int spin_stop;
+
+static void spin(void *a)
+{
+	(void)a;
+	while (!atomic_load(&spin_stop))
+		nu_yield();
+}
+
+static void parked(void *a)
+{
+	(void)a;
+	nu_term t;
+	nu_receive(&t, -1);
+}
+
+static long warm_now(void)
+{
+	nu_node_stats st;
+	return nu_node_info(&st) ? -1 : (long)st.slots_warm;
+}
+
+static void decay_main(void *a)
+{
+	(void)a;
+	static nu_pid burst[BURST];
+	atomic_store(&spin_stop, 0);
+	CU_ASSERT_FATAL(nu_spawn(spin, NULL) > 0);
+	for (int i = 0; i < BURST; i++)
+		CU_ASSERT_FATAL((burst[i] = nu_spawn(parked, NULL)) > 0);
+	for (int i = 0; i < BURST; i++)
+		nu_send(burst[i], nu_atom("go"));
+	while (nu_process_count() > 2)
+		nu_yield();
+	long held = warm_now(), left = held;
+	CU_ASSERT(held >= BURST - 64);
+	for (int i = 0; i < 100 && left > 2 * 128; i++) {
+		nu_sleep(50);
+		left = warm_now();
+	}
+	CU_ASSERT(left <= 2 * 128);
+	if (held < BURST - 64 || left > 2 * 128)
+		fprintf(stderr, "warm slots: held %ld, left %ld\n", held, left);
+	atomic_store(&spin_stop, 1);
+}
+
+static void test_busy_decay(void)
+{
+	nu_config c;
+	cfg_small(&c, 1);
+	CU_ASSERT_EQUAL(nu_start(&c, decay_main, NULL), 0);
+}
+
 /* ---------------------------------------------------- stack options */
 
 static int recurse(int n)
@@ -353,6 +411,8 @@ static CU_TestInfo tests[] = {
 	{ "a full table gives -EAGAIN, node lives", test_table_full },
 	{ "1M spawn/exit cycles leave pool and RSS flat", test_million_cycles },
 	{ "heap pages go back after exit", test_bulk_release },
+	{ "a busy scheduler gives a burst's warm slots back",
+	  test_busy_decay },
 	{ "stack size options", test_stack_options },
 	{ "a ping-pong pair gives way after its slice", test_runnext_slice },
 	CU_TEST_INFO_NULL,
