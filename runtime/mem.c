@@ -463,49 +463,56 @@ void nu__slot_trim(nu__mem *m, nu__slot_cache *c, unsigned keep)
 	}
 }
 
-/* pend_push, flushing the list first when it is full. */
-static void pend_push_flush(nu__mem *m, nu__slot_cache *c, uint32_t index,
-			    uintptr_t far_to)
+/* Up to *budget of a LIFO's `low` bottom entries beyond keep (a[0..len)
+ * of which lie below its low-water mark: untaken since the mark was
+ * set) go to c's pending list; the rest moves down. Returns how many. */
+static unsigned decay_bottom(nu__slot_cache *c, uint32_t *a, unsigned len,
+			     unsigned low, unsigned keep, unsigned *budget)
 {
-	if (c->npend == c->pend_cap)
-		nu__slot_flush(m, c);
-	pend_push(c, index, far_to);
+	unsigned n = low > keep ? low - keep : 0;
+	if (n > *budget)
+		n = *budget;
+	for (unsigned i = 0; i < n; i++)
+		pend_push(c, a[i], 0);
+	memmove(a, a + n, (len - n) * sizeof(*a));
+	*budget -= n;
+	return n;
 }
 
-void nu__slot_decay(nu__mem *m, nu__slot_cache *c, unsigned keep)
+int nu__slot_decay(nu__mem *m, nu__slot_cache *c, unsigned keep)
 {
-	/* a LIFO's entries below its low-water mark were not taken since
-	 * the last call: its bottom ones go */
-	unsigned n = c->warm_low > keep ? c->warm_low - keep : 0;
-	for (unsigned i = 0; i < n; i++)
-		pend_push_flush(m, c, c->warm[i], 0);
-	memmove(c->warm, c->warm + n, (c->nwarm - n) * sizeof(uint32_t));
+	nu__slot_flush(m, c); /* one pending list's worth per call */
+	unsigned budget = c->pend_cap, n;
+	if (c->kept_low > c->nkept) /* (a trim took some) */
+		c->kept_low = c->nkept;
+	unsigned low = c->warm_low;
+	n = decay_bottom(c, c->warm, c->nwarm, low, keep, &budget);
 	cache_set_warm(c, c->nwarm - n);
-	c->warm_low = c->nwarm;
-	n = c->kept_low < c->nkept ? c->kept_low : c->nkept; /* (a trim) */
-	for (unsigned i = 0; i < n; i++)
-		pend_push_flush(m, c, c->kept[i].index, c->kept[i].far_to);
+	c->warm_low = low - n;
+	n = c->kept_low < budget ? c->kept_low : budget;
+	for (unsigned i = 0; i < n; i++) /* the oldest first */
+		pend_push(c, c->kept[i].index, c->kept[i].far_to);
 	memmove(c->kept, c->kept + n, (c->nkept - n) * sizeof(*c->kept));
-	c->kept_low = c->nkept -= n;
+	c->nkept -= n;
+	c->kept_low -= n;
+	budget -= n;
 	nu__region *r = &m->regions[c->group];
-	for (int more = 1; more;) { /* no flush under the lock: by batches */
-		pthread_mutex_lock(&r->lock);
-		if (r->depot_low > r->ndepot) /* a trim took some */
-			r->depot_low = r->ndepot;
-		n = r->depot_low > keep ? r->depot_low - keep : 0;
-		if (n > c->pend_cap - c->npend)
-			n = c->pend_cap - c->npend;
-		for (unsigned i = 0; i < n; i++)
-			pend_push(c, r->depot[i], 0);
-		memmove(r->depot, r->depot + n,
-			(r->ndepot - n) * sizeof(uint32_t));
-		__atomic_store_n(&r->ndepot, r->ndepot - n, __ATOMIC_RELAXED);
-		r->depot_low -= n;
-		if (!(more = r->depot_low > keep))
-			r->depot_low = r->ndepot; /* the next period's mark */
-		pthread_mutex_unlock(&r->lock);
-		nu__slot_flush(m, c);
+	pthread_mutex_lock(&r->lock);
+	if (r->depot_low > r->ndepot)
+		r->depot_low = r->ndepot;
+	n = decay_bottom(c, r->depot, r->ndepot, r->depot_low, keep, &budget);
+	__atomic_store_n(&r->ndepot, r->ndepot - n, __ATOMIC_RELAXED);
+	r->depot_low -= n;
+	int more = r->depot_low > keep || c->warm_low > keep || c->kept_low;
+	if (!more) /* the next period's marks */
+		r->depot_low = r->ndepot;
+	pthread_mutex_unlock(&r->lock);
+	if (!more) {
+		c->warm_low = c->nwarm;
+		c->kept_low = c->nkept;
 	}
+	nu__slot_flush(m, c);
+	return more;
 }
 
 static int pend_cmp(const void *a, const void *b)

@@ -125,12 +125,14 @@ void nu__slot_flush(nu__mem *m, nu__slot_cache *c);
 void nu__slot_trim(nu__mem *m, nu__slot_cache *c, unsigned keep);
 
 /* Release what c's LIFOs (and its region's depot) did not use since the
- * last call: the slots below their low-water marks, beyond keep warm
- * ones in the LIFO and in the depot (all kept ones), the coldest first;
- * then start the next period's marks. Called by a scheduler that stays
- * busy, every NU__DECAY_NS (sched.c), so that a burst's warm set goes
- * back even when the scheduler never sleeps long enough to trim. */
-void nu__slot_decay(nu__mem *m, nu__slot_cache *c, unsigned keep);
+ * last period: the slots below their low-water marks, beyond keep warm
+ * ones in the LIFO and in the depot (all kept ones), the coldest first,
+ * at most one pending list's worth (256) per call; then, once none is
+ * left, start the next period's marks. Nonzero when some are left for
+ * the next call. Called by a scheduler that stays busy (sched.c,
+ * "Decay"), so that a burst's warm set goes back even when the
+ * scheduler never sleeps long enough to trim. */
+int nu__slot_decay(nu__mem *m, nu__slot_cache *c, unsigned keep);
 
 /* Slots pending before the scheduler loop flushes them (an idle
  * scheduler flushes fewer after TRIM_IDLE_NS, sched.c). */

@@ -398,23 +398,25 @@ static void release_runs(nu__pool *pl, nu__pool_page *first, size_t n)
 	}
 }
 
-/* Free pages beyond keep back to the OS. The resident ones are the first
- * nresident of the free list: those past the first keep are taken off
- * it, released, and put back at its end, where the pages that are not
- * resident are. */
-static void pool_release(nu__pool *pl, size_t keep)
+/* Free pages beyond keep back to the OS, max at most; 1 when more are
+ * left beyond keep. The resident ones are the first nresident of the
+ * free list: those past the first keep are taken off it, released, and
+ * put back at its end, where the pages that are not resident are. */
+static int pool_release(nu__pool *pl, size_t keep, size_t max)
 {
 	pthread_mutex_lock(&pl->releasing); /* (the marks are its own) */
 	pthread_mutex_lock(&pl->lock);
 	if (pl->nresident <= keep) {
 		pthread_mutex_unlock(&pl->lock);
 		pthread_mutex_unlock(&pl->releasing);
-		return;
+		return 0;
 	}
 	nu__pool_page **at = &pl->free, *first, *last;
 	for (size_t i = 0; i < keep; i++)
 		at = &(*at)->next;
 	size_t n = pl->nresident - keep;
+	int more = n > max;
+	n = more ? max : n;
 	first = last = *at;
 	last->release = 1;
 	for (size_t i = 1; i < n; i++) {
@@ -424,7 +426,7 @@ static void pool_release(nu__pool *pl, size_t keep)
 	*at = last->next;
 	last->next = NULL;
 	pl->nfree -= n;
-	pl->nresident = keep;
+	pl->nresident -= n;
 	pthread_mutex_unlock(&pl->lock);
 	release_runs(pl, first, n);
 	pthread_mutex_lock(&pl->lock);
@@ -434,14 +436,16 @@ static void pool_release(nu__pool *pl, size_t keep)
 	pl->nfree += n;
 	pthread_mutex_unlock(&pl->lock);
 	pthread_mutex_unlock(&pl->releasing);
+	return more;
 }
 
 /* c's empty pages to the pool (its current ones too when `all`), then
- * the pool's free pages beyond keep to the OS. */
-static void trim_pages(nu__pool_cache *c, size_t keep, int all)
+ * the pool's free pages beyond keep to the OS, max at most: 1 when more
+ * are left. */
+static int trim_pages(nu__pool_cache *c, size_t keep, int all, size_t max)
 {
 	if (!c->pool->base)
-		return;
+		return 0;
 	take_reclaim(c);
 	for (unsigned k = 0; k < NU__POOL_CLASSES; k++) {
 		trim_list(c, &c->partial[k]);
@@ -454,18 +458,18 @@ static void trim_pages(nu__pool_cache *c, size_t keep, int all)
 			}
 		}
 	}
-	pool_release(c->pool, keep);
+	return pool_release(c->pool, keep, max);
 }
 
 void nu__pool_trim(nu__pool_cache *c, size_t keep)
 {
 	c->dirty = 0;
-	trim_pages(c, keep, 1);
+	trim_pages(c, keep, 1, SIZE_MAX);
 }
 
-void nu__pool_decay(nu__pool_cache *c, size_t keep)
+int nu__pool_decay(nu__pool_cache *c, size_t keep, size_t max)
 {
-	trim_pages(c, keep, 0);
+	return trim_pages(c, keep, 0, max);
 }
 
 size_t nu__pool_bytes(nu__pool *pl)

@@ -89,9 +89,10 @@ static inline int nu__pool_owns(const nu__pool *pl, const void *p)
  * and the pool returns to the OS all its free pages beyond keep. */
 void nu__pool_trim(nu__pool_cache *c, size_t keep);
 
-/* The owner c, busy (every NU__DECAY_NS, sched.c): the same, but for the
- * pages it allocates from now, which it is likely to fill again. */
-void nu__pool_decay(nu__pool_cache *c, size_t keep);
+/* The owner c, busy (sched.c, "Decay"): the same, but for the pages it
+ * allocates from now, which it is likely to fill again, and with at
+ * most max pages to the OS per call: 1 when more are left beyond keep. */
+int nu__pool_decay(nu__pool_cache *c, size_t keep, size_t max);
 
 /* c's owner has pages to look at in nu__pool_trim: it took a page, or a
  * page of its emptied or came back, since the last trim. (A page emptied

@@ -139,10 +139,14 @@
 #define PREFETCH_STACK_LINES 10
 #define SPIN_NS 50000 /* idle spin before sleeping in the ring */
 #define TRIM_IDLE_NS 10000000 /* idle this long: trim the warm slots */
-/* The busy decay's period (see "Decay"), and how often a busy scheduler
- * looks at the clock for it: every DECAY_CHECKS global-queue checks
- * (a power of two; ~16 ms of ping-pong here). */
-#define DECAY_NS 1000000000ull
+/* The busy decay (see "Decay"): its period, ms; the wait before the next
+ * step while some is left; record pages given to the OS per step (4 MiB);
+ * and how often a scheduler that reads no clock looks at it for the
+ * decay: every DECAY_CHECKS global-queue checks (a power of two; ~16 ms
+ * of ping-pong here). */
+#define DECAY_MS 1000u
+#define DECAY_STEP_MS 10u
+#define DECAY_PAGES 64u
 #define DECAY_CHECKS 16384u
 
 #if defined(__x86_64__)
@@ -358,26 +362,32 @@ static nu__proc *gq_get(nu__sched *s, nu__group *g)
  * and record pages (pool.c), goes back when it trims, after TRIM_IDLE_NS
  * idle. A scheduler that never stays idle that long (a timer every few
  * ms is enough) would keep a burst's memory for good: a million DOWNs'
- * 112 MB of record pages, or thousands of warm slots. So every DECAY_NS
+ * 112 MB of record pages, or thousands of warm slots. So every DECAY_MS
  * it gives back what it did not use over the last period: the warm and
  * kept slots its LIFOs (and its region's depot) held below their
  * low-water marks the whole time, beyond the idle keep, and its record
  * pages whose records are all back (not those it allocates from now).
  * Memory comes back one to two periods after a burst, and a steady load
- * is not touched: what it uses stays above the marks. Rejected: trimming
- * to the idle keep every period (a scheduler that spawns 10,000 processes
- * every 100 ms would fault their slots in again every second). The
- * message blocks are left to the idle trim: at most 512 KiB a
- * scheduler. Looked for at the global-queue check (every 61 picks) once
- * in DECAY_CHECKS, and before every idle wait. */
-static __attribute__((noinline)) void sched_decay(nu__sched *s)
+ * is not touched: what it uses stays above the marks. The work runs in
+ * steps, so that a pick that meets it is not held for long: 256 slots
+ * (one flush) and 4 MiB of pages a step, DECAY_STEP_MS apart. Rejected:
+ * trimming to the idle keep every period (a scheduler that spawns 10,000
+ * processes every 100 ms would fault their slots in again every
+ * second). The message blocks are left to the idle trim: at most 512 KiB
+ * a scheduler. The clock is the cheap one (ticks): looked at whenever
+ * the pace reads it, at one global-queue check in DECAY_CHECKS (a
+ * scheduler may read no clock at all: a ping-pong pair), and before
+ * every idle wait. */
+static __attribute__((noinline)) void sched_decay(nu__sched *s, uint64_t now)
 {
-	uint64_t now = nu__now_ns();
 	if (now < s->decay_at)
 		return;
-	s->decay_at = now + DECAY_NS; /* the first call starts the marks */
-	nu__slot_decay(&nu__node_get()->mem, &s->slots, NU__WARM_IDLE_KEEP);
-	nu__pool_decay(&s->recs, NU__RECS_IDLE_KEEP);
+	int more = nu__slot_decay(&nu__node_get()->mem, &s->slots,
+				  NU__WARM_IDLE_KEEP);
+	more |= nu__pool_decay(&s->recs, NU__RECS_IDLE_KEEP, DECAY_PAGES);
+	/* the first call only starts the marks */
+	s->decay_at = now + (more ? DECAY_STEP_MS : DECAY_MS) *
+				    nu__clock_g.per_ms;
 }
 
 /* ------------------------------------------------------------- idle */
@@ -717,6 +727,8 @@ static __attribute__((noinline)) uint64_t sched_clock_poll(nu__sched *s)
 	uint64_t now = sched_clock(s);
 	if (nu__timers_pending(&s->timers))
 		nu__timers_poll_at(s, &s->timers, now);
+	if (now >= s->decay_at)
+		sched_decay(s, now);
 	return now;
 }
 
@@ -747,8 +759,8 @@ sched_pick_slow(nu__sched *s, int may_steal, int gq_due)
 	uint64_t now = 0; /* the cheap clock, if the pace reads it here */
 	if (sched_clock_due(s, ++s->tick))
 		now = sched_clock_poll(s);
-	if (gq_due && !(s->tick & (DECAY_CHECKS - 1)))
-		sched_decay(s);
+	if (gq_due && !now && !(s->tick & (DECAY_CHECKS - 1)))
+		sched_decay(s, nu__tick());
 	if (gq_due) {
 		int io = nu__io_busy(s);
 		s->gq_countdown = io ? IO_POLL_TICKS : GQ_CHECK_TICKS;
@@ -1240,7 +1252,7 @@ static void sched_found_work(nu__sched *s)
  * slower). */
 static void sched_idle(nu__sched *s, nu__node *n)
 {
-	sched_decay(s); /* woken often, it may never trim below */
+	sched_decay(s, nu__tick()); /* woken often, it may never trim */
 	if (!s->slots.npend && !sched_warm_excess(s, n) &&
 	    s->nblocks <= NU__BLOCK_IDLE_KEEP &&
 	    !nu__pool_trimmable(&s->recs)) {

@@ -77,7 +77,7 @@ typedef struct nu__sched {
 	nu__ring ring;
 	nu__slot_cache slots;
 	nu__timers timers;
-	uint64_t decay_at;      /* the next busy decay (sched.c), ns */
+	uint64_t decay_at;      /* the next busy decay step (sched.c), ticks */
 	uint64_t clock_at;      /* the pace (sched.c, "Clock pace"): the */
 	uint64_t clock_span;    /* last reading, CLOCK_PACE_NS in ticks, */
 	uint32_t clock_mask;    /* and which picks read the clock */
