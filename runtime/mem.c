@@ -479,7 +479,7 @@ static unsigned decay_bottom(nu__slot_cache *c, uint32_t *a, unsigned len,
 	return n;
 }
 
-int nu__slot_decay(nu__mem *m, nu__slot_cache *c, unsigned keep)
+int nu__slot_decay(nu__mem *m, nu__slot_cache *c, unsigned keep, int depot)
 {
 	nu__slot_flush(m, c); /* one pending list's worth per call */
 	unsigned budget = c->pend_cap, n;
@@ -497,16 +497,20 @@ int nu__slot_decay(nu__mem *m, nu__slot_cache *c, unsigned keep)
 	c->kept_low -= n;
 	budget -= n;
 	nu__region *r = &m->regions[c->group];
-	pthread_mutex_lock(&r->lock);
-	if (r->depot_low > r->ndepot)
-		r->depot_low = r->ndepot;
-	n = decay_bottom(c, r->depot, r->ndepot, r->depot_low, keep, &budget);
-	__atomic_store_n(&r->ndepot, r->ndepot - n, __ATOMIC_RELAXED);
-	r->depot_low -= n;
-	int more = r->depot_low > keep || c->warm_low > keep || c->kept_low;
-	if (!more) /* the next period's marks */
-		r->depot_low = r->ndepot;
-	pthread_mutex_unlock(&r->lock);
+	int more = c->warm_low > keep || c->kept_low;
+	if (depot) {
+		pthread_mutex_lock(&r->lock);
+		if (r->depot_low > r->ndepot)
+			r->depot_low = r->ndepot;
+		n = decay_bottom(c, r->depot, r->ndepot, r->depot_low, keep,
+				 &budget);
+		__atomic_store_n(&r->ndepot, r->ndepot - n, __ATOMIC_RELAXED);
+		r->depot_low -= n;
+		more |= r->depot_low > keep;
+		if (!more) /* the next period's mark */
+			r->depot_low = r->ndepot;
+		pthread_mutex_unlock(&r->lock);
+	}
 	if (!more) {
 		c->warm_low = c->nwarm;
 		c->kept_low = c->nkept;

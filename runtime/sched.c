@@ -364,7 +364,8 @@ static nu__proc *gq_get(nu__sched *s, nu__group *g)
  * ms is enough) would keep a burst's memory for good: a million DOWNs'
  * 112 MB of record pages, or thousands of warm slots. So every DECAY_MS
  * it gives back what it did not use over the last period: the warm and
- * kept slots its LIFOs (and its region's depot) held below their
+ * kept slots its LIFOs (and its region's depot, for the group's first
+ * scheduler, so that one mark spans a whole period) held below their
  * low-water marks the whole time, beyond the idle keep, and its record
  * pages whose records are all back (not those it allocates from now).
  * Memory comes back one to two periods after a burst, and a steady load
@@ -383,7 +384,7 @@ static __attribute__((noinline)) void sched_decay(nu__sched *s, uint64_t now)
 	if (now < s->decay_at)
 		return;
 	int more = nu__slot_decay(&nu__node_get()->mem, &s->slots,
-				  NU__WARM_IDLE_KEEP);
+				  NU__WARM_IDLE_KEEP, s->id == s->grp->first);
 	more |= nu__pool_decay(&s->recs, NU__RECS_IDLE_KEEP, DECAY_PAGES);
 	/* the first call only starts the marks */
 	s->decay_at = now + (more ? DECAY_STEP_MS : DECAY_MS) *
