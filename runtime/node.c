@@ -148,7 +148,7 @@ static int sched_create(nu__node *n, int id, int cpu, nu__group *g)
 	memset(s, 0, sizeof(*s));
 	s->id = id;
 	s->block_tag = nu__block_tag(id);
-	nu__pool_cache_init(&s->recs, &n->recs);
+	nu__pool_cache_init(&s->recs, &n->recs, (unsigned)(g - n->groups));
 	s->cpu = cpu;
 	s->grp = g;
 	int rc = nu__slot_cache_init(&s->slots, n->cfg.warm_slots,
@@ -198,7 +198,7 @@ static int node_build(nu__node *n)
 		rc = nu__registry_init(n);
 	if (rc)
 		return rc;
-	if (!nu__pool_init(&n->recs, NU__RECS_RESERVE))
+	if (!nu__pool_init(&n->recs, NU__RECS_RESERVE, n->ngroups))
 		nu__recs_g = &n->recs;
 	else /* (a strict overcommit policy, an address-space limit) */
 		fprintf(stderr, "nuproc: no address space for the record pool "

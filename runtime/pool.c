@@ -50,6 +50,14 @@
  * free pages beyond `keep` to the OS with MADV_DONTNEED, one call per run
  * of adjacent pages. A page is reused for any size.
  *
+ * NUMA. A page's memory comes from the node of the thread that first
+ * touches it (no mbind: it is populated by its first owner), so a page
+ * given back keeps that node's memory: it goes on its group's free list
+ * (pages remember their group), and a cache takes its own group's pages
+ * first, then one given to the OS or never used (whose memory then comes
+ * from its own node), and another group's only when none of those is
+ * left. Each group keeps `keep` resident pages when the pool releases.
+ *
  * Rejected: one free list per owner (as block.c's cache) — records of a
  * page would scatter across lists, so no page could ever be known empty
  * and given back; a size-class allocator for everything (messages keep
@@ -63,6 +71,7 @@
 #include "pool.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -90,11 +99,15 @@ static void link_set(void *r, void *next)
 	*(void **)r = next;
 }
 
-int nu__pool_init(nu__pool *pl, size_t bytes)
+int nu__pool_init(nu__pool *pl, size_t bytes, unsigned ngroups)
 {
 	memset(pl, 0, sizeof(*pl));
 	pthread_mutex_init(&pl->lock, NULL);
 	pthread_mutex_init(&pl->releasing, NULL);
+	pl->ngroups = ngroups ? ngroups : 1;
+	pl->warm = calloc(pl->ngroups, sizeof(*pl->warm));
+	if (!pl->warm)
+		return -ENOMEM;
 	size_t np = (bytes + NU__POOL_PAGE - 1) / NU__POOL_PAGE;
 	/* one page more, to align the base to a page */
 	char *raw = mmap(NULL, (np + 1) * NU__POOL_PAGE, PROT_READ | PROT_WRITE,
@@ -132,14 +145,17 @@ void nu__pool_fini(nu__pool *pl)
 	}
 	pthread_mutex_destroy(&pl->lock);
 	pthread_mutex_destroy(&pl->releasing);
+	free(pl->warm);
+	pl->warm = NULL;
 	pl->base = NULL;
 	pl->npages = 0;
 }
 
-void nu__pool_cache_init(nu__pool_cache *c, nu__pool *pl)
+void nu__pool_cache_init(nu__pool_cache *c, nu__pool *pl, unsigned group)
 {
 	memset(c, 0, sizeof(*c));
 	c->pool = pl;
+	c->group = group < pl->ngroups ? group : 0;
 }
 
 static inline nu__pool_page *page_of(nu__pool *pl, const void *p)
@@ -153,34 +169,62 @@ static inline char *page_base(nu__pool *pl, const nu__pool_page *pg)
 	return pl->base + (size_t)(pg - pl->pages) * NU__POOL_PAGE;
 }
 
+/* Pop the head of a free list (the pool's lock held). */
+static nu__pool_page *list_pop(nu__pool_page **head)
+{
+	nu__pool_page *pg = *head;
+	if (pg)
+		*head = pg->next;
+	return pg;
+}
+
+/* A free page for group g, its own memory first (see "NUMA"); *fresh
+ * set when its memory is to come (never used, or given to the OS). The
+ * pool's lock held. */
+static nu__pool_page *pick_page(nu__pool *pl, unsigned g, int *fresh)
+{
+	nu__pool_page *pg;
+	if ((pg = list_pop(&pl->warm[g].head))) {
+		pl->warm[g].n--;
+		return pg;
+	}
+	*fresh = 1;
+	if ((pg = list_pop(&pl->cold)))
+		return pg;
+	if (pl->top < pl->npages)
+		return &pl->pages[pl->top++];
+	*fresh = 0;
+	for (unsigned k = 1; k < pl->ngroups; k++) { /* the last resort */
+		nu__pool_warm *w = &pl->warm[(g + k) % pl->ngroups];
+		if ((pg = list_pop(&w->head))) {
+			w->n--;
+			return pg;
+		}
+	}
+	return NULL;
+}
+
 /* A page from the pool for c, records of cls; NULL when none is left.
- * A never-used page is populated in one call (MADV_POPULATE_WRITE), but
- * for a cache's first: 16 faults cost ~20% more than one call for the
- * same pages here, and spawn_monitor_all took 239.6 -> 219.6 ns/proc;
- * a scheduler that makes few records pays no 64 KiB for them. */
+ * A page whose memory is to come is populated in one call
+ * (MADV_POPULATE_WRITE), but for a cache's first: 16 faults cost ~20%
+ * more than one call for the same pages here, and spawn_monitor_all took
+ * 239.6 -> 219.6 ns/proc; a scheduler that makes few records pays no
+ * 64 KiB for them. */
 static nu__pool_page *page_get(nu__pool_cache *c, unsigned cls)
 {
 	nu__pool *pl = c->pool;
-	nu__pool_page *pg = NULL;
 	int fresh = 0;
 	if (!pl->npages)
 		return NULL; /* no reservation: malloc */
 	pthread_mutex_lock(&pl->lock);
-	if (pl->free) {
-		pg = pl->free;
-		pl->free = pg->next;
-		pl->nfree--;
-		if (pl->nresident) /* the head is resident if any is */
-			pl->nresident--;
-	} else if (pl->top < pl->npages) {
-		pg = &pl->pages[pl->top++];
-		fresh = 1;
-	}
+	nu__pool_page *pg = pick_page(pl, c->group, &fresh);
 	if (pg)
 		atomic_fetch_add_explicit(&pl->out, 1, memory_order_relaxed);
 	pthread_mutex_unlock(&pl->lock);
 	if (!pg)
 		return NULL;
+	if (fresh) /* its memory comes from this thread's node */
+		pg->group = (uint16_t)c->group;
 	if (fresh && c->taken++ && atomic_load_explicit(&populate_ok,
 							memory_order_relaxed) &&
 	    madvise(page_base(pl, pg), NU__POOL_PAGE, MADV_POPULATE_WRITE))
@@ -199,16 +243,16 @@ static nu__pool_page *page_get(nu__pool_cache *c, unsigned cls)
 	return pg;
 }
 
-/* Page pg, all of its records back, to the pool. Resident pages are
- * kept at the head: the next page_get takes one whose memory is warm. */
+/* Page pg, all of its records back, to the pool: to the free list of
+ * the group whose memory it holds. */
 static void page_put(nu__pool *pl, nu__pool_page *pg)
 {
 	pg->owner = NULL;
+	nu__pool_warm *w = &pl->warm[pg->group];
 	pthread_mutex_lock(&pl->lock);
-	pg->next = pl->free;
-	pl->free = pg;
-	pl->nfree++;
-	pl->nresident++;
+	pg->next = w->head;
+	w->head = pg;
+	w->n++;
 	atomic_fetch_sub_explicit(&pl->out, 1, memory_order_relaxed);
 	pthread_mutex_unlock(&pl->lock);
 }
@@ -398,43 +442,51 @@ static void release_runs(nu__pool *pl, nu__pool_page *first, size_t n)
 	}
 }
 
-/* Free pages beyond keep back to the OS, max at most; 1 when more are
- * left beyond keep. The resident ones are the first nresident of the
- * free list: those past the first keep are taken off it, released, and
- * put back at its end, where the pages that are not resident are. */
+/* Take off warm list w its pages beyond keep, up to *max of them, onto
+ * the chain *tail points at, marked `release`; returns how many. */
+static size_t detach(nu__pool_warm *w, size_t keep, size_t *max,
+		     nu__pool_page ***tail)
+{
+	nu__pool_page **at = &w->head;
+	for (size_t i = 0; i < keep && *at; i++)
+		at = &(*at)->next;
+	size_t n = 0;
+	while (*at && n < *max) {
+		nu__pool_page *pg = *at;
+		*at = pg->next;
+		pg->release = 1;
+		pg->next = NULL;
+		**tail = pg;
+		*tail = &pg->next;
+		n++;
+	}
+	w->n -= n;
+	*max -= n;
+	return n;
+}
+
+/* Free pages beyond keep in each group back to the OS, max at most; 1
+ * when more are left beyond keep. They are taken off their lists,
+ * released with only `releasing` held, and put on the cold list. */
 static int pool_release(nu__pool *pl, size_t keep, size_t max)
 {
 	pthread_mutex_lock(&pl->releasing); /* (the marks are its own) */
 	pthread_mutex_lock(&pl->lock);
-	if (pl->nresident <= keep) {
+	nu__pool_page *first = NULL, **tail = &first;
+	size_t n = 0;
+	int more = 0;
+	for (unsigned g = 0; g < pl->ngroups; g++) {
+		n += detach(&pl->warm[g], keep, &max, &tail);
+		more |= pl->warm[g].n > keep;
+	}
+	pthread_mutex_unlock(&pl->lock);
+	if (n) {
+		release_runs(pl, first, n);
+		pthread_mutex_lock(&pl->lock);
+		*tail = pl->cold;
+		pl->cold = first;
 		pthread_mutex_unlock(&pl->lock);
-		pthread_mutex_unlock(&pl->releasing);
-		return 0;
 	}
-	nu__pool_page **at = &pl->free, *first, *last;
-	for (size_t i = 0; i < keep; i++)
-		at = &(*at)->next;
-	size_t n = pl->nresident - keep;
-	int more = n > max;
-	n = more ? max : n;
-	first = last = *at;
-	last->release = 1;
-	for (size_t i = 1; i < n; i++) {
-		last = last->next;
-		last->release = 1;
-	}
-	*at = last->next;
-	last->next = NULL;
-	pl->nfree -= n;
-	pl->nresident -= n;
-	pthread_mutex_unlock(&pl->lock);
-	release_runs(pl, first, n);
-	pthread_mutex_lock(&pl->lock);
-	for (at = &pl->free; *at; at = &(*at)->next)
-		;
-	*at = first;
-	pl->nfree += n;
-	pthread_mutex_unlock(&pl->lock);
 	pthread_mutex_unlock(&pl->releasing);
 	return more;
 }
@@ -475,8 +527,9 @@ int nu__pool_decay(nu__pool_cache *c, size_t keep, size_t max)
 size_t nu__pool_bytes(nu__pool *pl)
 {
 	pthread_mutex_lock(&pl->lock);
-	size_t n = atomic_load_explicit(&pl->out, memory_order_relaxed) +
-		   pl->nresident;
+	size_t n = atomic_load_explicit(&pl->out, memory_order_relaxed);
+	for (unsigned g = 0; pl->warm && g < pl->ngroups; g++)
+		n += pl->warm[g].n;
 	pthread_mutex_unlock(&pl->lock);
 	return n * NU__POOL_PAGE;
 }

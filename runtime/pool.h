@@ -31,19 +31,27 @@ typedef struct nu__pool_page {
 	uint8_t cls;                  /* size / 16 - 1 */
 	uint8_t retired;              /* the owner stopped looking at it */
 	uint8_t release;              /* free, on its way to the OS */
-	struct nu__pool_page *next;   /* owner's partial list; pool's free */
+	uint16_t group;               /* the NUMA group whose memory it holds */
+	struct nu__pool_page *next;   /* owner's partial list; pool's lists */
 	/* the owner's reclaim stack (pushed by the freer that un-retires) */
 	struct nu__pool_page *_Atomic rnext;
 } nu__pool_page;
+
+/* The free pages of one NUMA group still resident: its node's memory. */
+typedef struct nu__pool_warm {
+	nu__pool_page *head;
+	size_t n;
+} nu__pool_warm;
 
 /* One per node: a reservation carved into pages. */
 typedef struct nu__pool {
 	char *base;                   /* NULL: no reservation (malloc only) */
 	size_t npages;
 	nu__pool_page *pages;         /* one header per page, its own mapping */
+	unsigned ngroups;
 	pthread_mutex_t lock;         /* the fields below */
-	nu__pool_page *free;          /* pages given back, resident first */
-	size_t nfree, nresident;      /* given back; of those, still resident */
+	nu__pool_warm *warm;          /* per group: pages given back, resident */
+	nu__pool_page *cold;          /* pages given back to the OS too */
 	size_t top;                   /* pages never used start here */
 	_Atomic size_t out;           /* pages held by caches */
 	pthread_mutex_t releasing;    /* one release to the OS at a time */
@@ -56,18 +64,21 @@ typedef struct nu__pool_cache {
 	nu__pool_page *partial[NU__POOL_CLASSES]; /* with free records */
 	int dirty;              /* a page may have emptied since last trim */
 	uint32_t taken;         /* never-used pages it took */
+	unsigned group;         /* its thread's NUMA group */
 	nu__pool_page *_Atomic reclaim;           /* un-retired by others */
 } nu__pool_cache;
 
-/* Reserve `bytes` (rounded to pages) of address space for pl. 0, or
- * -ENOMEM when the reservation is refused (then every allocation returns
- * NULL and callers fall back to malloc). */
-int nu__pool_init(nu__pool *pl, size_t bytes);
+/* Reserve `bytes` (rounded to pages) of address space for pl, whose
+ * caches belong to ngroups NUMA groups (>= 1). 0, or -ENOMEM when the
+ * reservation is refused (then every allocation returns NULL and callers
+ * fall back to malloc). */
+int nu__pool_init(nu__pool *pl, size_t bytes, unsigned ngroups);
 
 /* Unmap pl: every record is gone with it. */
 void nu__pool_fini(nu__pool *pl);
 
-void nu__pool_cache_init(nu__pool_cache *c, nu__pool *pl);
+/* c: a cache for a thread of NUMA group `group` (< pl's ngroups). */
+void nu__pool_cache_init(nu__pool_cache *c, nu__pool *pl, unsigned group);
 
 /* A record of size bytes (1..NU__POOL_MAX, rounded up to 16, 16-byte
  * aligned) owned by c's thread, which must be the caller; NULL when the

@@ -3,7 +3,8 @@
  * small pool runs out and recovers; records freed by other threads come
  * back to their owner (retired pages included) with none lost; trimming
  * gives empty pages back and the OS gets them; a given-back page serves
- * another size; fresh pages after a cache's first come resident whole. */
+ * another size; fresh pages after a cache's first come resident whole;
+ * a given-back page stays with the NUMA group whose memory it holds. */
 #include "../runtime/pool.h" /* builds with -I. (meson) or -Iruntime */
 #include "nutest.h"
 
@@ -22,8 +23,8 @@ static nu__pool_cache me;
 
 static void setup(size_t pages)
 {
-	CU_ASSERT_EQUAL_FATAL(nu__pool_init(&pl, pages * PAGE), 0);
-	nu__pool_cache_init(&me, &pl);
+	CU_ASSERT_EQUAL_FATAL(nu__pool_init(&pl, pages * PAGE, 2), 0);
+	nu__pool_cache_init(&me, &pl, 0);
 }
 
 /* Fill record r of size n with a pattern of its own. */
@@ -281,6 +282,56 @@ static void test_populate(void)
 	nu__pool_fini(&pl);
 }
 
+/* The pool page holding record r. */
+static size_t page_no(const void *r)
+{
+	return (size_t)((const char *)r - pl.base) / PAGE;
+}
+
+/* A page given back goes to the NUMA group whose memory it holds: another
+ * group takes it only when no page is left whose memory is still to come
+ * (never used, or given to the OS); a page given to the OS goes to
+ * whoever takes it next. */
+static void test_groups(void)
+{
+	setup(3);
+	nu__pool_cache other;
+	nu__pool_cache_init(&other, &pl, 1);
+	void *a = nu__pool_alloc(&me, 64);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+	nu__pool_free(&pl, &me, a);
+	nu__pool_trim(&me, 8); /* back, resident: group 0's */
+	void *b = nu__pool_alloc(&other, 64);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+	CU_ASSERT_NOT_EQUAL(page_no(b), page_no(a)); /* a never-used one */
+	void *c = nu__pool_alloc(&me, 64);
+	CU_ASSERT_EQUAL(page_no(c), page_no(a)); /* its own again */
+	nu__pool_free(&pl, &me, c);
+	nu__pool_trim(&me, 8);
+	void *d = nu__pool_alloc(&other, 128); /* the last never-used page */
+	CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+	CU_ASSERT_NOT_EQUAL(page_no(d), page_no(a));
+	void *e = nu__pool_alloc(&other, 32); /* nothing else: group 0's */
+	CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+	CU_ASSERT_EQUAL(page_no(e), page_no(a));
+	CU_ASSERT_PTR_NULL(nu__pool_alloc(&me, 16)); /* none left at all */
+	nu__pool_free(&pl, &other, b);
+	nu__pool_free(&pl, &other, d);
+	nu__pool_free(&pl, &other, e);
+	nu__pool_trim(&other, 0); /* all three to the OS */
+	CU_ASSERT_EQUAL(nu__pool_bytes(&pl), 0);
+	void *f = nu__pool_alloc(&me, 48); /* a page given to the OS */
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	nu__pool_free(&pl, &me, f);
+	nu__pool_trim(&me, 8); /* now group 0's: another group's page... */
+	void *g = nu__pool_alloc(&other, 48); /* ...is not what 1 takes */
+	CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+	CU_ASSERT_NOT_EQUAL(page_no(g), page_no(f));
+	nu__pool_free(&pl, &other, g);
+	CU_ASSERT_EQUAL(nu__pool_live(&pl), 0);
+	nu__pool_fini(&pl);
+}
+
 static CU_TestInfo tests[] = {
 	{ "records are distinct, aligned, and keep their contents",
 	  test_distinct },
@@ -292,6 +343,8 @@ static CU_TestInfo tests[] = {
 	{ "a local free brings a retired page back", test_local_retired },
 	{ "a cache's first page faults in, its next come whole",
 	  test_populate },
+	{ "a page goes back to the NUMA group whose memory it holds",
+	  test_groups },
 	CU_TEST_INFO_NULL,
 };
 
