@@ -252,9 +252,16 @@ static void release_main(void *a)
 		CU_ASSERT_FATAL(nu_spawn(heavy, (void *)(1L << 20)) > 0);
 	nt_wait_alone();
 	/* Touched 2000 MiB in total; after release the node is back near
-	 * where it started. Let the loop flush what is pending. */
-	for (int i = 0; i < 1000; i++)
-		nu_yield();
+	 * where it started. Slots wait pending for a flush of 64 (or a busy
+	 * decay's), and the rest for the scheduler to idle: sleep till then. */
+	nu_node_stats st;
+	for (int i = 0; i < 100; i++) {
+		CU_ASSERT_EQUAL_FATAL(nu_node_info(&st), 0);
+		if (!st.slots_pending)
+			break;
+		nu_sleep(20);
+	}
+	CU_ASSERT_EQUAL(st.slots_pending, 0);
 	long rss1 = nt_rss();
 	long allowed = 32 << 20;
 #if defined(__SANITIZE_ADDRESS__)
