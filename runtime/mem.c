@@ -479,10 +479,11 @@ static unsigned decay_bottom(nu__slot_cache *c, uint32_t *a, unsigned len,
 	return n;
 }
 
-int nu__slot_decay(nu__mem *m, nu__slot_cache *c, unsigned keep, int depot)
+int nu__slot_decay(nu__mem *m, nu__slot_cache *c, unsigned keep, int depot,
+		   unsigned max)
 {
-	nu__slot_flush(m, c); /* one pending list's worth per call */
-	unsigned budget = c->pend_cap, n;
+	nu__slot_flush(m, c); /* then at most max slots, one flush */
+	unsigned budget = max < c->pend_cap ? max : c->pend_cap, n;
 	if (c->kept_low > c->nkept) /* (a trim took some) */
 		c->kept_low = c->nkept;
 	unsigned low = c->warm_low;

@@ -127,13 +127,14 @@ void nu__slot_trim(nu__mem *m, nu__slot_cache *c, unsigned keep);
 /* Release what c's LIFOs (and, when `depot`, its region's depot) did not
  * use since the last period: the slots below their low-water marks,
  * beyond keep warm ones in the LIFO and in the depot (all kept ones), the
- * coldest first, at most one pending list's worth (256) per call; then,
- * once none is left, start the next period's marks. Nonzero when some
+ * coldest first, at most max (and one pending list's worth) per call;
+ * then, once none is left, start the next period's marks. Nonzero when some
  * are left for the next call. Called by a scheduler that stays busy
  * (sched.c, "Decay"), so that a burst's warm set goes back even when the
  * scheduler never sleeps long enough to trim; the depot's mark is one
  * scheduler's (its group's first), so that its period is whole. */
-int nu__slot_decay(nu__mem *m, nu__slot_cache *c, unsigned keep, int depot);
+int nu__slot_decay(nu__mem *m, nu__slot_cache *c, unsigned keep, int depot,
+		   unsigned max);
 
 /* Slots pending before the scheduler loop flushes them (an idle
  * scheduler flushes fewer after TRIM_IDLE_NS, sched.c). */

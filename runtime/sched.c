@@ -140,14 +140,15 @@
 #define SPIN_NS 50000 /* idle spin before sleeping in the ring */
 #define TRIM_IDLE_NS 10000000 /* idle this long: trim the warm slots */
 /* The busy decay (see "Decay"): its period, ms; the wait before the next
- * step while some is left; record pages given to the OS per step (4 MiB);
- * and how often a scheduler that reads no clock looks at it for the
- * decay: every DECAY_CHECKS global-queue checks (a power of two; ~16 ms
- * of ping-pong here). */
+ * step while some is left; slots and record pages (1 MiB) given to the OS
+ * per step; and how often a scheduler that reads no clock looks at it
+ * for the decay: every DECAY_CHECKS global-queue checks (a power of two;
+ * ~8 ms of ping-pong here). */
 #define DECAY_MS 1000u
-#define DECAY_STEP_MS 10u
-#define DECAY_PAGES 64u
-#define DECAY_CHECKS 16384u
+#define DECAY_STEP_MS 5u
+#define DECAY_SLOTS 64u
+#define DECAY_PAGES 16u
+#define DECAY_CHECKS 2048u
 
 #if defined(__x86_64__)
 #define cpu_relax() __builtin_ia32_pause()
@@ -370,8 +371,11 @@ static nu__proc *gq_get(nu__sched *s, nu__group *g)
  * pages whose records are all back (not those it allocates from now).
  * Memory comes back one to two periods after a burst, and a steady load
  * is not touched: what it uses stays above the marks. The work runs in
- * steps, so that a pick that meets it is not held for long: 256 slots
- * (one flush) and 4 MiB of pages a step, DECAY_STEP_MS apart. Rejected:
+ * steps, so that a pick that meets it is not held for long: 64 slots and
+ * 1 MiB of pages a step, DECAY_STEP_MS apart (steps of 256 slots or
+ * 4 MiB held a ping-pong round trip up to ~0.5-0.7 ms in an ad hoc run;
+ * these, ~0.35-0.45 ms, about what the machine's own stalls reach without
+ * any decay). Rejected:
  * trimming to the idle keep every period (a scheduler that spawns 10,000
  * processes every 100 ms would fault their slots in again every
  * second). The message blocks are left to the idle trim: at most 512 KiB
@@ -384,7 +388,8 @@ static __attribute__((noinline)) void sched_decay(nu__sched *s, uint64_t now)
 	if (now < s->decay_at)
 		return;
 	int more = nu__slot_decay(&nu__node_get()->mem, &s->slots,
-				  NU__WARM_IDLE_KEEP, s->id == s->grp->first);
+				  NU__WARM_IDLE_KEEP, s->id == s->grp->first,
+				  DECAY_SLOTS);
 	more |= nu__pool_decay(&s->recs, NU__RECS_IDLE_KEEP, DECAY_PAGES);
 	/* the first call only starts the marks */
 	s->decay_at = now + (more ? DECAY_STEP_MS : DECAY_MS) *
