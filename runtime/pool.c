@@ -178,30 +178,31 @@ static nu__pool_page *list_pop(nu__pool_page **head)
 	return pg;
 }
 
+/* list_pop for a group's list of resident pages, counted. */
+static nu__pool_page *warm_pop(nu__pool_warm *w)
+{
+	nu__pool_page *pg = list_pop(&w->head);
+	w->n -= pg != NULL;
+	return pg;
+}
+
 /* A free page for group g, its own memory first (see "NUMA"); *fresh
  * set when its memory is to come (never used, or given to the OS). The
  * pool's lock held. */
 static nu__pool_page *pick_page(nu__pool *pl, unsigned g, int *fresh)
 {
 	nu__pool_page *pg;
-	if ((pg = list_pop(&pl->warm[g].head))) {
-		pl->warm[g].n--;
+	if ((pg = warm_pop(&pl->warm[g])))
 		return pg;
-	}
 	*fresh = 1;
 	if ((pg = list_pop(&pl->cold)))
 		return pg;
 	if (pl->top < pl->npages)
 		return &pl->pages[pl->top++];
 	*fresh = 0;
-	for (unsigned k = 1; k < pl->ngroups; k++) { /* the last resort */
-		nu__pool_warm *w = &pl->warm[(g + k) % pl->ngroups];
-		if ((pg = list_pop(&w->head))) {
-			w->n--;
-			return pg;
-		}
-	}
-	return NULL;
+	for (unsigned k = 1; k < pl->ngroups && !pg; k++) /* the last resort */
+		pg = warm_pop(&pl->warm[(g + k) % pl->ngroups]);
+	return pg;
 }
 
 /* A page from the pool for c, records of cls; NULL when none is left.
