@@ -13,7 +13,8 @@
  *              and the idle bookkeeping (who is parked, who is spinning).
  *
  * Dispatch order (sched_pick): inbox (drained into the run queue), every
- * 61st tick (16th while I/O is in flight, when the ring is polled too) the
+ * 61st tick (16th while I/O is in flight, when the ring is polled too;
+ * a streak of hand-offs at the clock pace instead, "Hand-off checks") the
  * group's global queue first (so it cannot starve), runnext
  * (its streak has a 2 ms slice while the run queue waits; then it goes to
  * the tail, behind what waited: Go's runnext inherits the time slice the
@@ -128,7 +129,7 @@
  * waited rounds longer than the others: echo 1000's p99 was 8.7-9.7 ms at
  * 61 against 5.7-6.8 ms at 16 (req/s +4%), 6.8 at 24 and 6.0-8.1 at 8
  * (req/s -4%), in 3 alternating runs of each. */
-#define IO_POLL_TICKS 16
+#define IO_POLL_TICKS NU__IO_POLL_TICKS
 /* The clock pace (see "Clock pace"): a busy scheduler reads the cheap
  * clock about once per CLOCK_PACE_NS of work, at most every
  * CLOCK_MASK_MAX + 1 picks. */
@@ -637,9 +638,11 @@ static nu__proc *steal(nu__sched *s)
  * 64 picks the fast pick reads it (for the timers) when its countdown &
  * clock_mask is 0. From 64 on the global-queue checks (gq_check_fast, or
  * the slow pick) read it, for both: every one of them, except while a
- * runnext hand-off is next (a streak of message hand-offs), then every
- * ((clock_mask >> 6) + 1)-th. Hand-offs (~40 ns a pick) read it about
- * every 1,000 picks, slices of 100 us or more at every pick. So a timer
+ * runnext hand-off is next, then every ((clock_mask >> 6) + 1)-th. A
+ * streak of message hand-offs reads it at its own checks ("Hand-off
+ * checks"), every clock_mask + 1 hand-offs. Hand-offs (~40 ns a pick)
+ * read it about every 1,000 picks, slices of 100 us or more at every
+ * pick. So a timer
  * fires late by about CLOCK_PACE_NS plus one slice. The pace cannot see
  * slices get longer before its next reading, so only hand-offs stretch
  * it: a pick that is not one (a yield, a wake-up, a spawn) polls the
@@ -770,6 +773,7 @@ sched_pick_slow(nu__sched *s, int may_steal, int gq_due)
 	if (gq_due) {
 		int io = nu__io_busy(s);
 		s->gq_countdown = io ? IO_POLL_TICKS : GQ_CHECK_TICKS;
+		s->handoff_mask = io ? IO_POLL_TICKS - 1u : s->clock_mask;
 		if (io) {
 			nu__io_poll(s); /* a busy scheduler's I/O batch */
 			walk_ahead(s);
@@ -834,12 +838,64 @@ static __attribute__((noinline)) int gq_check_fast(nu__sched *s)
 	return 1;
 }
 
+/* Hand-off checks. A streak of message hand-offs (runnext, a ping-pong
+ * pair, a call and its reply) does not count down to the global-queue
+ * check: each check that finds nothing, one in 61 picks, cost its round
+ * trip ~11 ns, mostly a branch the predictor cannot learn at that period,
+ * and set the ping-pong's tail (in an ad hoc run, 12,204 of the 17,826
+ * round trips at or above the p99.9 fell on one residue mod 61). A
+ * streak checks instead at the clock pace ("Clock pace"): every
+ * clock_mask + 1 hand-offs (1,024 at most, ~40 us of ping-pong), or
+ * every IO_POLL_TICKS while I/O is in flight (the I/O layer clamps the
+ * mask when it queues an op: nu__sched_io_queued). The check does what
+ * the global-queue check does, reading the clock when timers wait, when
+ * processes wait behind the streak (its slice), or while the pace is
+ * below its longest (so a streak of slow hand-offs keeps a short period).
+ * Go's runnext likewise leaves schedtick alone. Bounds: the global queue
+ * waits at most one period behind a streak (Go: up to sysmon's 10 ms
+ * preemption); a timer armed in a streak whose hand-offs were fast and
+ * turn slow waits up to 1,024 of them once, as before. 1 when the
+ * hand-off goes on (runnext may have given way), 0 when the slow pick
+ * must run (global queue, I/O, bound processes, spare credits, decay). */
+static __attribute__((noinline)) int handoff_check(nu__sched *s)
+{
+	if (atomic_load_explicit(&s->grp->gq_len, memory_order_relaxed) ||
+	    !((s->tick + 1) & (DECAY_CHECKS - 1)) || nu__io_busy(s) ||
+	    (s->credits && atomic_load_explicit(&nu__node_get()->tight,
+						memory_order_relaxed)))
+		return 0;
+	s->tick++;
+	uint64_t now = 0;
+	if (nu__timers_pending(&s->timers) || runq_len(s) ||
+	    s->clock_mask < CLOCK_MASK_MAX)
+		now = sched_clock_poll(s);
+	s->handoff_mask = s->clock_mask;
+	runnext_give_way(s, now);
+	return 1;
+}
+
 /* The next process to run on s, or NULL. The common case (no inbox, no
  * bound processes, no global-queue check due or one with nothing to do)
  * is inline; everything else goes through sched_pick_slow. */
 static inline __attribute__((always_inline)) nu__proc *
 sched_pick(nu__sched *s, int may_steal)
 {
+	nu__proc *p = s->runnext;
+	if (p && !s->pinned_head &&
+	    !atomic_load_explicit(&s->inbox, memory_order_relaxed)) {
+		/* a hand-off: the checks come at the pace ("Hand-off
+		 * checks") */
+		if (__builtin_expect(
+			    (++s->handoff_count & s->handoff_mask) != 0, 1) ||
+		    handoff_check(s)) {
+			if ((p = s->runnext)) {
+				s->runnext = NULL;
+				return p;
+			}
+		} else {
+			return sched_pick_slow(s, may_steal, 1);
+		}
+	}
 	int gq_due = --s->gq_countdown == 0; /* (the slow pick reloads it) */
 	if (__builtin_expect(gq_due, 0) && gq_check_fast(s))
 		gq_due = 0;
@@ -853,7 +909,7 @@ sched_pick(nu__sched *s, int may_steal)
 		return sched_pick_slow(s, may_steal, gq_due);
 	if (s->pinned_head && (s->gq_countdown & 1))
 		return pinned_get(s);
-	nu__proc *p = s->runnext;
+	p = s->runnext;
 	if (p) {
 		s->runnext = NULL;
 		return p;
@@ -1323,6 +1379,7 @@ static int sched_setup(nu__sched *s, nu__node *n)
 	s->errno_at = &errno;
 	s->budget = (int32_t)n->cfg.reductions;
 	s->gq_countdown = GQ_CHECK_TICKS;
+	s->handoff_mask = CLOCK_MASK_MAX;
 	s->runnext_slice = nu__ticks_in(RUNNEXT_SLICE_NS);
 	s->clock_span = nu__ticks_in(CLOCK_PACE_NS);
 	loop_stack_bounds(s);

@@ -29,6 +29,10 @@ enum {
 
 typedef struct nu__group nu__group;
 
+/* Picks between the ring's polls while I/O is in flight (sched.c says why
+ * 16; a power of two). */
+#define NU__IO_POLL_TICKS 16u
+
 typedef struct nu__sched {
 	/* --- owner thread only --- */
 	void *sp;               /* the scheduler context's saved sp */
@@ -56,6 +60,8 @@ typedef struct nu__sched {
 	uint32_t tick;
 	uint32_t lone_yields;   /* yields that found nothing else to run */
 	uint32_t gq_countdown;  /* picks until the global queue goes first */
+	uint32_t handoff_count; /* hand-offs, and which of them check the */
+	uint32_t handoff_mask;  /* rest (sched.c, "Hand-off checks") */
 	struct nu__ovf_ent {    /* a process and its saved sp (rq_sp) */
 		nu__proc *p;
 		void *sp;
@@ -214,6 +220,14 @@ static inline nu__sched *nu__sched_charge(nu__sched *s, int n)
 	if (s->reds > 0)
 		return s;
 	return nu__sched_switch_out(s, s->current, NU__AFTER_YIELD);
+}
+
+/* I/O was queued in s's ring (owner thread): a streak of hand-offs polls
+ * the ring every NU__IO_POLL_TICKS from now on, as the other picks do
+ * (sched.c, "Hand-off checks"). */
+static inline void nu__sched_io_queued(nu__sched *s)
+{
+	s->handoff_mask &= NU__IO_POLL_TICKS - 1u;
 }
 
 /* Wake every parked scheduler (shutdown, last exit). */

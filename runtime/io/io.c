@@ -21,7 +21,7 @@
  * when there is one) and parks. The scheduler submits one batch per loop
  * turn: when it runs out of runnable processes (nu__io_poll, then the
  * idle wait, which submits and waits in one io_uring_enter), and every
- * IO_POLL_TICKS (16) picks while busy (sched.c says why 16). Completions
+ * NU__IO_POLL_TICKS (16) picks while busy (sched.c says why 16). Completions
  * are dispatched on the owner thread (ring.c reap -> nu__io_complete):
  * the last CQE of a record wakes its process, at the tail of the run
  * queue (a batch of completions is served in arrival order; as runnext,
@@ -193,6 +193,7 @@ static void io_submit(nu__sched *s, nu__iowait *w)
 	atomic_store_explicit(&w->released, 0, memory_order_relaxed);
 	atomic_store_explicit(&w->left, n, memory_order_relaxed);
 	s->io_inflight += n;
+	nu__sched_io_queued(s);
 }
 
 void nu__io_complete(const struct io_uring_cqe *cqe)
@@ -243,6 +244,7 @@ static nu__sched *io_cancel(nu__sched *s, nu__iowait *w)
 		return s;
 	atomic_fetch_add_explicit(&w->left, 1, memory_order_relaxed);
 	s->io_inflight++;
+	nu__sched_io_queued(s);
 	struct io_uring_sqe *sqe = nu__ring_sqe(&s->ring);
 	io_uring_prep_cancel64(sqe, (uintptr_t)w | NU__IO_TAG_OP, 0);
 	io_uring_sqe_set_data64(sqe, (uintptr_t)w | NU__IO_TAG_CANCEL);
@@ -333,6 +335,7 @@ static void cancel_fd_here(nu__sched *s, int fd)
 	io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
 	io_uring_sqe_set_data64(sqe, NU__IO_UD_DETACHED);
 	s->io_inflight++;
+	nu__sched_io_queued(s);
 }
 
 /* Ask scheduler t to cancel fd's ops in its ring; 0 when its request
