@@ -26,7 +26,9 @@
 # Runs are interleaved: in each rep every server is started, waited for
 # until it accepts connections, loaded at each C in turn (one instance
 # serves all C, as in run.sh), then killed and reaped, so machine noise
-# hits all servers alike. The tables have medians over REPS: per server
+# hits all servers alike. The order rotates from rep to rep (rep r starts
+# with the r-th server), so no server always runs right after another's
+# teardown (its sockets in TIME_WAIT, its memory going back). The tables have medians over REPS: per server
 # and C, then nuproc's ratios at each C (req/s to uring as %, to BEAM and
 # Go as x; p99 to uring's p99, below 1: nuproc's tail is shorter).
 set -euo pipefail
@@ -124,10 +126,13 @@ RAW=$TMP/raw
 echo "# $(nproc) cpus, $(uname -r); servers on CPU $SRV_CPU, echo_load on CPU $LOAD_CPU;" \
 	"C: $CONNS; ${DUR}s + 0.5 s warm-up; reps $REPS; ulimit -n $(ulimit -n)"
 echo "# loadavg at start: $(cat /proc/loadavg)"
+read -ra SRV <<<"$RUN"
+NS=${#SRV[@]}
 for r in $(seq "$REPS"); do
-	k=0
-	for s in $RUN; do
-		k=$((k + 1)); port=$((PORT0 + k))
+	# rep r starts at server (r - 1) mod NS: none always follows another
+	for i in $(seq 0 $((NS - 1))); do
+		k=$(((r - 1 + i) % NS + 1)); s=${SRV[$((k - 1))]}
+		port=$((PORT0 + k))
 		start_server "$s" "$port" || continue
 		for c in $CONNS; do
 			# its JSON lines: echo_load_cC[_p50|_p99|_client_cpu], value
