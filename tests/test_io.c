@@ -96,6 +96,55 @@ static void test_pipe(void)
 	run(pipe_main, nt_two());
 }
 
+/* The same read on the only scheduler while a ping-pong pair hands it
+ * back and forth (a runnext streak, sched.c "Hand-off checks"): the
+ * streak still submits the read and reaps its completion, so the reader
+ * runs within a few 2 ms slices of the write. A streak that polled the
+ * ring only at the global-queue checks of the picks between its slices
+ * took ~120 ms. */
+static _Atomic int streak_stop;
+
+static void streak_reader(void *a)
+{
+	(void)a;
+	char buf[64];
+	CU_ASSERT_EQUAL(nu_read(pipefd[0], buf, sizeof(buf)), 5);
+	atomic_store(&reader_done, 1);
+}
+
+static void streak_main(void *a)
+{
+	(void)a;
+	static nt_pair pair;
+	CU_ASSERT_FATAL(pipe(pipefd) == 0);
+	atomic_store(&reader_done, 0);
+	atomic_store(&streak_stop, 0);
+	CU_ASSERT_FATAL(nu_spawn(streak_reader, NULL) > 0);
+	CU_ASSERT_FATAL(nt_pair_start(&pair, &streak_stop) == 0);
+	nu_sleep(20); /* the reader parks in its read, the pair runs */
+	CU_ASSERT_EQUAL(atomic_load(&reader_done), 0);
+	uint64_t t0 = nu_clock_ns();
+	/* the plain call: this process must not wait on the ring itself */
+	CU_ASSERT_EQUAL(syscall(SYS_write, pipefd[1], "hello", 5), 5);
+	while (!atomic_load(&reader_done) && nu_clock_ns() - t0 < 2000000000u)
+		nu_sleep(1);
+	uint64_t took = nu_clock_ns() - t0;
+	CU_ASSERT_EQUAL(atomic_load(&reader_done), 1);
+	CU_ASSERT(took < 40000000u);
+	if (took >= 40000000u)
+		fprintf(stderr, "read during a streak: %lu us\n",
+			(unsigned long)(took / 1000));
+	atomic_store(&streak_stop, 1);
+	nt_wait_alone();
+	nu_close(pipefd[0]);
+	nu_close(pipefd[1]);
+}
+
+static void test_streak(void)
+{
+	run(streak_main, 1);
+}
+
 static int listen_any(uint16_t *port)
 {
 	int l = socket(AF_INET, SOCK_STREAM, 0);
@@ -923,6 +972,8 @@ static void test_outside(void)
 
 static CU_TestInfo tests[] = {
 	{ "a pipe: the reader parks, others run", test_pipe },
+	{ "a read completes while a ping-pong pair holds the scheduler",
+	  test_streak },
 	{ "deadlines give -ETIMEDOUT", test_deadline },
 	{ "ECONNREFUSED, EPIPE, short reads", test_errors },
 	{ "4 MiB writes and sends come back whole", test_big },
