@@ -642,15 +642,14 @@ static nu__proc *steal(nu__sched *s)
  * streak of message hand-offs reads it at its own checks ("Hand-off
  * checks"), every clock_mask + 1 hand-offs. Hand-offs (~40 ns a pick)
  * read it about every 1,000 picks, slices of 100 us or more at every
- * pick. So a timer
- * fires late by about CLOCK_PACE_NS plus one slice. The pace cannot see
- * slices get longer before its next reading, so only hand-offs stretch
- * it: a pick that is not one (a yield, a wake-up, a spawn) polls the
- * timers at least every 8 picks and reads the clock at every global-queue
- * check, as before the pace; a streak whose hand-offs turn slow reads it
- * within 1,024 of them, once (4,096 took churn_latency's p99.9 2 ns
- * lower; test_timer checks the 8 after a streak). Rejected:
- * a fixed period (the cost above, or timers late by that many long
+ * pick. So a timer fires late by about CLOCK_PACE_NS plus one slice.
+ * The pace cannot see slices get longer before its next reading, so
+ * only hand-offs stretch it: a pick that is not one (a yield, a wake-up,
+ * a spawn) polls the timers at least every 8 picks and reads the clock
+ * at every global-queue check, as before the pace; a streak whose
+ * hand-offs turn slow reads it within 1,024 of them, once (4,096 took
+ * churn_latency's p99.9 2 ns lower; test_timer checks the 8 after a
+ * streak). Rejected: a fixed period (the cost above, or timers late by that many long
  * slices); a thread or a signal that flags due timers (a wake-up per
  * deadline, and signals that interrupt the processes' system calls). */
 static inline uint64_t sched_clock(nu__sched *s)
@@ -874,9 +873,11 @@ static __attribute__((noinline)) int handoff_check(nu__sched *s)
 	return 1;
 }
 
-/* The next process to run on s, or NULL. The common case (no inbox, no
- * bound processes, no global-queue check due or one with nothing to do)
- * is inline; everything else goes through sched_pick_slow. */
+/* The next process to run on s, or NULL. The common cases are inline: a
+ * hand-off (runnext, no bound processes, no inbox; its checks at the
+ * pace), then no inbox, no bound processes and no global-queue check due
+ * (or one with nothing to do); everything else goes through
+ * sched_pick_slow. */
 static inline __attribute__((always_inline)) nu__proc *
 sched_pick(nu__sched *s, int may_steal)
 {
