@@ -112,6 +112,10 @@ int nu__block_flood_slow(struct nu__sched *s);
 /* Free the blocks beyond keep in s's cache. s's own thread. */
 void nu__block_trim(struct nu__sched *s, uint32_t keep);
 
+/* The busy decay's share (sched.c, "Decay"): free half of what s's cache
+ * holds beyond keep, at most max blocks. s's own thread. */
+void nu__block_decay(struct nu__sched *s, uint32_t keep, uint32_t max);
+
 /* Free the blocks scheduler s keeps (its thread has ended). */
 void nu__block_cache_fini(struct nu__sched *s);
 

@@ -149,6 +149,7 @@
 #define DECAY_STEP_MS 5u
 #define DECAY_SLOTS 64u
 #define DECAY_PAGES 16u
+#define DECAY_BLOCKS 1024u /* message blocks freed per period, at most */
 #define DECAY_CHECKS 2048u
 
 #if defined(__x86_64__)
@@ -379,8 +380,13 @@ static nu__proc *gq_get(nu__sched *s, nu__group *g)
  * any decay). Rejected:
  * trimming to the idle keep every period (a scheduler that spawns 10,000
  * processes every 100 ms would fault their slots in again every
- * second). The message blocks are left to the idle trim: at most 512 KiB
- * a scheduler. The clock is the cheap one (ticks): looked at whenever
+ * second). The message block cache (at most 512 KiB a scheduler) has no
+ * mark: a low-water mark there would cost every message a compare. It
+ * gives back half of what it holds beyond the idle keep at each period's
+ * first step instead (at most DECAY_BLOCKS, ~50 us of free()): a burst's
+ * blocks go back over a few seconds, and a steady load that needs them
+ * mallocs at most that many again a second. The clock is the cheap one
+ * (ticks): looked at whenever
  * the pace reads it, at one global-queue check in DECAY_CHECKS (a
  * scheduler may read no clock at all: a ping-pong pair), and before
  * every idle wait. */
@@ -392,6 +398,9 @@ static __attribute__((noinline)) void sched_decay(nu__sched *s, uint64_t now)
 				  NU__WARM_IDLE_KEEP, s->id == s->grp->first,
 				  DECAY_SLOTS);
 	more |= nu__pool_decay(&s->recs, NU__RECS_IDLE_KEEP, DECAY_PAGES);
+	if (!s->decay_more) /* a period's first step */
+		nu__block_decay(s, NU__BLOCK_IDLE_KEEP, DECAY_BLOCKS);
+	s->decay_more = more;
 	/* the first call only starts the marks */
 	s->decay_at = now + (more ? DECAY_STEP_MS : DECAY_MS) *
 				    nu__clock_g.per_ms;

@@ -84,6 +84,8 @@ typedef struct nu__sched {
 	nu__slot_cache slots;
 	nu__timers timers;
 	uint64_t decay_at;      /* the next busy decay step (sched.c), ticks */
+	int decay_more;         /* the last step left some: the next is not
+				 * a new period's first */
 	uint64_t clock_at;      /* the pace (sched.c, "Clock pace"): the */
 	uint64_t clock_span;    /* last reading, CLOCK_PACE_NS in ticks, */
 	uint32_t clock_mask;    /* and which picks read the clock */

@@ -1160,9 +1160,10 @@ static uint64_t blocks_cached(void)
 	return st.msg_blocks_cached;
 }
 
-static void trim_main(void *a)
+/* TRIM_MSGS messages to ourselves, then taken back: their blocks end up
+ * in this scheduler's cache. */
+static void trim_fill(void)
 {
-	(void)a;
 	for (long i = 0; i < TRIM_MSGS; i++) {
 		nu_term m = nu_tuple(2, nu_atom("t"), nu_int(i));
 		CU_ASSERT_EQUAL_FATAL(nu_send(nu_self(), m), 0);
@@ -1174,6 +1175,12 @@ static void trim_main(void *a)
 		CU_ASSERT_EQUAL(nu_int_value(nu_tuple_elem(t, 1)), i);
 		nu_term_free(t);
 	}
+}
+
+static void trim_main(void *a)
+{
+	(void)a;
+	trim_fill();
 	uint64_t busy = blocks_cached();
 	/* (the newest message taken stays its lane's boundary: mailbox.c) */
 	CU_ASSERT(busy >= TRIM_MSGS - 1);
@@ -1189,6 +1196,39 @@ static void test_block_trim(void)
 	CU_ASSERT_EQUAL(nu_start(&c, trim_main, NULL), 0);
 	nu_node_stats st;
 	CU_ASSERT_EQUAL(nu_node_info(&st), -ESRCH);
+}
+
+/* A scheduler that never goes idle (a process yields on it without end)
+ * gives its cached blocks back too: half of those beyond 512 each second,
+ * at most 1024 at a time (sched.c, "Decay"), so 4000 cached come under
+ * 2048 within a few seconds. */
+static _Atomic int decay_stop;
+
+static void block_decay_main(void *a)
+{
+	(void)a;
+	atomic_store(&decay_stop, 0);
+	CU_ASSERT_FATAL(nu_spawn(nt_yielder, &decay_stop) > 0);
+	trim_fill();
+	uint64_t held = blocks_cached(), left = held;
+	CU_ASSERT(held >= TRIM_MSGS - 1);
+	for (int i = 0; i < 120 && left > 2048; i++) {
+		CU_ASSERT_EQUAL(nu_sleep(50), 0);
+		left = blocks_cached();
+	}
+	CU_ASSERT(left <= 2048);
+	CU_ASSERT(left >= 512);
+	if (left > 2048 || left < 512)
+		fprintf(stderr, "blocks cached: held %lu, left %lu\n",
+			(unsigned long)held, (unsigned long)left);
+	atomic_store(&decay_stop, 1);
+}
+
+static void test_block_decay(void)
+{
+	nu_config c;
+	nt_config(&c, 1, 1000, 4 << 20);
+	CU_ASSERT_EQUAL(nu_start(&c, block_decay_main, NULL), 0);
 }
 
 static CU_TestInfo tests[] = {
@@ -1210,6 +1250,7 @@ static CU_TestInfo tests[] = {
 	{ "many senders to one receiver: its queue stays short", test_flood },
 	{ "messages received elsewhere are counted back home", test_flood_home },
 	{ "an idle scheduler trims its cached message blocks", test_block_trim },
+	{ "a busy scheduler gives cached message blocks back", test_block_decay },
 	CU_TEST_INFO_NULL,
 };
 

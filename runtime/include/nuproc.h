@@ -394,8 +394,10 @@ typedef struct nu_node_stats {
 	uint64_t steals;        /* successful steals since start */
 	uint64_t msg_blocks_cached; /* free 128-byte message blocks the
 				     * schedulers keep for their next sends
-				     * (up to 4096 each while busy, 512
-				     * after ~10 ms idle) */
+				     * (up to 4096 each; a busy one gives
+				     * back half of those beyond 512 every
+				     * second, an idle one all of them after
+				     * ~10 ms) */
 	uint64_t records_bytes; /* memory of the runtime's own records
 				 * (monitor and link records, exit signals and
 				 * DOWNs in flight): 64 KiB pages in use, and
