@@ -9,11 +9,12 @@
  *          NU__BLOCK_IDLE_KEEP when the scheduler has been idle a while,
  *          and by half of what it holds beyond that every second while
  *          it stays busy (nu__block_decay; sched.c, "Decay": no low-water
- *          mark, which would cost every message a compare). CACHE_MAX is twice NU__BLOCK_FLOOD: with 512, a
- *          burst of sends up to the flood limit came back mostly to
- *          free() and the next burst's blocks from malloc() one at a time
- *          (fanin: malloc and free ~23% of its time; 15.7 -> 20.7 M msg/s
- *          with 4096, A/B, 5 rounds).
+ *          mark, which would cost every message a compare). CACHE_MAX
+ *          is twice NU__BLOCK_FLOOD: with 512, a burst of sends up to
+ *          the flood limit came back mostly to free() and the next
+ *          burst's blocks from malloc() one at a time (fanin: malloc and
+ *          free ~23% of its time; 15.7 -> 20.7 M msg/s with 4096, A/B, 5
+ *          rounds).
  *   chain  blocks of one scheduler given back on another, on their way
  *          home (see Invariants).
  *

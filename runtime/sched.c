@@ -658,9 +658,10 @@ static nu__proc *steal(nu__sched *s)
  * at every global-queue check, as before the pace; a streak whose
  * hand-offs turn slow reads it within 1,024 of them, once (4,096 took
  * churn_latency's p99.9 2 ns lower; test_timer checks the 8 after a
- * streak). Rejected: a fixed period (the cost above, or timers late by that many long
- * slices); a thread or a signal that flags due timers (a wake-up per
- * deadline, and signals that interrupt the processes' system calls). */
+ * streak). Rejected: a fixed period (the cost above, or timers late by
+ * that many long slices); a thread or a signal that flags due timers (a
+ * wake-up per deadline, and signals that interrupt the processes' system
+ * calls). */
 static inline uint64_t sched_clock(nu__sched *s)
 {
 	uint64_t now = nu__tick(), gap = now - s->clock_at;
