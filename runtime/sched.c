@@ -383,7 +383,7 @@ static nu__proc *gq_get(nu__sched *s, nu__group *g)
  * second). The message block cache (at most 512 KiB a scheduler) has no
  * mark: a low-water mark there would cost every message a compare. It
  * gives back half of what it holds beyond the idle keep at each period's
- * first step instead (at most DECAY_BLOCKS, ~50 us of free()): a burst's
+ * first step instead (at most DECAY_BLOCKS, ~10 us of free()): a burst's
  * blocks go back over a few seconds, and a steady load that needs them
  * mallocs at most that many again a second. The clock is the cheap one
  * (ticks): looked at whenever
@@ -832,13 +832,21 @@ static inline void prefetch_next(nu__sched *s, uint32_t i)
  * (the fast pick then takes the run queue's head). In the slow pick a
  * reading cost a round trip ~40 ns, and at a reading every ~1,000 round
  * trips that set churn_latency's p99.9. */
+/* Does the check numbered s->tick + 1 need the slow pick? The global
+ * queue has processes, it is the decay's turn, I/O is in flight, bound
+ * processes wait, or a spawner elsewhere waits for spare credits. */
+static inline int check_needs_slow(nu__sched *s)
+{
+	return atomic_load_explicit(&s->grp->gq_len, memory_order_relaxed) ||
+	       !((s->tick + 1) & (DECAY_CHECKS - 1)) || nu__io_busy(s) ||
+	       s->pinned_head ||
+	       (s->credits && atomic_load_explicit(&nu__node_get()->tight,
+						   memory_order_relaxed));
+}
+
 static __attribute__((noinline)) int gq_check_fast(nu__sched *s)
 {
-	if (atomic_load_explicit(&s->grp->gq_len, memory_order_relaxed) ||
-	    !((s->tick + 1) & (DECAY_CHECKS - 1)) ||
-	    nu__io_busy(s) || s->pinned_head ||
-	    (s->credits && atomic_load_explicit(&nu__node_get()->tight,
-						memory_order_relaxed)))
+	if (check_needs_slow(s))
 		return 0;
 	if (sched_clock_due(s, s->tick + 1))
 		runnext_give_way(s, sched_clock_poll(s));
@@ -868,10 +876,7 @@ static __attribute__((noinline)) int gq_check_fast(nu__sched *s)
  * must run (global queue, I/O, bound processes, spare credits, decay). */
 static __attribute__((noinline)) int handoff_check(nu__sched *s)
 {
-	if (atomic_load_explicit(&s->grp->gq_len, memory_order_relaxed) ||
-	    !((s->tick + 1) & (DECAY_CHECKS - 1)) || nu__io_busy(s) ||
-	    (s->credits && atomic_load_explicit(&nu__node_get()->tight,
-						memory_order_relaxed)))
+	if (check_needs_slow(s))
 		return 0;
 	s->tick++;
 	uint64_t now = 0;

@@ -167,6 +167,14 @@ static void ring_room(nu__ring *r, unsigned n)
 		nu__ring_poll(r);
 }
 
+/* n more SQEs in s's ring (owner thread): counted in flight, and a
+ * hand-off streak on s now polls the ring at the I/O pace (sched.h). */
+static void io_queued(nu__sched *s, int n)
+{
+	s->io_inflight += n;
+	nu__sched_io_queued(s);
+}
+
 static void io_submit(nu__sched *s, nu__iowait *w)
 {
 	nu__ring *r = &s->ring;
@@ -192,8 +200,7 @@ static void io_submit(nu__sched *s, nu__iowait *w)
 	w->res = w->tres = 0;
 	atomic_store_explicit(&w->released, 0, memory_order_relaxed);
 	atomic_store_explicit(&w->left, n, memory_order_relaxed);
-	s->io_inflight += n;
-	nu__sched_io_queued(s);
+	io_queued(s, n);
 }
 
 void nu__io_complete(const struct io_uring_cqe *cqe)
@@ -243,8 +250,7 @@ static nu__sched *io_cancel(nu__sched *s, nu__iowait *w)
 	if (!atomic_load_explicit(&w->left, memory_order_acquire))
 		return s;
 	atomic_fetch_add_explicit(&w->left, 1, memory_order_relaxed);
-	s->io_inflight++;
-	nu__sched_io_queued(s);
+	io_queued(s, 1);
 	struct io_uring_sqe *sqe = nu__ring_sqe(&s->ring);
 	io_uring_prep_cancel64(sqe, (uintptr_t)w | NU__IO_TAG_OP, 0);
 	io_uring_sqe_set_data64(sqe, (uintptr_t)w | NU__IO_TAG_CANCEL);
@@ -334,8 +340,7 @@ static void cancel_fd_here(nu__sched *s, int fd)
 	struct io_uring_sqe *sqe = nu__ring_sqe(&s->ring);
 	io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
 	io_uring_sqe_set_data64(sqe, NU__IO_UD_DETACHED);
-	s->io_inflight++;
-	nu__sched_io_queued(s);
+	io_queued(s, 1);
 }
 
 /* Ask scheduler t to cancel fd's ops in its ring; 0 when its request
