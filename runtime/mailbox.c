@@ -70,6 +70,17 @@
  * carry it. Removing the mark message moves the mark to its predecessor,
  * so the pointer never dangles; one mark per process (the newest ref).
  *
+ * Sends to a deferred park. A send to the process whose receive park is
+ * deferred on this thread (sched.c: the partner of a ping-pong, a caller
+ * waiting for its reply) goes the short way, send_lazy: that process
+ * holds its pid until it runs again (only it can exit), so there is no
+ * generation check, no prefetch (it ran last), no push and no take (its
+ * FIFO is ours until it runs, see hand_over); bounded mailboxes and
+ * everything unusual go the long way, send_on. Its send hints are left
+ * as they were (only guesses for cold receivers). Measured: pingpong
+ * 69.6 -> 63.2 ns, call 116.0 -> 110.5 ns (~150 instructions fewer a
+ * round trip).
+ *
  * Receive. The common take (one plain message pushed since the last
  * take) is inline; a plain nu_receive waiting forever loops on take and
  * park without the selective-receive scan or a timer.
@@ -487,28 +498,43 @@ static nu__msg *lane_push(nu__lane *ln, nu__msg *m)
 	return prev;
 }
 
-/* Hand m straight to p's FIFO when p waits in a receive on this thread
- * with its park deferred (sched.c): p's FIFO is then ours to write until
- * p runs again, and the push's exchange and p's take are saved. Only a
- * plain message or an awaited reply for p, and only when `top` holds
- * nothing p has not taken: whatever waits there came first, and may be
- * from the same sender (order per pair). A push racing with that look
- * comes from another thread, so from another sender, and is concurrent
- * with m. 1 when m was handed over and p made runnable. */
+/* May p, waiting in a receive on this thread with its park deferred
+ * (sched.c), take a message straight into its FIFO? p's FIFO is then
+ * ours to write until p runs again, and the push's exchange and p's take
+ * are saved; but only when `top` holds nothing p has not taken (whatever
+ * waits there came first, and may be from the same sender: order per
+ * pair) and no reference mark waits for the next take. A push racing
+ * with that look comes from another thread, so from another sender, and
+ * is concurrent with the message. */
+static inline int lazy_room(const nu__mailbox *mb)
+{
+	const nu__lane *ln = &mb->lane[NU__LANE_NORMAL];
+	return !mb->mark_pending &&
+	       atomic_load_explicit(&ln->top, memory_order_relaxed) == ln->seen;
+}
+
+/* Hand m to p, s's deferred park, whose FIFO has room (lazy_room): p
+ * becomes runnable, its park never happened. */
+static inline void lazy_append(nu__sched *s, nu__proc *p, nu__msg *m)
+{
+	atomic_store_explicit(&m->next, NULL, memory_order_relaxed);
+	fifo_append(&p->mailbox.lane[NU__LANE_NORMAL], m);
+	__atomic_store_n(&s->park_lazy, NULL, __ATOMIC_RELAXED);
+	nu__proc_ready_on(s, p);
+}
+
+/* deliver_to's hand-over to s's deferred park p: only a plain message or
+ * an awaited reply for p, on the normal lane. 1 when m was handed over
+ * and p made runnable. */
 static int hand_over(nu__sched *s, nu__proc *p, nu__msg *m, int lane)
 {
 	nu__mailbox *mb = &p->mailbox;
-	nu__lane *ln = &mb->lane[NU__LANE_NORMAL];
 	if (!s || s->park_lazy != p || lane != NU__LANE_NORMAL ||
 	    (m->kind & NU__MSG_SIGMASK) || m->to != p->pid ||
 	    ((m->kind & NU__MSG_REPLY) && m->alias != mb->alias) ||
-	    mb->mark_pending ||
-	    atomic_load_explicit(&ln->top, memory_order_relaxed) != ln->seen)
+	    !lazy_room(mb))
 		return 0;
-	atomic_store_explicit(&m->next, NULL, memory_order_relaxed);
-	fifo_append(ln, m);
-	__atomic_store_n(&s->park_lazy, NULL, __ATOMIC_RELAXED);
-	nu__proc_ready_on(s, p);
+	lazy_append(s, p, m);
 	return 1;
 }
 
@@ -793,8 +819,38 @@ static int send_on(nu_pid to, nu_term msg, int lane, uint64_t alias,
 	return 0;
 }
 
+/* A send to the process whose park is deferred on this thread (the
+ * partner of a ping-pong, a caller waiting for its reply: alias nonzero),
+ * the short way ("Sends to a deferred park" above). 1 when sent, 0 when
+ * send_on must decide (another receiver, an invalid term, a bounded
+ * mailbox, no room in the FIFO, a late reply, a flood, no memory). */
+static inline int send_lazy(nu_pid to, nu_term msg, uint64_t alias)
+{
+	nu__sched *s = nu__sched_here();
+	nu__proc *p = s ? s->park_lazy : NULL; /* set only while one runs */
+	if (!p || p->pid != to || (alias && p->mailbox.alias != alias))
+		return 0;
+	size_t flat = nu__term_flat_tuple(msg);
+	if (!s->current || p->mbox_limit || !lazy_room(&p->mailbox) ||
+	    (!flat && !nu__term_valid(msg)) ||
+	    s->blocks_made - (int64_t)s->nblocks >= NU__BLOCK_FLOOD)
+		return 0;
+	nu__msg *m = msg_new(s, to, s->current->pid, msg, flat);
+	if (!m)
+		return 0;
+	if (alias) {
+		m->kind = NU__MSG_REPLY;
+		m->alias = alias;
+	}
+	lazy_append(s, p, m);
+	nu__sched_charge(s, 1);
+	return 1;
+}
+
 int nu_send(nu_pid to, nu_term msg)
 {
+	if (send_lazy(to, msg, 0))
+		return 0;
 	return send_on(to, msg, NU__LANE_NORMAL, 0, NULL);
 }
 
@@ -805,6 +861,8 @@ int nu_send_priority(nu_pid to, nu_term msg)
 
 int nu__send_reply(nu_pid to, uint64_t alias, nu_term t)
 {
+	if (alias && send_lazy(to, t, alias))
+		return 0;
 	return alias ? send_on(to, t, NU__LANE_NORMAL, alias, NULL) : -EINVAL;
 }
 

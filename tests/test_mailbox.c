@@ -982,6 +982,92 @@ static void test_deferred_park(void)
 	CU_ASSERT_EQUAL(nu_start(&cf, deferred_main, NULL), 0);
 }
 
+/* Sends to a deferred park (mailbox.c send_lazy, nu_send's short way):
+ * on one scheduler a partner that answers and waits again is parked,
+ * its park deferred, whenever we run, so each of our sends finds it so.
+ * Every kind of term comes back intact and freeable; two sends in a row
+ * (the second takes the long way) keep their order; a bad term is
+ * -EINVAL and leaves the partner waiting; a bounded mailbox still counts
+ * what the short way hands over. */
+static void lazy_echo(void *a)
+{
+	(void)a;
+	nu_term t;
+	while (nu_receive(&t, 5000) == 0 && nu_term_type(t) == NU_T_TUPLE) {
+		nu_send(nu_pid_value(nu_tuple_elem(t, 0)), nu_tuple_elem(t, 1));
+		nu_term_free(t);
+	}
+}
+
+/* Send {self(), x} to e, expect x back. */
+static void lazy_round(nu_pid e, nu_term x)
+{
+	nu_term back;
+	size_t base = nu_heap_used();
+	CU_ASSERT_EQUAL(nu_send(e, nu_tuple(2, nu_pid_term(nu_self()), x)), 0);
+	CU_ASSERT_EQUAL_FATAL(nu_receive(&back, 5000), 0);
+	CU_ASSERT(nu_term_equal(back, x));
+	nu_term_free(back);
+	CU_ASSERT(nu_heap_used() <= base + 64); /* (the tuple we built) */
+}
+
+static void lazy_main(void *a)
+{
+	(void)a;
+	nu_pid e = nu_spawn(lazy_echo, NULL);
+	nu_term big = NU_NIL, kinds[8];
+	for (int i = 0; i < 300; i++) /* beyond a small block */
+		big = nu_cons(nu_tuple(2, nu_int(i), nu_float(i)), big);
+	static const char blob[2000];
+	kinds[0] = nu_atom("hello");
+	kinds[1] = nu_int(-42);
+	kinds[2] = nu_tuple(3, nu_atom("a"), nu_int(1), nu_pid_term(e));
+	kinds[3] = big;
+	kinds[4] = nu_binary(blob, sizeof(blob));
+	kinds[5] = nu_make_ref();
+	kinds[6] = nu_float(2.5);
+	CU_ASSERT_EQUAL(nu_term_parse("#{k => [1, {2}], \"s\" => <<1,2>>}",
+				      &kinds[7], NULL), 0);
+	for (int r = 0; r < 3; r++)
+		for (int k = 0; k < 8; k++)
+			lazy_round(e, kinds[k]);
+	/* two in a row: the first wakes e, the second finds it runnable */
+	nu_term me = nu_pid_term(nu_self()), back;
+	CU_ASSERT_EQUAL(nu_send(e, nu_tuple(2, me, nu_int(1))), 0);
+	CU_ASSERT_EQUAL(nu_send(e, nu_tuple(2, me, nu_int(2))), 0);
+	for (int i = 1; i <= 2; i++) {
+		CU_ASSERT_EQUAL_FATAL(nu_receive(&back, 5000), 0);
+		CU_ASSERT_EQUAL(back, nu_int(i));
+	}
+	static uint64_t bad[2]; /* a boxed term with no valid header */
+	CU_ASSERT_EQUAL(nu_send(e, (nu_term)(uintptr_t)bad), -EINVAL);
+	CU_ASSERT_EQUAL(nu_send(e, NU_NONE), -EINVAL);
+	lazy_round(e, nu_atom("still_there"));
+	nu_send(e, nu_atom("stop"));
+
+	/* a bounded mailbox (1, fail): the send that wakes it counts */
+	nu_spawn_opts o;
+	nu_spawn_opts_init(&o);
+	o.max_mailbox = 1;
+	o.mailbox_policy = NU_MAILBOX_FAIL;
+	nu_pid b = nu_spawn_opt(lazy_echo, NULL, &o);
+	lazy_round(b, nu_atom("warm"));
+	CU_ASSERT_EQUAL(nu_send(b, nu_tuple(2, me, nu_int(3))), 0);
+	CU_ASSERT_EQUAL(nu_send(b, nu_tuple(2, me, nu_int(4))), -EAGAIN);
+	CU_ASSERT_EQUAL_FATAL(nu_receive(&back, 5000), 0);
+	CU_ASSERT_EQUAL(back, nu_int(3));
+	lazy_round(b, nu_atom("room_again"));
+	nu_send(b, nu_atom("stop"));
+	nt_wait_alone();
+}
+
+static void test_lazy_send(void)
+{
+	nu_config cf;
+	cfg(&cf, 1);
+	CU_ASSERT_EQUAL(nu_start(&cf, lazy_main, NULL), 0);
+}
+
 /* --------------------------------------------------- flooding senders */
 
 /* 500 senders of 1000 messages each to one receiver on one scheduler.
@@ -1247,6 +1333,8 @@ static CU_TestInfo tests[] = {
 	{ "parks race pushes, timeouts, priority sends, kills", test_park_races },
 	{ "a timeout due while parking ends the wait", test_timeout_while_parking },
 	{ "a deferred park loses no push and no kill", test_deferred_park },
+	{ "sends to a deferred park: any term, order, bad terms, bounds",
+	  test_lazy_send },
 	{ "many senders to one receiver: its queue stays short", test_flood },
 	{ "messages received elsewhere are counted back home", test_flood_home },
 	{ "an idle scheduler trims its cached message blocks", test_block_trim },
