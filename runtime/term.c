@@ -240,7 +240,7 @@ const char *nu_atom_name(nu_term t)
 
 nu__heap *nu__term_heap(void)
 {
-	nu__sched *s = nu__sched_self();
+	nu__sched *s = nu__sched_here(); /* (constructors never switch) */
 	return s && s->current ? &s->current->heap : NULL;
 }
 
