@@ -158,7 +158,8 @@
 #define cpu_relax() __asm__ volatile("yield")
 #endif
 
-__thread nu__sched *nu__tls_sched;
+__thread nu__sched *nu__tls_sched
+	__attribute__((tls_model("initial-exec")));
 #define tls_sched nu__tls_sched
 
 __attribute__((noinline)) nu__sched *nu__sched_self(void)
