@@ -387,10 +387,9 @@ static nu__proc *gq_get(nu__sched *s, nu__group *g)
  * first step instead (at most DECAY_BLOCKS, ~10 us of free()): a burst's
  * blocks go back over a few seconds, and a steady load that needs them
  * mallocs at most that many again a second. The clock is the cheap one
- * (ticks): looked at whenever
- * the pace reads it, at one global-queue check in DECAY_CHECKS (a
- * scheduler may read no clock at all: a ping-pong pair), and before
- * every idle wait. */
+ * (ticks): looked at whenever the pace reads it, at one global-queue
+ * check in DECAY_CHECKS (a scheduler may read no clock at all: a
+ * ping-pong pair), and before every idle wait. */
 static __attribute__((noinline)) void sched_decay(nu__sched *s, uint64_t now)
 {
 	if (now < s->decay_at)
@@ -822,17 +821,6 @@ static inline void prefetch_next(nu__sched *s, uint32_t i)
 		nu__prefetch_lines(sp, PREFETCH_STACK_LINES);
 }
 
-/* A due global-queue check in the fast pick's way: 1 when there was
- * nothing to do but perhaps read the clock (no global queue, no I/O, no
- * bound processes, nobody wanting this scheduler's spare credits), 0 when
- * the slow pick must run. Then the fast pick goes on: the slow pick
- * cost the round trip it fell in ~37 ns, this ~11 (one round trip in 30
- * of a ping-pong pair; a `churn_latency` round trip sequence, 3.3% of
- * them). A clock reading the pace asks for (see "Clock pace") is taken
- * here too: timers polled, and a runnext whose slice ran out gives way
- * (the fast pick then takes the run queue's head). In the slow pick a
- * reading cost a round trip ~40 ns, and at a reading every ~1,000 round
- * trips that set churn_latency's p99.9. */
 /* Does the check numbered s->tick + 1 need the slow pick? The global
  * queue has processes, it is the decay's turn, I/O is in flight, bound
  * processes wait, or a spawner elsewhere waits for spare credits. */
@@ -845,6 +833,17 @@ static inline int check_needs_slow(nu__sched *s)
 						   memory_order_relaxed));
 }
 
+/* A due global-queue check in the fast pick's way: 1 when there was
+ * nothing to do but perhaps read the clock (no global queue, no I/O, no
+ * bound processes, nobody wanting this scheduler's spare credits), 0 when
+ * the slow pick must run. Then the fast pick goes on: the slow pick
+ * cost the round trip it fell in ~37 ns, this ~11 (one round trip in 30
+ * of a ping-pong pair; a `churn_latency` round trip sequence, 3.3% of
+ * them). A clock reading the pace asks for (see "Clock pace") is taken
+ * here too: timers polled, and a runnext whose slice ran out gives way
+ * (the fast pick then takes the run queue's head). In the slow pick a
+ * reading cost a round trip ~40 ns, and at a reading every ~1,000 round
+ * trips that set churn_latency's p99.9. */
 static __attribute__((noinline)) int gq_check_fast(nu__sched *s)
 {
 	if (check_needs_slow(s))

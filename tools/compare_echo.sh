@@ -28,9 +28,10 @@
 # serves all C, as in run.sh), then killed and reaped, so machine noise
 # hits all servers alike. The order rotates from rep to rep (rep r starts
 # with the r-th server), so no server always runs right after another's
-# teardown (its sockets in TIME_WAIT, its memory going back). The tables have medians over REPS: per server
-# and C, then nuproc's ratios at each C (req/s to uring as %, to BEAM and
-# Go as x; p99 to uring's p99, below 1: nuproc's tail is shorter).
+# teardown (its sockets in TIME_WAIT, its memory going back). The tables
+# have medians over REPS: per server and C, then nuproc's ratios at each
+# C (req/s to uring as %, to BEAM and Go as x; p99 to uring's p99, below
+# 1: nuproc's tail is shorter).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${1:-$ROOT/build}
