@@ -895,38 +895,62 @@ static void test_timeout_while_parking(void)
  * next process's slice ends. A hog that never calls into the runtime
  * holds that slice; meanwhile a push from the other scheduler must be
  * taken once it ends (nothing lost), the parked process reads as
- * waiting, and a kill sent meanwhile still ends it. */
+ * waiting, a kill sent meanwhile still ends it, and a send from the hog
+ * comes after a push that took effect before it. */
 static _Atomic int hog_on, hog_go;
 static nu_pid defer_driver;
 
+/* The hog; arg: the receiver it runs behind, to send `second` to once
+ * hog_go is set, while that receiver's park is still deferred (NULL: it
+ * sends nothing). */
 static void hog(void *a)
 {
-	(void)a;
 	nu_term t;
 	nu_receive(&t, -1); /* resumed, not fresh: a first run commits */
 	atomic_store(&hog_on, 1);
 	uint64_t t0 = now_us();
 	while (!atomic_load(&hog_go) && now_us() - t0 < 300000)
 		; /* one scheduler: nobody sets hog_go, give up after 300 ms */
+	if (a) /* the short way's look at `top` (mailbox.c, lazy_room) */
+		nu_send((nu_pid)(uintptr_t)a, nu_atom("second"));
 	t0 = now_us();
 	while (now_us() - t0 < 5000)
 		; /* the push lands well before the slice ends */
 }
 
+/* Spawn the hog, let it park, and make it runnext: it runs once the
+ * caller parks. send_back: the hog sends `second` to the caller. */
+static void hog_behind(int send_back)
+{
+	nu_pid h = nu_spawn(hog, send_back ? (void *)(uintptr_t)nu_self()
+					   : NULL);
+	nu_yield(); /* the hog parks in its receive */
+	nu_send(h, nu_atom("go")); /* runnext: it runs once we park */
+}
+
 static void deferred_receiver(void *a)
 {
 	(void)a;
-	nu_pid h = nu_spawn(hog, NULL);
-	nu_yield(); /* the hog parks in its receive */
-	nu_send(h, nu_atom("go")); /* runnext: it runs once we park */
+	hog_behind(0);
 	nu_term t;
 	if (nu_receive(&t, -1) == 0)
 		nu_send(defer_driver, nu_tuple(2, nu_atom("got"), t));
 }
 
-/* Start a receiver on scheduler 0 that parks with the hog behind it;
+/* As deferred_receiver, but the hog sends too: report both messages, in
+ * the order received. */
+static void order_receiver(void *a)
+{
+	(void)a;
+	hog_behind(1);
+	nu_term t[2];
+	if (nu_receive(&t[0], -1) == 0 && nu_receive(&t[1], 5000) == 0)
+		nu_send(defer_driver, nu_tuple(2, t[0], t[1]));
+}
+
+/* Start a receiver fn on scheduler 0 that parks with the hog behind it;
  * returns it once the hog runs. */
-static nu_pid park_behind_hog(nu_term *ref)
+static nu_pid park_behind_hog(void (*fn)(void *), nu_term *ref)
 {
 	atomic_store(&hog_on, 0);
 	atomic_store(&hog_go, 0);
@@ -934,10 +958,27 @@ static nu_pid park_behind_hog(nu_term *ref)
 	nu_spawn_opts_init(&o);
 	o.scheduler = 0;
 	o.monitor_ref = ref;
-	nu_pid r = nu_spawn_opt(deferred_receiver, NULL, &o);
+	nu_pid r = nu_spawn_opt(fn, NULL, &o);
 	while (!atomic_load(&hog_on))
 		nu_sleep(1);
 	return r;
+}
+
+/* A push from another scheduler that took effect while r's park was
+ * deferred, then a send from the hog behind it on r's scheduler (the
+ * short way, were `top` not looked at): r takes them in that order,
+ * the order in which the pushes took effect (mailbox.c). */
+static void deferred_order(void)
+{
+	nu_term ref, t;
+	nu_pid r = park_behind_hog(order_receiver, &ref);
+	CU_ASSERT_EQUAL(nu_send(r, nu_atom("first")), 0);
+	atomic_store(&hog_go, 1);
+	CU_ASSERT_EQUAL_FATAL(nu_receive(&t, 5000), 0);
+	if (nt_two() > 1) /* one scheduler: the hog sent first */
+		CU_ASSERT(nu_term_equal(t, nu_tuple(2, nu_atom("first"),
+						    nu_atom("second"))));
+	CU_ASSERT_EQUAL(nt_down_reason(ref, r, 5000), nu_atom("normal"));
 }
 
 static void deferred_driver(void *a)
@@ -946,7 +987,7 @@ static void deferred_driver(void *a)
 	defer_driver = nu_self();
 	int two = nt_two() > 1;
 	nu_term ref;
-	nu_pid r = park_behind_hog(&ref);
+	nu_pid r = park_behind_hog(deferred_receiver, &ref);
 	nu_proc_info info = { 0 };
 	CU_ASSERT_EQUAL(nu_process_info(r, &info), 0);
 	if (two) /* one scheduler: the hog has finished */
@@ -959,10 +1000,11 @@ static void deferred_driver(void *a)
 		t, nu_tuple(2, nu_atom("got"), nu_atom("ping"))));
 	CU_ASSERT_EQUAL(nt_down_reason(ref, r, 5000), nu_atom("normal"));
 
-	r = park_behind_hog(&ref);
+	r = park_behind_hog(deferred_receiver, &ref);
 	CU_ASSERT_EQUAL(nu_kill(r, nu_atom("stop_now")), 0);
 	atomic_store(&hog_go, 1);
 	CU_ASSERT_EQUAL(nt_down_reason(ref, r, 5000), nu_atom("stop_now"));
+	deferred_order();
 	nu_send(main_pid, nu_atom("done"));
 }
 
@@ -1333,7 +1375,8 @@ static CU_TestInfo tests[] = {
 	{ "a freed block never passes for the last one taken", test_boundary },
 	{ "parks race pushes, timeouts, priority sends, kills", test_park_races },
 	{ "a timeout due while parking ends the wait", test_timeout_while_parking },
-	{ "a deferred park loses no push and no kill", test_deferred_park },
+	{ "a deferred park loses no push and no kill, keeps push order",
+	  test_deferred_park },
 	{ "sends to a deferred park: any term, order, bad terms, bounds",
 	  test_lazy_send },
 	{ "many senders to one receiver: its queue stays short", test_flood },
