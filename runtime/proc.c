@@ -675,15 +675,9 @@ void *nu_realloc(void *p, size_t n)
 
 void nu_free(void *p)
 {
-	nu__heap *h = self_heap();
-	if (!h || !p)
-		return;
-	if (nu__heap_owns(h, p)) {
-		nu__heap_free(h, p);
-		return;
-	}
-	/* a received message; h is the current process's */
-	nu__frag_put(nu__sched_here()->current, p);
+	nu__sched *s = nu__sched_here(); /* freeing never switches */
+	if (p && s && s->current)
+		nu__proc_free(s->current, p);
 }
 
 size_t nu_heap_used(void)

@@ -195,4 +195,15 @@ void nu__proc_drain_slot(struct nu__mem *m, uint32_t idx);
 /* Kill every live process of the node (shutdown). */
 void nu__proc_kill_all(nu_term reason);
 
+/* nu_free(ptr) for p, the calling process (ptr not NULL): a block of its
+ * heap, or a received message's (a fragment, mailbox.c). Inline, so that
+ * nu_term_free() of a received term is one call less. */
+static inline void nu__proc_free(nu__proc *p, void *ptr)
+{
+	if (nu__heap_owns(&p->heap, ptr))
+		nu__heap_free(&p->heap, ptr);
+	else
+		nu__frag_put(p, ptr);
+}
+
 #endif
