@@ -1080,7 +1080,7 @@ static void clause_ctx_init(clause_ctx *cc, const nu_clause *c, size_t n)
 	cc->c = c;
 	cc->n = n;
 	for (size_t i = 0; i < n && i < QUICK_MAX; i++)
-		cc->sig[i] = nu__pattern_sig_of(c[i].pattern);
+		cc->sig[i] = nu__pattern_head_of(c[i].pattern)->sig;
 }
 
 /* The pattern's quick test (pattern.h): 0 when t cannot match. */
@@ -1117,12 +1117,39 @@ static int check_clauses(const nu_clause *c, size_t n)
 {
 	if (!c || !n || n > INT32_MAX)
 		return -EINVAL;
-	for (size_t i = 0; i < n; i++) {
-		int nv = nu_pattern_nvars(c[i].pattern);
-		if (nv < 0 || (nv > 0 && !c[i].vars))
+	for (size_t i = 0; i < n; i++)
+		if (!c[i].pattern ||
+		    (nu__pattern_head_of(c[i].pattern)->nvars && !c[i].vars))
 			return -EINVAL;
-	}
 	return 0;
+}
+
+/* The common selective receive: the oldest message is a normal one and
+ * a clause takes it (a server's loop, fanin's receiver). The clause index
+ * with *f set, or -1 when the scan must decide (nothing queued, a
+ * priority message, a receive marker that may let it start later, or no
+ * clause takes the head). Everything pushed is taken first, the mark
+ * settled. No scan state, no timer: a fanin message -9% instructions. */
+static inline int head_select(nu__proc *p, const nu_clause *c, size_t n,
+			      found *f)
+{
+	nu__mailbox *mb = &p->mailbox;
+	mailbox_take(p);
+	nu__msg *m = mb->lane[NU__LANE_NORMAL].head;
+	if (!m || mb->lane[NU__LANE_PRIO].head || mb->mark)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		const nu__pattern_sig *sg =
+			&nu__pattern_head_of(c[i].pattern)->sig;
+		if (!sig_passes(sg, m->term))
+			continue;
+		if (sg->exact || nu_pattern_match(c[i].pattern, m->term,
+						  c[i].pre, c[i].vars) == 1) {
+			*f = (found){ NU__LANE_NORMAL, NULL, m };
+			return (int)i;
+		}
+	}
+	return -1;
 }
 
 /* Where a selective receive may start: after the mark when every clause
@@ -1158,20 +1185,22 @@ void nu__mailbox_mark_ref(uint64_t ref_id)
 int nu_receive_select(const nu_clause *clauses, size_t n, int64_t timeout_ms,
 		      nu_term *msg)
 {
-	nu__sched *s = nu__sched_self();
+	nu__sched *s = nu__sched_here(); /* read once: parks return it anew */
 	if (!s || !s->current)
 		return -EPERM;
 	int rc = check_clauses(clauses, n);
 	if (rc || timeout_ms < -1)
 		return -EINVAL;
 	nu__proc *p = s->current;
-	clause_ctx cc;
-	clause_ctx_init(&cc, clauses, n);
 	found f;
-	if (p->mailbox.mark_pending)
-		mailbox_take(p); /* settle the mark first */
-	int k = select_wait(&s, p, deadline_of(timeout_ms), scan_clauses, &cc,
-			    marked_start(&p->mailbox, clauses, n), &f);
+	int k = head_select(p, clauses, n, &f); /* settles the mark too */
+	if (k < 0) {
+		clause_ctx cc;
+		clause_ctx_init(&cc, clauses, n);
+		k = select_wait(&s, p, deadline_of(timeout_ms), scan_clauses,
+				&cc, marked_start(&p->mailbox, clauses, n),
+				&f);
+	}
 	if (k < 0)
 		return k;
 	/* the bindings point into the message, which stays as it is */

@@ -68,11 +68,11 @@ typedef struct pins {
 } pins;
 
 struct nu_pattern {
-	uint32_t ncode, nlits, nvars;
+	nu__pattern_head h; /* first: pattern.h reads it inline */
+	uint32_t ncode, nlits;
 	const pins *code;
 	const nu_term *lits;
-	const char *const *names; /* nvars NUL-terminated names */
-	nu__pattern_sig sig;
+	const char *const *names; /* h.nvars NUL-terminated names */
 };
 
 static nu__pattern_sig quick_sig(const nu_pattern *p);
@@ -141,7 +141,7 @@ static int enter(const pins *i, nu_term cur, frame *st, int *sp)
 int nu_pattern_match(const nu_pattern *p, nu_term t, const nu_term *pre,
 		     nu_term *vars)
 {
-	if (!p || t == NU_NONE || (!vars && p->nvars))
+	if (!p || t == NU_NONE || (!vars && p->h.nvars))
 		return -EINVAL;
 	frame st[NU__PATTERN_MAX_FRAMES];
 	int sp = 0;
@@ -187,14 +187,14 @@ void nu_pattern_free(nu_pattern *p)
 
 int nu_pattern_nvars(const nu_pattern *p)
 {
-	return p ? (int)p->nvars : -EINVAL;
+	return p ? (int)p->h.nvars : -EINVAL;
 }
 
 int nu_pattern_var(const nu_pattern *p, const char *name)
 {
 	if (!p || !name)
 		return -EINVAL;
-	for (uint32_t i = 0; i < p->nvars; i++)
+	for (uint32_t i = 0; i < p->h.nvars; i++)
 		if (!strcmp(p->names[i], name))
 			return (int)i;
 	return -ENOENT;
@@ -204,7 +204,7 @@ int nu__pattern_fixed_ref(const nu_pattern *p, const nu_term *pre)
 {
 	if (!p || !pre)
 		return -1;
-	for (uint32_t i = 0; i < p->nvars; i++)
+	for (uint32_t i = 0; i < p->h.nvars; i++)
 		if (pre[i] != NU_NONE && nu_term_type(pre[i]) == NU_T_REF)
 			return (int)i;
 	return -1;
@@ -572,8 +572,8 @@ static nu_pattern *finish(comp *c)
 	nu_term *lits = (nu_term *)(code + c->ncode);
 	const char **names = (const char **)(lits + nl);
 	char *cells = (char *)(names + c->nvars), *str = cells + flat;
-	*p = (nu_pattern){ (uint32_t)c->ncode, (uint32_t)nl,
-			   (uint32_t)c->nvars, code, lits, names, { 0, 0, 0 } };
+	*p = (nu_pattern){ { { 0, 0, 0 }, (uint32_t)c->nvars },
+			   (uint32_t)c->ncode, (uint32_t)nl, code, lits, names };
 	nl = 0;
 	for (size_t i = 0; i < c->ncode; i++) {
 		code[i] = c->code[i];
@@ -591,7 +591,7 @@ static nu_pattern *finish(comp *c)
 		str[c->vars[i].n] = 0;
 		str += c->vars[i].n + 1;
 	}
-	p->sig = quick_sig(p);
+	p->h.sig = quick_sig(p);
 	return p;
 }
 
@@ -612,11 +612,6 @@ static nu__pattern_sig quick_sig(const nu_pattern *p)
 	for (uint32_t i = 2; sg.exact && i < p->ncode; i++)
 		sg.exact = p->code[i].op == OP_ANY;
 	return sg;
-}
-
-nu__pattern_sig nu__pattern_sig_of(const nu_pattern *p)
-{
-	return p->sig;
 }
 
 static void comp_done(comp *c)

@@ -46,6 +46,17 @@ typedef struct nu__pattern_sig {
 	int exact;
 } nu__pattern_sig;
 
-nu__pattern_sig nu__pattern_sig_of(const nu_pattern *p);
+/* The start of every compiled pattern (pattern.c's struct nu_pattern
+ * opens with it), so that a receive reads the quick test and the count
+ * of variables inline, with no call per clause. */
+typedef struct nu__pattern_head {
+	nu__pattern_sig sig;
+	uint32_t nvars;
+} nu__pattern_head;
+
+static inline const nu__pattern_head *nu__pattern_head_of(const nu_pattern *p)
+{
+	return (const nu__pattern_head *)(const void *)p;
+}
 
 #endif /* NU_PATTERN_H */
