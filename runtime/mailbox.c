@@ -83,7 +83,9 @@
  *
  * Receive. The common take (one plain message pushed since the last
  * take) is inline; a plain nu_receive waiting forever loops on take and
- * park without the selective-receive scan or a timer.
+ * park without the selective-receive scan or a timer, and a selective
+ * receive whose oldest message matches takes it without the scan
+ * (head_select).
  *
  * Rejected (for now): copying straight into the receiver's heap (its
  * allocator is owner-only; BEAM takes the receiver's heap lock instead).
