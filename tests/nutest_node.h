@@ -3,15 +3,21 @@
 #ifndef NUTEST_NODE_H
 #define NUTEST_NODE_H
 
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <unistd.h>
 
 #include "nuproc.h"
 
+/* The CPUs this process may run on (its affinity mask, as the runtime
+ * counts them: a container or taskset may allow fewer than are online). */
 static inline int nt_ncpus(void)
 {
-	return (int)sysconf(_SC_NPROCESSORS_ONLN);
+	cpu_set_t set;
+	if (sched_getaffinity(0, sizeof(set), &set))
+		return (int)sysconf(_SC_NPROCESSORS_ONLN);
+	return CPU_COUNT(&set);
 }
 
 /* Two schedulers where the machine has two CPUs, else one. */
