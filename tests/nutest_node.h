@@ -10,14 +10,23 @@
 
 #include "nuproc.h"
 
-/* The CPUs this process may run on (its affinity mask, as the runtime
- * counts them: a container or taskset may allow fewer than are online). */
-static inline int nt_ncpus(void)
+/* The CPUs this process may run on: its affinity mask, as the runtime
+ * counts them (a container or taskset may allow fewer than are online).
+ * Read before main: a scheduler thread is pinned to one CPU, so a read
+ * from inside a process would see one. */
+static int nt_cpus_at_start;
+
+__attribute__((constructor)) static void nt_cpus_init(void)
 {
 	cpu_set_t set;
-	if (sched_getaffinity(0, sizeof(set), &set))
-		return (int)sysconf(_SC_NPROCESSORS_ONLN);
-	return CPU_COUNT(&set);
+	nt_cpus_at_start = sched_getaffinity(0, sizeof(set), &set)
+				   ? (int)sysconf(_SC_NPROCESSORS_ONLN)
+				   : CPU_COUNT(&set);
+}
+
+static inline int nt_ncpus(void)
+{
+	return nt_cpus_at_start;
 }
 
 /* Two schedulers where the machine has two CPUs, else one. */

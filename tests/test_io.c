@@ -145,13 +145,16 @@ static void test_streak(void)
 	run(streak_main, 1);
 }
 
+/* A listener on a free loopback port, with the kernel's longest backlog:
+ * with 128, 10k clients connecting at once under taskset -c 0 saw ~200
+ * of their recvs fail with ECONNRESET in one run of three. */
 static int listen_any(uint16_t *port)
 {
 	int l = socket(AF_INET, SOCK_STREAM, 0);
 	struct sockaddr_in a = { .sin_family = AF_INET,
 				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t len = sizeof(a);
-	if (l < 0 || bind(l, (void *)&a, sizeof(a)) || listen(l, 128) ||
+	if (l < 0 || bind(l, (void *)&a, sizeof(a)) || listen(l, SOMAXCONN) ||
 	    getsockname(l, (void *)&a, &len))
 		return -1;
 	*port = ntohs(a.sin_port);

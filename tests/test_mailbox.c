@@ -434,6 +434,36 @@ static void select_main(void *a)
 	nu_pattern_free(msg_p);
 	nu_pattern_free(stop_p);
 
+	/* the oldest message taken at once (mailbox.c, head_select): the
+	 * first clause that takes it wins, past the eight whose quick tests
+	 * a scan keeps too, and a priority message still comes first */
+	nu_pattern *miss_p[8], *any_p = compile("{_, _}");
+	nu_clause many[9];
+	for (int i = 0; i < 8; i++) {
+		char text[32];
+		snprintf(text, sizeof(text), "{miss%d, _}", i);
+		miss_p[i] = compile(text);
+		many[i] = (nu_clause){ miss_p[i], NULL, NULL };
+	}
+	many[8] = (nu_clause){ data_p, NULL, v2 };
+	nu_send(me, nu_tuple(2, nu_atom("data"), nu_int(7)));
+	CU_ASSERT_EQUAL(nu_receive_select(many, 9, 0, &t), 8);
+	CU_ASSERT_EQUAL(v2[0], nu_int(7));
+	nu_clause both[2] = { { any_p, NULL, NULL }, { data_p, NULL, v2 } };
+	nu_send(me, nu_tuple(2, nu_atom("data"), nu_int(8)));
+	CU_ASSERT_EQUAL(nu_receive_select(both, 2, 0, &t), 0);
+	CU_ASSERT_EQUAL(nu_tuple_elem(t, 1), nu_int(8));
+	nu_send(me, nu_tuple(2, nu_atom("data"), nu_int(9)));
+	nu_send_priority(me, nu_tuple(2, nu_atom("data"), nu_int(10)));
+	for (int i = 10; i >= 9; i--) {
+		CU_ASSERT_EQUAL(nu_receive_select(&many[8], 1, 0, &t), 0);
+		CU_ASSERT_EQUAL(v2[0], nu_int(i));
+	}
+	CU_ASSERT_EQUAL(nu_receive_select(many, 9, 0, &t), -ETIMEDOUT);
+	for (int i = 0; i < 8; i++)
+		nu_pattern_free(miss_p[i]);
+	nu_pattern_free(any_p);
+
 	/* the predicate form */
 	for (int i = 1; i <= 5; i++)
 		nu_send(me, nu_int(i));
