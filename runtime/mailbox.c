@@ -1129,9 +1129,11 @@ static int check_clauses(const nu_clause *c, size_t n)
 /* The common selective receive: the oldest message is a normal one and
  * a clause takes it (a server's loop, fanin's receiver). The clause index
  * with *f set, or -1 when the scan must decide (nothing queued, a
- * priority message, a receive marker that may let it start later, or no
- * clause takes the head). Everything pushed is taken first, the mark
- * settled. No scan state, no timer: a fanin message -9% instructions. */
+ * priority message, no clause takes the head, or a receive marker: the
+ * head, queued before the reference, could not match a clause needing
+ * it, and the scan starts after the marker at once). Everything pushed
+ * is taken first, the mark settled. No scan state, no timer: a fanin
+ * message -9% instructions. */
 static inline int head_select(nu__proc *p, const nu_clause *c, size_t n,
 			      found *f)
 {
