@@ -20,7 +20,7 @@
 
 #define OPS 30000
 #define TAGS 4
-#define MAXQ (OPS * 4)
+#define MAXQ (OPS * BATCH) /* an operation adds at most BATCH */
 #define BATCH 12
 
 /* One message of the model, in arrival order. */
