@@ -39,6 +39,7 @@ enum {
 			       * waits for its alias (mailbox.alias) */
 	NU__MSG_CALL = 64,    /* a call (call.c); alias holds its id */
 	NU__MSG_DOWNED = 128, /* with REPLY: the server exited (call.c) */
+	NU__MSG_INLINE = 256, /* the receiver's own (nu__proc.imsg) */
 };
 
 /* nu__msg.seen: a message that is its lane's `seen` is not given back

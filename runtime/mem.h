@@ -14,7 +14,7 @@ struct nu__proc;
 
 /* Offsets inside the shared page P of a slot (see mem.c). */
 #define NU__P_STACK_TOP 2048u /* stack grows down from P + this */
-#define NU__P_CB_MAX 768u     /* control block at P + NU__P_STACK_TOP */
+#define NU__P_CB_MAX 832u     /* control block at P + NU__P_STACK_TOP */
 #define NU__P_HEAP (NU__P_STACK_TOP + NU__P_CB_MAX)
 #define NU__MIN_STACK (16u << 10)
 /* Heap pages after P inside the slot (the near window). With the default
