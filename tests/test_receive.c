@@ -1,14 +1,16 @@
 /* test_receive.c — receive against a model: a process runs tens of
  * thousands of random operations on its own mailbox (sends to itself,
  * priority sends, batches sent by a feeder on the same or another
- * scheduler, references made before sends, plain and selective receives
- * with wildcards, variables and pre-bound values, polls and short
- * timeouts), and after each receive compares what it got, and which
- * clause took it, with a plain list that follows the rules: priority
- * messages first, then arrival order (per sender); the first message any
- * clause takes, and the first clause that takes it. The mailbox's fast
+ * scheduler, tuples and bare integers, references made before sends,
+ * plain and selective receives with wildcards, variables and pre-bound
+ * values, polls and short timeouts), and after each receive compares
+ * what it got, and which clause took it, with a plain list that follows
+ * the rules: priority messages first, then arrival order (per sender);
+ * the first message any clause takes, and the first clause that takes
+ * it. The mailbox's fast
  * paths (the inline take, head_select, the short way to a deferred park,
- * the receive marker) must agree with the slow ones on every step. */
+ * the receiver's own message for an immediate, the receive marker)
+ * must agree with the slow ones on every step. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -26,7 +28,8 @@
 /* One message of the model, in arrival order. */
 typedef struct {
 	int prio;   /* sent with priority */
-	int tag;    /* 0..TAGS-1: {tK, val}; -1: {Ref, val}, ref_no's */
+	int tag;    /* 0..TAGS-1: {tK, val}; -1: {Ref, val}, ref_no's;
+		     * -2: the integer val (an immediate: no block) */
 	long val;
 	int ref_no; /* which reference (tag -1) */
 	int taken;
@@ -50,6 +53,8 @@ static uint32_t rnd(uint32_t n)
 
 static nu_term term_of(const mmsg *m)
 {
+	if (m->tag == -2)
+		return nu_int(m->val);
 	nu_term first = m->tag < 0 ? refs[m->ref_no] : tag_atom[m->tag];
 	return nu_tuple(2, first, nu_int(m->val));
 }
@@ -62,8 +67,8 @@ static mmsg *model_add(int prio, int tag, int ref_no)
 	return m;
 }
 
-/* A clause of the model: tag (or -1: the reference ref_no), and a value
- * it must have when pre-bound. */
+/* A clause of the model: tag (or -1: the reference ref_no; -2: an
+ * integer, always pre-bound), and a value it must have when pre-bound. */
 typedef struct {
 	int tag, ref_no;
 	int bound; /* 0: `_`; 1: a variable; 2: pre-bound to val */
@@ -128,7 +133,8 @@ static void feeder(void *a)
 
 /* ------------------------------------------------------------ the run */
 
-static nu_pattern *pat_any[TAGS], *pat_var[TAGS], *pat_ref, *pat_fed;
+static nu_pattern *pat_any[TAGS], *pat_var[TAGS], *pat_ref, *pat_fed,
+	*pat_int;
 
 static void compile_all(void)
 {
@@ -143,6 +149,7 @@ static void compile_all(void)
 	}
 	CU_ASSERT_FATAL(nu_pattern_compile("{R, V}", &pat_ref, NULL) == 0);
 	CU_ASSERT_FATAL(nu_pattern_compile("{fed}", &pat_fed, NULL) == 0);
+	CU_ASSERT_FATAL(nu_pattern_compile("I", &pat_int, NULL) == 0);
 }
 
 static void free_all(void)
@@ -153,13 +160,15 @@ static void free_all(void)
 	}
 	nu_pattern_free(pat_ref);
 	nu_pattern_free(pat_fed);
+	nu_pattern_free(pat_int);
 }
 
 /* Send one message to ourselves (and the model). */
 static void op_send(nu_pid me)
 {
 	int ref = nrefs && !rnd(6);
-	mmsg *m = model_add(!rnd(8), ref ? -1 : (int)rnd(TAGS),
+	mmsg *m = model_add(!rnd(8),
+			    ref ? -1 : rnd(5) ? (int)rnd(TAGS) : -2,
 			    ref ? (int)rnd((uint32_t)nrefs) : 0);
 	nu_term t = term_of(m);
 	CU_ASSERT_EQUAL(m->prio ? nu_send_priority(me, t) : nu_send(me, t),
@@ -173,7 +182,7 @@ static void op_feed(nu_pid f)
 {
 	nfeed = 1 + (int)rnd(BATCH);
 	for (int i = 0; i < nfeed; i++)
-		feed[i] = model_add(!rnd(8), (int)rnd(TAGS), 0);
+		feed[i] = model_add(!rnd(8), rnd(4) ? (int)rnd(TAGS) : -2, 0);
 	CU_ASSERT_EQUAL(nu_send(f, nu_atom("go")), 0);
 	nu_clause c = { pat_fed, NULL, NULL };
 	nu_term t;
@@ -207,14 +216,19 @@ static int make_clauses(mclause *mc, nu_clause *c, nu_term pre[][2],
 	int n = rnd(10) ? 1 + (int)rnd(3) : 9;
 	for (int k = 0; k < n; k++) {
 		mclause *x = &mc[k];
-		x->tag = nrefs && !rnd(5) ? -1 : (int)rnd(TAGS);
-		x->ref_no = x->tag < 0 ? (int)rnd((uint32_t)nrefs) : 0;
-		x->bound = x->tag < 0 ? 1 + (int)rnd(2) : (int)rnd(3);
+		x->tag = nrefs && !rnd(5) ? -1 : rnd(6) ? (int)rnd(TAGS) : -2;
+		x->ref_no = x->tag == -1 ? (int)rnd((uint32_t)nrefs) : 0;
+		x->bound = x->tag == -2	  ? 2
+			   : x->tag == -1 ? 1 + (int)rnd(2)
+					  : (int)rnd(3);
 		x->val = next_val > 0 ? (long)rnd((uint32_t)next_val) : 0;
 		if (x->bound == 2 && qfirst < nq && rnd(2))
 			x->val = q[qfirst + (int)rnd((uint32_t)(nq - qfirst))].val;
 		pre[k][0] = pre[k][1] = NU_NONE;
-		if (x->tag < 0) {
+		if (x->tag == -2) {
+			pre[k][0] = nu_int(x->val);
+			c[k] = (nu_clause){ pat_int, pre[k], vars[k] };
+		} else if (x->tag == -1) {
 			pre[k][0] = refs[x->ref_no];
 			if (x->bound == 2)
 				pre[k][1] = nu_int(x->val);
@@ -251,7 +265,7 @@ static void op_receive(void)
 	nu_term e = term_of(want);
 	CU_ASSERT_FATAL(nu_term_equal(t, e));
 	if (n && mc[k].bound) /* V is the second variable with R */
-		CU_ASSERT_EQUAL(vars[k][mc[k].tag < 0 ? 1 : 0],
+		CU_ASSERT_EQUAL(vars[k][mc[k].tag == -1 ? 1 : 0],
 				nu_int(want->val));
 	nu_term_free(e);
 	nu_term_free(t);
