@@ -82,7 +82,7 @@
  * round trip). An immediate (an atom, a small integer, a pid: nothing to
  * copy) goes in the receiver's own message, nu__proc.imsg, when that is
  * free: no block to take here and give back there (an atom ping-pong
- * 684 -> 630 instructions a round trip, pingpong 816 -> 786). It is
+ * 684 -> 627 instructions a round trip, pingpong 816 -> 788). It is
  * queued and taken like any message, and free again when released
  * (msg_release); it is never pushed, so never a lane's `seen`.
  *
