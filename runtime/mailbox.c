@@ -385,6 +385,16 @@ static nu__msg *msg_new_small(nu__sched *s, nu_term t, size_t flat)
 	return m;
 }
 
+/* m's storage: its block tag (0: not a block), size bytes of term, and
+ * not a lane's boundary. */
+static inline nu__msg *msg_room(nu__msg *m, uint8_t block, uint32_t size)
+{
+	m->block = block;
+	m->seen = NU__SEEN_NO;
+	m->size = size;
+	return m;
+}
+
 /* The header fields of a new plain message m (its term is set). */
 static nu__msg *msg_init(nu__msg *m, nu_pid to, nu_pid from)
 {
@@ -406,9 +416,7 @@ static inline nu__msg *msg_new(nu__sched *s, nu_pid to, nu_pid from,
 		if (size > UINT32_MAX ||
 		    !(m = nu__rec_alloc(sizeof(*m) + size)))
 			return NULL;
-		m->block = 0;
-		m->seen = NU__SEEN_NO;
-		m->size = (uint32_t)size;
+		msg_room(m, 0, (uint32_t)size);
 		m->term = size ? nu__term_copy_sized(t, m->data, size) : t;
 	}
 	return msg_init(m, to, from);
@@ -444,17 +452,13 @@ static nu__msg *msg_alloc(size_t size)
 {
 	uint8_t tag;
 	nu__msg *m = size <= BLOCK_DATA ? nu__block_get(&tag) : NULL;
-	if (m) {
-		m->block = tag;
-	} else {
+	if (!m) {
+		tag = 0;
 		if (size > UINT32_MAX ||
 		    !(m = nu__rec_alloc(sizeof(*m) + size)))
 			return NULL;
-		m->block = 0;
 	}
-	m->seen = NU__SEEN_NO;
-	m->size = (uint32_t)size;
-	return m;
+	return msg_room(m, tag, (uint32_t)size);
 }
 
 #define TUPLE_MAX 8
@@ -845,10 +849,7 @@ static __attribute__((noinline)) int send_lazy(nu__sched *s, nu__proc *p,
 	    (!flat && !nu__term_valid(msg)))
 		return send_on(p->pid, msg, NU__LANE_NORMAL, alias, NULL);
 	if (!nu__has_body(msg) && !m->kind) { /* an immediate: no block */
-		m->block = 0;
-		m->seen = NU__SEEN_NO;
-		m->size = 0;
-		m->term = msg;
+		msg_room(m, 0, 0)->term = msg;
 		msg_init(m, p->pid, s->current->pid);
 		m->kind = NU__MSG_INLINE;
 	} else if (s->blocks_made - (int64_t)s->nblocks >= NU__BLOCK_FLOOD ||

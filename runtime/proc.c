@@ -676,9 +676,8 @@ void *nu_realloc(void *p, size_t n)
 
 void nu_free(void *p)
 {
-	nu__sched *s = nu__sched_here(); /* freeing never switches */
-	if (p && s && s->current)
-		nu__proc_free(s->current, p);
+	if (p)
+		nu__free_here(p);
 }
 
 size_t nu_heap_used(void)

@@ -172,6 +172,15 @@ static inline nu__sched *nu__sched_here(void)
 	return nu__tls_sched;
 }
 
+/* nu_free(ptr) and nu_term_free()'s body: the calling process frees ptr,
+ * not NULL (proc.h, nu__proc_free); outside a process, nothing. */
+static inline void nu__free_here(void *ptr)
+{
+	nu__sched *s = nu__sched_here(); /* freeing never switches */
+	if (s && s->current)
+		nu__proc_free(s->current, ptr);
+}
+
 /* Prefetch, for writing, the n cache lines from p up (a process's control
  * block or stack top about to be touched: sched.c, mailbox.c). */
 static inline void nu__prefetch_lines(const void *p, int n)

@@ -963,7 +963,5 @@ void nu_term_free(nu_term t)
 	/* A copy's root is the first cell of its block (copy_term takes
 	 * the root before its children), and a constructor's term is the
 	 * start of its own allocation: either way the block starts here. */
-	nu__sched *s = nu__sched_here(); /* freeing never switches */
-	if (s && s->current)
-		nu__proc_free(s->current, (void *)nu__box_ptr(t));
+	nu__free_here((void *)nu__box_ptr(t));
 }
