@@ -80,11 +80,16 @@
  * as they were (only guesses for cold receivers). Measured: pingpong
  * 69.6 -> 63.2 ns, call 116.0 -> 110.5 ns (~150 instructions fewer a
  * round trip). An immediate (an atom, a small integer, a pid: nothing to
- * copy) goes in the receiver's own message, nu__proc.imsg, when that is
- * free: no block to take here and give back there (an atom ping-pong
- * 684 -> 627 instructions a round trip, pingpong 816 -> 788). It is
- * queued and taken like any message, and free again when released
- * (msg_release); it is never pushed, so never a lane's `seen`.
+ * copy) or a flat tuple of up to NU__IMSG_DATA bytes goes in the
+ * receiver's own message, nu__proc.imsg, when that is free: no block to
+ * take here and give back there (an atom ping-pong 684 -> 627
+ * instructions a round trip; pingpong, whose {ping, Self} fits, 816 ->
+ * 788 -> 744). It is queued and taken like any message; it is never
+ * pushed, so never a lane's `seen`. Taken, an immediate's is free again
+ * (msg_release); a tuple's stays the received term's storage, marked a
+ * fragment but on no list (the control block needs no freeing at exit),
+ * until nu_term_free or nu_realloc gives it back (frag_free). While it
+ * is in use a send takes a block as before.
  *
  * Receive. The common take (one plain message pushed since the last
  * take) is inline; a plain nu_receive waiting forever loops on take and
@@ -355,6 +360,17 @@ void nu__mailbox_each_call(nu__proc *p,
 /* Room for a term in a small block. */
 #define BLOCK_DATA (NU__BLOCK_SIZE - offsetof(nu__msg, data))
 
+/* m's term: a copy of the flat tuple t of flat bytes (at most 9 words:
+ * no call). */
+static inline void msg_copy_flat(nu__msg *m, nu_term t, size_t flat)
+{
+	const uint64_t *src = nu__box_ptr(t);
+	uint64_t *dst = (uint64_t *)m->data;
+	for (size_t i = 0; i < flat / 8; i++)
+		dst[i] = src[i];
+	m->term = (nu_term)(uintptr_t)m->data; /* boxed: tag 0 */
+}
+
 /* A small block holding a copy of t made in one pass (immediates and
  * small flat tuples inline), or NULL when t does not fit or no block is
  * to be had: then t is measured and gets an exact block. */
@@ -368,11 +384,7 @@ static nu__msg *msg_new_small(nu__sched *s, nu_term t, size_t flat)
 	m->block = tag;
 	m->seen = NU__SEEN_NO;
 	if (flat) {
-		const uint64_t *src = nu__box_ptr(t);
-		uint64_t *dst = (uint64_t *)m->data;
-		for (size_t i = 0; i < flat / 8; i++) /* at most 9: no call */
-			dst[i] = src[i];
-		m->term = (nu_term)(uintptr_t)m->data; /* boxed: tag 0 */
+		msg_copy_flat(m, t, flat);
 		size = flat;
 	} else if (!nu__has_body(t)) {
 		m->term = t;
@@ -848,8 +860,12 @@ static __attribute__((noinline)) int send_lazy(nu__sched *s, nu__proc *p,
 	if (!s->current || p->mbox_limit || !lazy_room(&p->mailbox) ||
 	    (!flat && !nu__term_valid(msg)))
 		return send_on(p->pid, msg, NU__LANE_NORMAL, alias, NULL);
-	if (!nu__has_body(msg) && !m->kind) { /* an immediate: no block */
-		msg_room(m, 0, 0)->term = msg;
+	if (!m->kind && flat <= NU__IMSG_DATA &&
+	    (flat || !nu__has_body(msg))) { /* it fits p's own: no block */
+		if (flat)
+			msg_copy_flat(msg_room(m, 0, (uint32_t)flat), msg, flat);
+		else
+			msg_room(m, 0, 0)->term = msg;
 		msg_init(m, p->pid, s->current->pid);
 		m->kind = NU__MSG_INLINE;
 	} else if (s->blocks_made - (int64_t)s->nblocks >= NU__BLOCK_FLOOD ||
@@ -928,6 +944,11 @@ nu__msg *nu__frag_of(void *ptr)
 
 static inline void frag_free(nu__proc *p, nu__msg *m)
 {
+	if (m->kind & NU__MSG_INLINE) { /* p's own (msg_keep) */
+		p->frag_bytes -= m->size;
+		m->kind = 0;
+		return;
+	}
 	nu__msg *next = atomic_load_explicit(&m->next, memory_order_relaxed);
 	if (m->prev)
 		atomic_store_explicit(&m->prev->next, next,
@@ -1065,10 +1086,13 @@ static inline void select_out(nu__proc *p, const found *f)
 /* p keeps m's term: m becomes a fragment of its heap. */
 static inline void msg_keep(nu__proc *p, nu__msg *m)
 {
-	if (m->size)
-		frag_add(p, m);
-	else
+	if (!m->size)
 		msg_free(m);
+	else if (m->kind & NU__MSG_INLINE) { /* p's own: on no list */
+		m->kind |= NU__MSG_FRAG;
+		p->frag_bytes += m->size;
+	} else
+		frag_add(p, m);
 }
 
 static inline nu_term select_take(nu__proc *p, const found *f)

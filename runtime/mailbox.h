@@ -29,6 +29,11 @@ typedef struct nu__msg {
 	_Alignas(16) unsigned char data[];
 } nu__msg;
 
+/* Bytes of term a process's own message holds (nu__proc.imsg, mailbox.c
+ * "Sends to a deferred park"): a flat tuple of up to three immediates.
+ * (With 40, ASan's larger control block would no longer fit.) */
+#define NU__IMSG_DATA 32u
+
 /* nu__msg.kind: a signal kind (signal.h) in the low bits, 0 for a plain
  * message; flags above. */
 enum {

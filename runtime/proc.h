@@ -89,10 +89,12 @@ struct nu__proc {
 	uint32_t heap_max;        /* heap page budget, 0 = the window */
 	_Atomic nu_term reg_name; /* registered name (registry.c), 0 = none */
 	nu__heap heap;
-	/* A message of its own for an immediate sent to it while its park
-	 * is deferred (mailbox.c, "Sends to a deferred park"): in use while
-	 * its kind is not 0. Raw bytes: nu__msg ends in a flexible array. */
-	_Alignas(16) unsigned char imsg[sizeof(struct nu__msg)];
+	/* A message of its own for an immediate or a small flat tuple sent
+	 * to it while its park is deferred (mailbox.c, "Sends to a deferred
+	 * park"): in use while its kind is not 0. Raw bytes: nu__msg ends in
+	 * a flexible array. */
+	_Alignas(16) unsigned char imsg[sizeof(struct nu__msg) +
+					NU__IMSG_DATA];
 };
 
 /* Pid layout: bit 63 zero, bits 56..62 node (0 = local), bits 24..55 the

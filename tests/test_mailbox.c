@@ -1134,6 +1134,81 @@ static void lazy_main(void *a)
 	nt_wait_alone();
 }
 
+/* The receiver's own message (mailbox.c, "Sends to a deferred park")
+ * holds one small flat tuple at a time: while a received one is kept,
+ * the next goes in a block. Kept terms stay intact whatever follows,
+ * count in nu_heap_used until freed, free in any order, move with
+ * nu_realloc, and the own message serves again once its term is gone. */
+#define HOLD_N 6
+
+static void hold_check(nu_term *held, int n, int skip)
+{
+	for (int i = 0; i < n; i++)
+		if (i != skip)
+			CU_ASSERT(nu_term_type(held[i]) == NU_T_TUPLE &&
+				  nu_tuple_elem(held[i], 1) == nu_int(i));
+}
+
+static void lazy_holder(void *a)
+{
+	(void)a;
+	nu_term held[HOLD_N], t;
+	nu_pid from = 0;
+	size_t base = nu_heap_used();
+	for (int round = 0; round < 2; round++) {
+		for (int i = 0; i < HOLD_N; i++) {
+			CU_ASSERT_EQUAL_FATAL(nu_receive(&held[i], 5000), 0);
+			from = nu_pid_value(nu_tuple_elem(held[i], 0));
+			hold_check(held, i + 1, -1);
+			nu_send(from, nu_atom("ok"));
+		}
+		CU_ASSERT(nu_heap_used() >= base + HOLD_N * 24);
+		/* the first went in the own message: move it to the heap */
+		uint64_t *moved = nu_realloc((void *)(uintptr_t)held[0], 64);
+		CU_ASSERT_FATAL(moved != NULL);
+		CU_ASSERT(moved[0] == ((uint64_t *)(uintptr_t)held[1])[0]);
+		CU_ASSERT(moved[2] == (uint64_t)nu_int(0));
+		nu_free(moved);
+		for (int i = HOLD_N - 1; i >= 1; i -= 2) /* odd, then even */
+			nu_term_free(held[i]);
+		hold_check(held, HOLD_N - 1, 0);
+		for (int i = HOLD_N - 2; i >= 2; i -= 2)
+			nu_term_free(held[i]);
+		CU_ASSERT(nu_heap_used() <= base);
+	}
+	CU_ASSERT_EQUAL(nu_receive(&t, 5000), 0); /* kept as we exit */
+	CU_ASSERT(nu_term_type(t) == NU_T_TUPLE);
+	nu_send(from, nu_atom("bye"));
+}
+
+static void lazy_hold_main(void *a)
+{
+	(void)a;
+	nu_term me = nu_pid_term(nu_self()), back;
+	for (int k = 0; k < 2; k++) { /* the second in the first's slot */
+		nu_pid h = nu_spawn(lazy_holder, NULL);
+		CU_ASSERT_FATAL(h > 0);
+		for (int i = 0; i < 2 * HOLD_N; i++) {
+			nu_term m = nu_tuple(2, me, nu_int(i % HOLD_N));
+			CU_ASSERT_EQUAL(nu_send(h, m), 0);
+			nu_term_free(m);
+			CU_ASSERT_EQUAL_FATAL(nu_receive(&back, 5000), 0);
+			CU_ASSERT_EQUAL(back, nu_atom("ok"));
+		}
+		CU_ASSERT_EQUAL(nu_send(h, nu_tuple(2, me, nu_atom("x"))), 0);
+		CU_ASSERT_EQUAL_FATAL(nu_receive(&back, 5000), 0);
+		CU_ASSERT_EQUAL(back, nu_atom("bye"));
+		nt_wait_alone();
+	}
+}
+
+static void test_lazy_hold(void)
+{
+	nu_config cf;
+	cfg(&cf, 1);
+	CU_ASSERT_EQUAL(nu_start(&cf, lazy_hold_main, NULL), 0);
+}
+
 static void test_lazy_send(void)
 {
 	nu_config cf;
@@ -1409,6 +1484,8 @@ static CU_TestInfo tests[] = {
 	  test_deferred_park },
 	{ "sends to a deferred park: any term, order, bad terms, bounds",
 	  test_lazy_send },
+	{ "a receiver's own message: kept terms intact, freed in any order",
+	  test_lazy_hold },
 	{ "many senders to one receiver: its queue stays short", test_flood },
 	{ "messages received elsewhere are counted back home", test_flood_home },
 	{ "an idle scheduler trims its cached message blocks", test_block_trim },
