@@ -856,7 +856,7 @@ static __attribute__((noinline)) int send_lazy(nu__sched *s, nu__proc *p,
 					       nu_term msg, uint64_t alias)
 {
 	size_t flat = nu__term_flat_tuple(msg);
-	nu__msg *m = (nu__msg *)(void *)p->imsg;
+	nu__msg *m = nu__proc_imsg(p);
 	if (!s->current || p->mbox_limit || !lazy_room(&p->mailbox) ||
 	    (!flat && !nu__term_valid(msg)))
 		return send_on(p->pid, msg, NU__LANE_NORMAL, alias, NULL);
@@ -945,8 +945,7 @@ nu__msg *nu__frag_of(void *ptr)
 static inline void frag_free(nu__proc *p, nu__msg *m)
 {
 	if (m->kind & NU__MSG_INLINE) { /* p's own (msg_keep) */
-		p->frag_bytes -= m->size;
-		m->kind = 0;
+		nu__proc_imsg_done(p);
 		return;
 	}
 	nu__msg *next = atomic_load_explicit(&m->next, memory_order_relaxed);

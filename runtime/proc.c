@@ -308,7 +308,7 @@ static void proc_init(nu__node *n, nu__proc *p, uint32_t index, nu_fn fn,
 	p->frags = NULL;
 	p->frag_bytes = 0;
 	p->handling = NULL;
-	((nu__msg *)(void *)p->imsg)->kind = 0; /* free */
+	nu__proc_imsg(p)->kind = 0; /* free */
 	atomic_store_explicit(&p->exiting, 0, memory_order_relaxed);
 	atomic_store_explicit(&p->reg_name, 0, memory_order_relaxed);
 	nu__heap_init2(&p->heap, page + NU__P_HEAP, nu__slot_heap_size(m),

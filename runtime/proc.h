@@ -201,12 +201,30 @@ void nu__proc_drain_slot(struct nu__mem *m, uint32_t idx);
 /* Kill every live process of the node (shutdown). */
 void nu__proc_kill_all(nu_term reason);
 
+/* p's own message (nu__proc.imsg). */
+static inline nu__msg *nu__proc_imsg(nu__proc *p)
+{
+	return (nu__msg *)(void *)p->imsg;
+}
+
+/* p's own message held a received term (a fragment on no list,
+ * mailbox.c): the term is gone, the message free again. */
+static inline void nu__proc_imsg_done(nu__proc *p)
+{
+	p->frag_bytes -= nu__proc_imsg(p)->size;
+	nu__proc_imsg(p)->kind = 0;
+}
+
 /* nu_free(ptr) for p, the calling process (ptr not NULL): a block of its
- * heap, or a received message's (a fragment, mailbox.c). Inline, so that
- * nu_term_free() of a received term is one call less. */
+ * heap, or a received message's (a fragment, mailbox.c; its own message
+ * first, the common case of a ping-pong). Inline, so that nu_term_free()
+ * of a received term is one call less. */
 static inline void nu__proc_free(nu__proc *p, void *ptr)
 {
-	if (nu__heap_owns(&p->heap, ptr))
+	nu__msg *own = nu__proc_imsg(p);
+	if (ptr == (void *)own->data && (own->kind & NU__MSG_FRAG))
+		nu__proc_imsg_done(p);
+	else if (nu__heap_owns(&p->heap, ptr))
 		nu__heap_free(&p->heap, ptr);
 	else
 		nu__frag_put(p, ptr);
