@@ -204,13 +204,21 @@ static inline void nu__sched_after(nu__sched *s)
 /* Make p runnable from scheduler s (s may be NULL on a foreign thread). */
 void nu__sched_ready(nu__sched *s, nu__proc *p, int as_next);
 
+/* 1 when p, bound nowhere, may be made s's runnext at once (what
+ * nu__sched_ready(s, p, 1) then does): s's runnext is free. */
+static inline int nu__runnext_free_for(const nu__sched *s,
+				       const nu__proc *p)
+{
+	return !s->runnext && p->bind_sched < 0 && p->bind_group < 0;
+}
+
 /* Make p, whose receive park a push just claimed (mailbox.c), runnable
  * from s, the calling thread's scheduler (NULL: none). No wake state to
- * change: the claim was the exchange. The common case inline: p bound
- * nowhere and s's runnext free (what nu__sched_ready(s, p, 1) does then). */
+ * change: the claim was the exchange. The common case inline
+ * (nu__runnext_free_for). */
 static inline void nu__proc_ready_on(nu__sched *s, nu__proc *p)
 {
-	if (s && !s->runnext && p->bind_sched < 0 && p->bind_group < 0) {
+	if (s && nu__runnext_free_for(s, p)) {
 		s->runnext = p;
 		return;
 	}

@@ -1202,6 +1202,78 @@ static void lazy_hold_main(void *a)
 	}
 }
 
+/* A ping-pong by the short way (mailbox.c, send_own) keeps the order of
+ * its messages and still lets others run: with the default budget its
+ * streak gives way at the end of its slice (sched.c, "Hand-off checks",
+ * ~2 ms), and with a budget of 2 reductions a slice ends every other
+ * send or receive, so a process that only yields runs about once a round
+ * trip. */
+static _Atomic int pp_done;
+static _Atomic long pp_bystander_runs;
+
+static void pp_bystander(void *a)
+{
+	(void)a;
+	while (!atomic_load(&pp_done)) {
+		atomic_fetch_add(&pp_bystander_runs, 1);
+		nu_yield();
+	}
+}
+
+static void pp_partner(void *a)
+{
+	(void)a;
+	nu_term t;
+	long n = 0;
+	while (nu_receive(&t, 5000) == 0 && nu_term_type(t) == NU_T_PID)
+		nu_send(nu_pid_value(t), nu_int(n++));
+}
+
+/* Round trips with pp_partner until ms have passed and at least min_n
+ * were made; returns how many. */
+static long pp_exchange(nu_pid e, long ms, long min_n)
+{
+	nu_term me = nu_pid_term(nu_self()), back;
+	uint64_t end = now_us() + (uint64_t)ms * 1000u;
+	long bad = 0, i = 0;
+	for (; i < min_n || (i % 1000 || now_us() < end); i++) {
+		CU_ASSERT_EQUAL_FATAL(nu_send(e, me), 0);
+		CU_ASSERT_EQUAL_FATAL(nu_receive(&back, 5000), 0);
+		bad += back != nu_int(i);
+	}
+	CU_ASSERT_EQUAL(bad, 0);
+	return i;
+}
+
+static void lazy_slices_main(void *a)
+{
+	long small_budget = (long)(intptr_t)a;
+	atomic_store(&pp_done, 0);
+	atomic_store(&pp_bystander_runs, 0);
+	nu_pid e = nu_spawn(pp_partner, NULL);
+	CU_ASSERT_FATAL(e > 0 && nu_spawn(pp_bystander, NULL) > 0);
+	long n = pp_exchange(e, small_budget ? 0 : 30, 20000);
+	long runs = atomic_load(&pp_bystander_runs);
+	if (small_budget) {
+		CU_ASSERT(runs >= n / 4);
+	} else { /* ~15 slices of 2 ms */
+		CU_ASSERT(runs >= 4);
+	}
+	atomic_store(&pp_done, 1);
+	nu_send(e, nu_atom("stop"));
+	nt_wait_alone();
+}
+
+static void test_lazy_slices(void)
+{
+	nu_config cf;
+	cfg(&cf, 1);
+	CU_ASSERT_EQUAL(nu_start(&cf, lazy_slices_main, NULL), 0);
+	cfg(&cf, 1);
+	cf.reductions = 2;
+	CU_ASSERT_EQUAL(nu_start(&cf, lazy_slices_main, (void *)1), 0);
+}
+
 static void test_lazy_hold(void)
 {
 	nu_config cf;
@@ -1486,6 +1558,8 @@ static CU_TestInfo tests[] = {
 	  test_lazy_send },
 	{ "a receiver's own message: kept terms intact, freed in any order",
 	  test_lazy_hold },
+	{ "a ping-pong the short way keeps order and ends its slices",
+	  test_lazy_slices },
 	{ "many senders to one receiver: its queue stays short", test_flood },
 	{ "messages received elsewhere are counted back home", test_flood_home },
 	{ "an idle scheduler trims its cached message blocks", test_block_trim },
