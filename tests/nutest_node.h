@@ -5,7 +5,9 @@
 
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "nuproc.h"
@@ -44,6 +46,24 @@ static inline void nt_config(nu_config *c, unsigned scheds, size_t max_procs,
 	c->max_procs = max_procs;
 	c->stack_size = 64 << 10;
 	c->heap_size = heap;
+}
+
+/* CLOCK_MONOTONIC in microseconds. */
+static inline uint64_t nt_now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Spawn fn(arg) bound to scheduler sched, or unbound on a one-CPU
+ * machine (where the suites run one scheduler). */
+static inline nu_pid nt_on_sched(nu_fn fn, void *arg, int sched)
+{
+	nu_spawn_opts o;
+	nu_spawn_opts_init(&o);
+	o.scheduler = nt_two() > 1 ? sched : -1;
+	return nu_spawn_opt(fn, arg, &o);
 }
 
 /* Yield until the caller is the only process left. */

@@ -2,7 +2,7 @@
  * concurrency, timeouts, dead and bad pids, a 100,000-process ring,
  * processes that exit with unread messages (ASan's leak check runs this
  * suite in CI), and the receive park's races (pushes, timeouts, priority
- * sends, kills) and take boundary. */
+ * sends, kills) and take boundary. Sends to a deferred park: test_lazy.c. */
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -12,13 +12,6 @@
 #include "nutest.h"
 #include "nuproc.h"
 #include "nutest_node.h"
-
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 static void cfg(nu_config *c, unsigned scheds)
 {
@@ -143,16 +136,16 @@ static void timeout_main(void *a)
 {
 	(void)a;
 	nu_term t;
-	uint64_t t0 = now_us();
+	uint64_t t0 = nt_now_us();
 	CU_ASSERT_EQUAL(nu_receive(&t, 0), -ETIMEDOUT);
 	CU_ASSERT_EQUAL(nu_receive(&t, 20), -ETIMEDOUT);
-	uint64_t took = now_us() - t0;
+	uint64_t took = nt_now_us() - t0;
 	CU_ASSERT(took >= 20000 && took < 20000 + 50000);
 	late_to = nu_self();
 	CU_ASSERT(nu_spawn(late_sender, (void *)(uintptr_t)10) > 0);
-	t0 = now_us();
+	t0 = nt_now_us();
 	CU_ASSERT_EQUAL(nu_receive(&t, 2000), 0); /* arrives before */
-	CU_ASSERT(now_us() - t0 < 1000000);
+	CU_ASSERT(nt_now_us() - t0 < 1000000);
 	CU_ASSERT(nu_term_equal(t, nu_atom("late")));
 	/* The disarmed timeout must not fire into a later wait. */
 	CU_ASSERT(nu_spawn(late_sender, (void *)(uintptr_t)30) > 0);
@@ -729,14 +722,6 @@ static void test_boundary(void)
 enum { RACE_RX = 3, RACE_TX = 2, RACE_MSGS = 10000, RACE_VICTIMS = 200 };
 static nu_pid race_parent, race_rx[RACE_RX];
 
-static nu_pid on_sched(nu_fn fn, void *arg, int sched)
-{
-	nu_spawn_opts o;
-	nu_spawn_opts_init(&o);
-	o.scheduler = nt_two() > 1 ? sched : -1;
-	return nu_spawn_opt(fn, arg, &o);
-}
-
 static void race_receiver(void *a)
 {
 	(void)a;
@@ -822,9 +807,9 @@ static void race_main(void *a)
 	(void)a;
 	race_parent = nu_self();
 	for (int i = 0; i < RACE_RX; i++)
-		race_rx[i] = on_sched(race_receiver, NULL, 0);
+		race_rx[i] = nt_on_sched(race_receiver, NULL, 0);
 	for (long i = 0; i < RACE_TX; i++)
-		on_sched(race_sender, (void *)(uintptr_t)i, 1);
+		nt_on_sched(race_sender, (void *)(uintptr_t)i, 1);
 	long got = 0, bad = 0;
 	for (int i = 0; i < RACE_RX; i++) {
 		nu_term t;
@@ -837,7 +822,7 @@ static void race_main(void *a)
 	CU_ASSERT_EQUAL(bad, 0);
 
 	/* a priority message alone wakes a receive waiting forever */
-	nu_pid e = on_sched(prio_echo, NULL, 0);
+	nu_pid e = nt_on_sched(prio_echo, NULL, 0);
 	CU_ASSERT(until_waiting(e));
 	CU_ASSERT_EQUAL(nu_send_priority(e, nu_atom("up")), 0);
 	nu_term t;
@@ -855,7 +840,7 @@ static void race_main(void *a)
 	}
 	/* a victim parked in its receive reads as waiting */
 	CU_ASSERT(until_waiting(v[0]));
-	on_sched(race_killer, v, 1);
+	nt_on_sched(race_killer, v, 1);
 	int killed = 0;
 	for (int i = 0; i < RACE_VICTIMS; i++)
 		killed += nu_term_equal(nt_down_reason(refs[i], v[i], 10000),
@@ -883,8 +868,8 @@ static int slow_no(nu_term msg, void *arg)
 	(void)arg;
 	if (msg == nu_atom("wake"))
 		return 1; /* the way out when stuck (see tmo_main) */
-	uint64_t t0 = now_us();
-	while (now_us() - t0 < 1500)
+	uint64_t t0 = nt_now_us();
+	while (nt_now_us() - t0 < 1500)
 		; /* longer than the 1 ms timeout */
 	return 0;
 }
@@ -919,373 +904,6 @@ static void test_timeout_while_parking(void)
 	nu_config cf;
 	cfg(&cf, 1);
 	CU_ASSERT_EQUAL(nu_start(&cf, tmo_main, NULL), 0);
-}
-
-/* Deferred parks (sched.c): a receive's park is committed only when the
- * next process's slice ends. A hog that never calls into the runtime
- * holds that slice; meanwhile a push from the other scheduler must be
- * taken once it ends (nothing lost), the parked process reads as
- * waiting, a kill sent meanwhile still ends it, and a send from the hog
- * comes after a push that took effect before it. */
-static _Atomic int hog_on, hog_go;
-static nu_pid defer_driver;
-
-/* The hog; arg: the receiver it runs behind, to send `second` to once
- * hog_go is set, while that receiver's park is still deferred (NULL: it
- * sends nothing). */
-static void hog(void *a)
-{
-	nu_term t;
-	nu_receive(&t, -1); /* resumed, not fresh: a first run commits */
-	atomic_store(&hog_on, 1);
-	uint64_t t0 = now_us();
-	while (!atomic_load(&hog_go) && now_us() - t0 < 300000)
-		; /* one scheduler: nobody sets hog_go, give up after 300 ms */
-	if (a) /* the short way's look at `top` (mailbox.c, lazy_room) */
-		nu_send((nu_pid)(uintptr_t)a, nu_atom("second"));
-	t0 = now_us();
-	while (now_us() - t0 < 5000)
-		; /* the push lands well before the slice ends */
-}
-
-/* Spawn the hog, let it park, and make it runnext: it runs once the
- * caller parks. send_back: the hog sends `second` to the caller. */
-static void hog_behind(int send_back)
-{
-	nu_pid h = nu_spawn(hog, send_back ? (void *)(uintptr_t)nu_self()
-					   : NULL);
-	nu_yield(); /* the hog parks in its receive */
-	nu_send(h, nu_atom("go")); /* runnext: it runs once we park */
-}
-
-static void deferred_receiver(void *a)
-{
-	(void)a;
-	hog_behind(0);
-	nu_term t;
-	if (nu_receive(&t, -1) == 0)
-		nu_send(defer_driver, nu_tuple(2, nu_atom("got"), t));
-}
-
-/* As deferred_receiver, but the hog sends too: report both messages, in
- * the order received. */
-static void order_receiver(void *a)
-{
-	(void)a;
-	hog_behind(1);
-	nu_term t[2];
-	if (nu_receive(&t[0], -1) == 0 && nu_receive(&t[1], 5000) == 0)
-		nu_send(defer_driver, nu_tuple(2, t[0], t[1]));
-}
-
-/* Start a receiver fn on scheduler 0 that parks with the hog behind it;
- * returns it once the hog runs. */
-static nu_pid park_behind_hog(void (*fn)(void *), nu_term *ref)
-{
-	atomic_store(&hog_on, 0);
-	atomic_store(&hog_go, 0);
-	nu_spawn_opts o;
-	nu_spawn_opts_init(&o);
-	o.scheduler = 0;
-	o.monitor_ref = ref;
-	nu_pid r = nu_spawn_opt(fn, NULL, &o);
-	while (!atomic_load(&hog_on))
-		nu_sleep(1);
-	return r;
-}
-
-/* A push from another scheduler that took effect while r's park was
- * deferred, then a send from the hog behind it on r's scheduler (the
- * short way, were `top` not looked at): r takes them in that order,
- * the order in which the pushes took effect (mailbox.c). */
-static void deferred_order(void)
-{
-	nu_term ref, t;
-	nu_pid r = park_behind_hog(order_receiver, &ref);
-	CU_ASSERT_EQUAL(nu_send(r, nu_atom("first")), 0);
-	atomic_store(&hog_go, 1);
-	CU_ASSERT_EQUAL_FATAL(nu_receive(&t, 5000), 0);
-	if (nt_two() > 1) /* one scheduler: the hog sent first */
-		CU_ASSERT(nu_term_equal(t, nu_tuple(2, nu_atom("first"),
-						    nu_atom("second"))));
-	CU_ASSERT_EQUAL(nt_down_reason(ref, r, 5000), nu_atom("normal"));
-}
-
-static void deferred_driver(void *a)
-{
-	nu_pid main_pid = (nu_pid)(uintptr_t)a;
-	defer_driver = nu_self();
-	int two = nt_two() > 1;
-	nu_term ref;
-	nu_pid r = park_behind_hog(deferred_receiver, &ref);
-	nu_proc_info info = { 0 };
-	CU_ASSERT_EQUAL(nu_process_info(r, &info), 0);
-	if (two) /* one scheduler: the hog has finished */
-		CU_ASSERT_EQUAL(info.state, NU_PROC_WAITING);
-	CU_ASSERT_EQUAL(nu_send(r, nu_atom("ping")), 0);
-	atomic_store(&hog_go, 1);
-	nu_term t;
-	CU_ASSERT_EQUAL(nu_receive(&t, 5000), 0); /* lost: times out */
-	CU_ASSERT(nu_term_equal(
-		t, nu_tuple(2, nu_atom("got"), nu_atom("ping"))));
-	CU_ASSERT_EQUAL(nt_down_reason(ref, r, 5000), nu_atom("normal"));
-
-	r = park_behind_hog(deferred_receiver, &ref);
-	CU_ASSERT_EQUAL(nu_kill(r, nu_atom("stop_now")), 0);
-	atomic_store(&hog_go, 1);
-	CU_ASSERT_EQUAL(nt_down_reason(ref, r, 5000), nu_atom("stop_now"));
-	deferred_order();
-	nu_send(main_pid, nu_atom("done"));
-}
-
-static void deferred_main(void *a)
-{
-	(void)a;
-	on_sched(deferred_driver, (void *)(uintptr_t)nu_self(), 1);
-	nu_term t;
-	CU_ASSERT_EQUAL(nu_receive(&t, 30000), 0);
-	nt_wait_alone();
-}
-
-static void test_deferred_park(void)
-{
-	nu_config cf;
-	cfg(&cf, nt_two());
-	CU_ASSERT_EQUAL(nu_start(&cf, deferred_main, NULL), 0);
-}
-
-/* Sends to a deferred park (mailbox.c send_lazy, nu_send's short way):
- * on one scheduler a partner that answers and waits again is parked,
- * its park deferred, whenever we run, so each of our sends finds it so.
- * Every kind of term comes back intact and freeable; two sends in a row
- * (the second takes the long way) keep their order; a bad term is
- * -EINVAL and leaves the partner waiting; a bounded mailbox still counts
- * what the short way hands over. */
-static void lazy_echo(void *a)
-{
-	(void)a;
-	nu_term t;
-	while (nu_receive(&t, 5000) == 0 && nu_term_type(t) == NU_T_TUPLE) {
-		nu_send(nu_pid_value(nu_tuple_elem(t, 0)), nu_tuple_elem(t, 1));
-		nu_term_free(t);
-	}
-}
-
-/* Send {self(), x} to e, expect x back. */
-static void lazy_round(nu_pid e, nu_term x)
-{
-	nu_term back;
-	size_t base = nu_heap_used();
-	CU_ASSERT_EQUAL(nu_send(e, nu_tuple(2, nu_pid_term(nu_self()), x)), 0);
-	CU_ASSERT_EQUAL_FATAL(nu_receive(&back, 5000), 0);
-	CU_ASSERT(nu_term_equal(back, x));
-	nu_term_free(back);
-	/* the received copy went back; the {self(), x} we built stays */
-	CU_ASSERT(nu_heap_used() <= base + 64);
-}
-
-static void lazy_main(void *a)
-{
-	(void)a;
-	nu_pid e = nu_spawn(lazy_echo, NULL);
-	nu_term big = NU_NIL, kinds[8];
-	for (int i = 0; i < 300; i++) /* beyond a small block */
-		big = nu_cons(nu_tuple(2, nu_int(i), nu_float(i)), big);
-	static const char blob[2000];
-	kinds[0] = nu_atom("hello");
-	kinds[1] = nu_int(-42);
-	kinds[2] = nu_tuple(3, nu_atom("a"), nu_int(1), nu_pid_term(e));
-	kinds[3] = big;
-	kinds[4] = nu_binary(blob, sizeof(blob));
-	kinds[5] = nu_make_ref();
-	kinds[6] = nu_float(2.5);
-	CU_ASSERT_EQUAL(nu_term_parse("#{k => [1, {2}], \"s\" => <<1,2>>}",
-				      &kinds[7], NULL), 0);
-	for (int r = 0; r < 3; r++)
-		for (int k = 0; k < 8; k++)
-			lazy_round(e, kinds[k]);
-	/* two in a row: the first wakes e, the second finds it runnable */
-	nu_term me = nu_pid_term(nu_self()), back;
-	CU_ASSERT_EQUAL(nu_send(e, nu_tuple(2, me, nu_int(1))), 0);
-	CU_ASSERT_EQUAL(nu_send(e, nu_tuple(2, me, nu_int(2))), 0);
-	for (int i = 1; i <= 2; i++) {
-		CU_ASSERT_EQUAL_FATAL(nu_receive(&back, 5000), 0);
-		CU_ASSERT_EQUAL(back, nu_int(i));
-	}
-	static uint64_t bad[2]; /* a boxed term with no valid header */
-	CU_ASSERT_EQUAL(nu_send(e, (nu_term)(uintptr_t)bad), -EINVAL);
-	CU_ASSERT_EQUAL(nu_send(e, NU_NONE), -EINVAL);
-	lazy_round(e, nu_atom("still_there"));
-	nu_send(e, nu_atom("stop"));
-
-	/* a bounded mailbox (1, fail): the send that wakes it counts */
-	nu_spawn_opts o;
-	nu_spawn_opts_init(&o);
-	o.max_mailbox = 1;
-	o.mailbox_policy = NU_MAILBOX_FAIL;
-	nu_pid b = nu_spawn_opt(lazy_echo, NULL, &o);
-	lazy_round(b, nu_atom("warm"));
-	CU_ASSERT_EQUAL(nu_send(b, nu_tuple(2, me, nu_int(3))), 0);
-	CU_ASSERT_EQUAL(nu_send(b, nu_tuple(2, me, nu_int(4))), -EAGAIN);
-	CU_ASSERT_EQUAL_FATAL(nu_receive(&back, 5000), 0);
-	CU_ASSERT_EQUAL(back, nu_int(3));
-	lazy_round(b, nu_atom("room_again"));
-	nu_send(b, nu_atom("stop"));
-	nt_wait_alone();
-}
-
-/* The receiver's own message (mailbox.c, "Sends to a deferred park")
- * holds one small flat tuple at a time: while a received one is kept,
- * the next goes in a block. Kept terms stay intact whatever follows,
- * count in nu_heap_used until freed, free in any order, move with
- * nu_realloc, and the own message serves again once its term is gone. */
-#define HOLD_N 6
-
-static void hold_check(nu_term *held, int n, int skip)
-{
-	for (int i = 0; i < n; i++)
-		if (i != skip)
-			CU_ASSERT(nu_term_type(held[i]) == NU_T_TUPLE &&
-				  nu_tuple_elem(held[i], 1) == nu_int(i));
-}
-
-static void lazy_holder(void *a)
-{
-	(void)a;
-	nu_term held[HOLD_N], t;
-	nu_pid from = 0;
-	size_t base = nu_heap_used();
-	for (int round = 0; round < 2; round++) {
-		for (int i = 0; i < HOLD_N; i++) {
-			CU_ASSERT_EQUAL_FATAL(nu_receive(&held[i], 5000), 0);
-			from = nu_pid_value(nu_tuple_elem(held[i], 0));
-			hold_check(held, i + 1, -1);
-			nu_send(from, nu_atom("ok"));
-		}
-		CU_ASSERT(nu_heap_used() >= base + HOLD_N * 24);
-		/* the first went in the own message: move it to the heap */
-		uint64_t *moved = nu_realloc((void *)(uintptr_t)held[0], 64);
-		CU_ASSERT_FATAL(moved != NULL);
-		CU_ASSERT(moved[0] == ((uint64_t *)(uintptr_t)held[1])[0]);
-		CU_ASSERT(moved[2] == (uint64_t)nu_int(0));
-		nu_free(moved);
-		for (int i = HOLD_N - 1; i >= 1; i -= 2) /* odd, then even */
-			nu_term_free(held[i]);
-		hold_check(held, HOLD_N - 1, 0);
-		for (int i = HOLD_N - 2; i >= 2; i -= 2)
-			nu_term_free(held[i]);
-		CU_ASSERT(nu_heap_used() <= base);
-	}
-	CU_ASSERT_EQUAL(nu_receive(&t, 5000), 0); /* kept as we exit */
-	CU_ASSERT(nu_term_type(t) == NU_T_TUPLE);
-	nu_send(from, nu_atom("bye"));
-}
-
-static void lazy_hold_main(void *a)
-{
-	(void)a;
-	nu_term me = nu_pid_term(nu_self()), back;
-	for (int k = 0; k < 2; k++) { /* the second in the first's slot */
-		nu_pid h = nu_spawn(lazy_holder, NULL);
-		CU_ASSERT_FATAL(h > 0);
-		for (int i = 0; i < 2 * HOLD_N; i++) {
-			nu_term m = nu_tuple(2, me, nu_int(i % HOLD_N));
-			CU_ASSERT_EQUAL(nu_send(h, m), 0);
-			nu_term_free(m);
-			CU_ASSERT_EQUAL_FATAL(nu_receive(&back, 5000), 0);
-			CU_ASSERT_EQUAL(back, nu_atom("ok"));
-		}
-		CU_ASSERT_EQUAL(nu_send(h, nu_tuple(2, me, nu_atom("x"))), 0);
-		CU_ASSERT_EQUAL_FATAL(nu_receive(&back, 5000), 0);
-		CU_ASSERT_EQUAL(back, nu_atom("bye"));
-		nt_wait_alone();
-	}
-}
-
-/* A ping-pong by the short way (mailbox.c, send_own) keeps the order of
- * its messages and still lets others run: with the default budget its
- * streak gives way at the end of its slice (sched.c, "Hand-off checks",
- * ~2 ms), and with a budget of 2 reductions a slice ends every other
- * send or receive, so a process that only yields runs about once a round
- * trip. */
-static _Atomic int pp_done;
-static _Atomic long pp_bystander_runs;
-
-static void pp_bystander(void *a)
-{
-	(void)a;
-	while (!atomic_load(&pp_done)) {
-		atomic_fetch_add(&pp_bystander_runs, 1);
-		nu_yield();
-	}
-}
-
-static void pp_partner(void *a)
-{
-	(void)a;
-	nu_term t;
-	long n = 0;
-	while (nu_receive(&t, 5000) == 0 && nu_term_type(t) == NU_T_PID)
-		nu_send(nu_pid_value(t), nu_int(n++));
-}
-
-/* Round trips with pp_partner until ms have passed and at least min_n
- * were made; returns how many. */
-static long pp_exchange(nu_pid e, long ms, long min_n)
-{
-	nu_term me = nu_pid_term(nu_self()), back;
-	uint64_t end = now_us() + (uint64_t)ms * 1000u;
-	long bad = 0, i = 0;
-	for (; i < min_n || (i % 1000 || now_us() < end); i++) {
-		CU_ASSERT_EQUAL_FATAL(nu_send(e, me), 0);
-		CU_ASSERT_EQUAL_FATAL(nu_receive(&back, 5000), 0);
-		bad += back != nu_int(i);
-	}
-	CU_ASSERT_EQUAL(bad, 0);
-	return i;
-}
-
-static void lazy_slices_main(void *a)
-{
-	long small_budget = (long)(intptr_t)a;
-	atomic_store(&pp_done, 0);
-	atomic_store(&pp_bystander_runs, 0);
-	nu_pid e = nu_spawn(pp_partner, NULL);
-	CU_ASSERT_FATAL(e > 0 && nu_spawn(pp_bystander, NULL) > 0);
-	long n = pp_exchange(e, small_budget ? 0 : 30, 20000);
-	long runs = atomic_load(&pp_bystander_runs);
-	if (small_budget) {
-		CU_ASSERT(runs >= n / 4);
-	} else { /* ~15 slices of 2 ms */
-		CU_ASSERT(runs >= 4);
-	}
-	atomic_store(&pp_done, 1);
-	nu_send(e, nu_atom("stop"));
-	nt_wait_alone();
-}
-
-static void test_lazy_slices(void)
-{
-	nu_config cf;
-	cfg(&cf, 1);
-	CU_ASSERT_EQUAL(nu_start(&cf, lazy_slices_main, NULL), 0);
-	cfg(&cf, 1);
-	cf.reductions = 2;
-	CU_ASSERT_EQUAL(nu_start(&cf, lazy_slices_main, (void *)1), 0);
-}
-
-static void test_lazy_hold(void)
-{
-	nu_config cf;
-	cfg(&cf, 1);
-	CU_ASSERT_EQUAL(nu_start(&cf, lazy_hold_main, NULL), 0);
-}
-
-static void test_lazy_send(void)
-{
-	nu_config cf;
-	cfg(&cf, 1);
-	CU_ASSERT_EQUAL(nu_start(&cf, lazy_main, NULL), 0);
 }
 
 /* --------------------------------------------------- flooding senders */
@@ -1410,15 +1028,15 @@ static void fh_main(void *a)
 {
 	(void)a;
 	fh_main_pid = nu_self();
-	nu_pid c = on_sched(fh_consumer, NULL, 0);
+	nu_pid c = nt_on_sched(fh_consumer, NULL, 0);
 	CU_ASSERT_FATAL(c > 0);
-	CU_ASSERT_FATAL(on_sched(fh_producer, (void *)(intptr_t)c, 1) > 0);
+	CU_ASSERT_FATAL(nt_on_sched(fh_producer, (void *)(intptr_t)c, 1) > 0);
 	fh_wait("consumed");
 	nu_sleep(50); /* scheduler 0 parks */
 	atomic_store(&fh_got, 0);
-	nu_pid r = on_sched(fh_counter, NULL, 1);
+	nu_pid r = nt_on_sched(fh_counter, NULL, 1);
 	fh_burst b1 = { r, 1500, -1 }, b2 = { r, 3000, -1 };
-	CU_ASSERT_FATAL(on_sched(fh_burster, &b1, 1) > 0);
+	CU_ASSERT_FATAL(nt_on_sched(fh_burster, &b1, 1) > 0);
 	fh_wait("burst");
 	CU_ASSERT_EQUAL(b1.seen, 0);
 	/* the throttle needs scheduler 0 parked: a few tries, in case
@@ -1430,7 +1048,7 @@ static void fh_main(void *a)
 			nu_sleep(1);
 		nu_sleep(20);
 		b2.seen = -1;
-		CU_ASSERT_FATAL(on_sched(fh_burster, &b2, 1) > 0);
+		CU_ASSERT_FATAL(nt_on_sched(fh_burster, &b2, 1) > 0);
 		fh_wait("burst");
 		throttled = b2.seen > want;
 		want += b2.n;
@@ -1552,14 +1170,6 @@ static CU_TestInfo tests[] = {
 	{ "a freed block never passes for the last one taken", test_boundary },
 	{ "parks race pushes, timeouts, priority sends, kills", test_park_races },
 	{ "a timeout due while parking ends the wait", test_timeout_while_parking },
-	{ "a deferred park loses no push and no kill, keeps push order",
-	  test_deferred_park },
-	{ "sends to a deferred park: any term, order, bad terms, bounds",
-	  test_lazy_send },
-	{ "a receiver's own message: kept terms intact, freed in any order",
-	  test_lazy_hold },
-	{ "a ping-pong the short way keeps order and ends its slices",
-	  test_lazy_slices },
 	{ "many senders to one receiver: its queue stays short", test_flood },
 	{ "messages received elsewhere are counted back home", test_flood_home },
 	{ "an idle scheduler trims its cached message blocks", test_block_trim },
