@@ -12,6 +12,10 @@
  * nothing at or above it; an unwinder walking out of a context stops at
  * the trampoline; an entry that returns traps.
  *
+ * nu__ctx_swap (the runtime's inline switch) keeps twelve live values on
+ * both sides, and a context saved by either switch resumes through the
+ * other.
+ *
  * Builds with CUnit, or with -DNUTEST_STANDALONE (cross builds run under
  * qemu-user).  Under AddressSanitizer every switch is annotated with
  * __sanitizer_start/finish_switch_fiber, and stacks are unpoisoned before
@@ -243,6 +247,97 @@ static void test_pingpong(void)
 	tc_free(&s_pp.b);
 }
 
+/* ---- nu__ctx_swap, the runtime's switch, mixed with nu__ctx_switch ---- */
+
+/* nu__ctx_swap with the sanitizer bookkeeping around it. */
+static void *tc_swap(tctx *from, tctx *to, void *arg)
+{
+	void *fake = NULL;
+	tc_asan_leave(to, &fake, 0);
+	void *r = nu__ctx_swap(&from->sp, to->sp, arg);
+	tc_asan_arrive(fake);
+	return r;
+}
+
+static struct {
+	tctx c;
+	unsigned rounds, bad;
+} s_sw;
+
+/* Twelve values, more than the callee-saved registers, kept live across
+ * every switch and checked after it: on x86_64 nu__ctx_swap saves only
+ * rbp, so these survive only if the compiler keeps them as the asm's
+ * clobbers tell it to. */
+__attribute__((noinline)) static uint64_t sw_mix(uint64_t x)
+{
+	__asm__ volatile("" : "+r"(x));
+	return x * 0x9e3779b97f4a7c15u + 1;
+}
+
+static void sw_entry(void *arg, void *p)
+{
+	tc_started();
+	(void)p;
+	uint64_t v[12], w = (uintptr_t)arg;
+	for (;;) {
+		for (int k = 0; k < 12; k++)
+			v[k] = w = sw_mix(w);
+		uint64_t a0 = v[0], a1 = v[1], a2 = v[2], a3 = v[3], a4 = v[4],
+			 a5 = v[5], a6 = v[6], a7 = v[7], a8 = v[8], a9 = v[9],
+			 a10 = v[10], a11 = v[11];
+		w = (uintptr_t)tc_swap(&s_sw.c, &t_main,
+				       (void *)(uintptr_t)(a0 ^ a11));
+		if (w == (uintptr_t)TC_STOP)
+			tc_exit(&s_sw.c, &t_main, TC_DONE);
+		s_sw.bad += a0 != v[0] || a1 != v[1] || a2 != v[2] ||
+			    a3 != v[3] || a4 != v[4] || a5 != v[5] ||
+			    a6 != v[6] || a7 != v[7] || a8 != v[8] ||
+			    a9 != v[9] || a10 != v[10] || a11 != v[11];
+		s_sw.rounds++;
+	}
+}
+
+/* The context always leaves with nu__ctx_swap; main comes back into it
+ * with nu__ctx_switch or nu__ctx_swap in turn, so each kind of saved frame
+ * is resumed by each kind of switch. Main's own live values are checked
+ * the same way. */
+static void test_swap_mixed(void)
+{
+	const unsigned n = 20000;
+	unsigned bad = 0;
+
+	tc_main_init();
+	memset(&s_sw, 0, sizeof(s_sw));
+	CU_ASSERT_FATAL(tc_new(&s_sw.c, 64 * 1024, sw_entry, NULL) == 0);
+	uint64_t w = 1, m0 = sw_mix(7), m1 = sw_mix(m0), m2 = sw_mix(m1),
+		 m3 = sw_mix(m2), m4 = sw_mix(m3), m5 = sw_mix(m4);
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t want = 0, x = w;
+		for (int k = 0; k < 12; k++) {
+			x = sw_mix(x);
+			want = k == 0 ? x : k == 11 ? want ^ x : want;
+		}
+		void *arg = (void *)(uintptr_t)w;
+		void *r = i % 2 ? tc_swap(&t_main, &s_sw.c, arg)
+				: tc_switch(&t_main, &s_sw.c, arg);
+		bad += (uintptr_t)r != want;
+		w = sw_mix(w + i);
+		if (w == (uintptr_t)TC_STOP)
+			w++;
+	}
+	CU_ASSERT_EQUAL(bad, 0);
+	CU_ASSERT_EQUAL(m0, sw_mix(7));
+	CU_ASSERT_EQUAL(m5, sw_mix(sw_mix(sw_mix(sw_mix(sw_mix(m0))))));
+	CU_ASSERT_EQUAL(m1 ^ m2 ^ m3 ^ m4,
+			sw_mix(m0) ^ sw_mix(sw_mix(m0)) ^
+				sw_mix(sw_mix(sw_mix(m0))) ^
+				sw_mix(sw_mix(sw_mix(sw_mix(m0)))));
+	CU_ASSERT_PTR_EQUAL(tc_swap(&t_main, &s_sw.c, TC_STOP), TC_DONE);
+	CU_ASSERT_EQUAL(s_sw.rounds, n - 1);
+	CU_ASSERT_EQUAL(s_sw.bad, 0);
+	tc_free(&s_sw.c);
+}
+
 /* ---- callee-saved registers, checked from assembly -------------------- */
 
 /* tc_regs_switch(save, to, arg, in, out): load in[] into every callee-saved
@@ -250,8 +345,8 @@ static void test_pingpong(void)
  * once it returns, restore the caller's registers and return its result. */
 #if defined(__x86_64__)
 #define TC_NREGS 6	/* rbx rbp r12 r13 r14 r15 */
-#define TC_FRAME 56	/* bytes nu__ctx_make writes */
-#define TC_RESUME_SLOT 6	/* word of that frame holding the resume pc */
+#define TC_FRAME 32	/* bytes nu__ctx_make writes */
+#define TC_RESUME_SLOT 1	/* word of that frame holding the resume pc */
 __asm__(
 	"	.pushsection .text\n"
 	"	.globl	tc_regs_switch\n"
@@ -838,6 +933,7 @@ static CU_TestInfo tests[] = {
 	{ "entry gets arg and p", test_entry_args },
 	{ "ping-pong main/A/B", test_pingpong },
 	{ "callee-saved registers", test_callee_saved },
+	{ "nu__ctx_swap mixed with nu__ctx_switch", test_swap_mixed },
 	{ "fp values and rounding mode", test_fp },
 	{ "deep recursion", test_deep_recursion },
 	{ "a million switches", test_million },
