@@ -1151,9 +1151,15 @@ static inline void select_out(nu__proc *p, const found *f)
 /* p keeps m's term: m becomes a fragment of its heap. */
 static inline void msg_keep(nu__proc *p, nu__msg *m)
 {
-	if (!m->size)
-		msg_free(m);
-	else if (m->kind & NU__MSG_INLINE) { /* p's own: on no list */
+	if (!m->size) {
+		/* p's own, an immediate: free again at once (own_fill left
+		 * no relation, and a message linked the short way is never
+		 * a lane's `seen`) */
+		if (m->kind == NU__MSG_INLINE)
+			m->kind = 0;
+		else
+			msg_free(m);
+	} else if (m->kind & NU__MSG_INLINE) { /* p's own: on no list */
 		m->kind |= NU__MSG_FRAG;
 		p->frag_bytes += m->size;
 	} else
