@@ -1055,7 +1055,12 @@ static inline __attribute__((always_inline)) void after_fast(nu__sched *s,
 			__atomic_store_n(&s->park_lazy, p, __ATOMIC_RELAXED);
 			if (lazy)
 				park_commit_mail(s, lazy);
-			credits_check(s);
+			/* No credits_check: this is a hand-off streak's
+			 * switch, whose checks at the pace ("Hand-off
+			 * checks") give spare credits back to a spawner that
+			 * waits for them, within 1,024 hand-offs (it waits
+			 * up to 50 ms: proc.c, count_take). Its load of the
+			 * node's `tight` cost a round trip ~10 instructions. */
 			return;
 		}
 		lazy_commit(s);
