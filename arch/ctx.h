@@ -120,9 +120,11 @@ void *nu__ctx_make(void *stack_top, void (*entry)(void *arg, void *p), void *p);
  * clobber), and declares rbx and r12-r15 clobbered as well: the function
  * around the switch saves in its prologue those it uses, for its own
  * caller, so the frame saving all five again was mostly a second copy.
- * Five words less per parked stack: ring 100k 9.52 -> 10.17 M msg/s
- * (alternating runs, medians of 5); pingpong 681 -> 677 instructions a
- * round trip (the prologue saves one register more).
+ * Five words less per parked stack, and pingpong 681 -> 677
+ * instructions a round trip (the prologue saves one register more).
+ * Ring 100k went 9.52 -> 10.17 M msg/s with a first draft (alternating
+ * runs, medians of 5), but showed no change in a later run as landed
+ * (9.27 -> 9.17, 9 rounds): that figure moves with the machine's state.
  */
 #if defined(__x86_64__)
 static inline void *nu__ctx_swap(void **save_sp, void *to_sp, void *arg)
