@@ -101,14 +101,21 @@ static inline void tc_started(void)
 	tc_asan_arrive(NULL);
 }
 
-/* nu__ctx_switch with the sanitizer bookkeeping around it. */
-static void *tc_switch(tctx *from, tctx *to, void *arg)
+/* nu__ctx_switch, or (swap) the runtime's inline nu__ctx_swap, with the
+ * sanitizer bookkeeping around it. */
+static void *tc_switch_by(tctx *from, tctx *to, void *arg, int swap)
 {
 	void *fake = NULL;
 	tc_asan_leave(to, &fake, 0);
-	void *r = nu__ctx_switch(&from->sp, to->sp, arg);
+	void *r = swap ? nu__ctx_swap(&from->sp, to->sp, arg)
+		       : nu__ctx_switch(&from->sp, to->sp, arg);
 	tc_asan_arrive(fake);
 	return r;
+}
+
+static void *tc_switch(tctx *from, tctx *to, void *arg)
+{
+	return tc_switch_by(from, to, arg, 0);
 }
 
 /* Leave a context for good. */
@@ -249,14 +256,9 @@ static void test_pingpong(void)
 
 /* ---- nu__ctx_swap, the runtime's switch, mixed with nu__ctx_switch ---- */
 
-/* nu__ctx_swap with the sanitizer bookkeeping around it. */
 static void *tc_swap(tctx *from, tctx *to, void *arg)
 {
-	void *fake = NULL;
-	tc_asan_leave(to, &fake, 0);
-	void *r = nu__ctx_swap(&from->sp, to->sp, arg);
-	tc_asan_arrive(fake);
-	return r;
+	return tc_switch_by(from, to, arg, 1);
 }
 
 static struct {
