@@ -115,12 +115,18 @@ nu__ctx_switch:
 	.size	nu__ctx_switch, .-nu__ctx_switch
 
 /* First code run by a fresh context: rax = arg, entry and p on the stack
- * (nu__ctx_make). The return address is undefined so unwinding ends here. */
+ * (nu__ctx_make). The return address is undefined so unwinding ends here.
+ * The resume address is one byte in, past a nop: an unwinder looks up a
+ * return address less one, which then falls in this function's unwind
+ * info, not in whatever precedes it (gdb stopped in the first switch
+ * into a context showed a frame of garbage after the switch's). */
 	.type	nu__ctx_trampoline, @function
 	.p2align 4
 nu__ctx_trampoline:
 	.cfi_startproc
 	.cfi_undefined %rip
+	nop
+nu__ctx_trampoline_resume:
 	NU_ENDBR
 	movq	%rax, %rdi
 	popq	%rcx			/* entry */
@@ -141,7 +147,7 @@ nu__ctx_make:
 	andq	$-16, %rax
 	movq	%rdx, -8(%rax)		/* p */
 	movq	%rsi, -16(%rax)		/* entry */
-	leaq	nu__ctx_trampoline(%rip), %rcx
+	leaq	nu__ctx_trampoline_resume(%rip), %rcx
 	movq	%rcx, -24(%rax)		/* resume address */
 	movq	$0, -32(%rax)		/* rbp: ends frame-pointer chains */
 	subq	$32, %rax
