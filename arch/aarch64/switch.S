@@ -112,6 +112,8 @@ nu__ctx_switch:
 nu__ctx_trampoline:
 	.cfi_startproc
 	.cfi_undefined x30
+	nop		/* an unwinder's lookup of the resume address less one lands here */
+nu__ctx_trampoline_resume:
 	mov	x1, x20
 	blr	x19
 	brk	#0			/* entry returned: nowhere to go */
@@ -126,7 +128,7 @@ nu__ctx_make:
 	.cfi_startproc
 	and	x9, x0, #~15
 	sub	x9, x9, #160
-	adr	x10, nu__ctx_trampoline
+	adr	x10, nu__ctx_trampoline_resume
 	stp	x1, x2, [x9, #0]	/* x19 = entry, x20 = p */
 	stp	xzr, xzr, [x9, #16]
 	stp	xzr, xzr, [x9, #32]
