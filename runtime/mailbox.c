@@ -602,93 +602,16 @@ void nu__msg_deliver(nu__node *n, nu__msg *m, int lane)
 		   m, lane);
 }
 
-/* ------------------------------------------------- bounded mailboxes */
-
-/* A sender waiting for room in a bounded mailbox (malloc'd; the receiver
- * wakes it by pid and frees the node). */
-typedef struct nu__bwait {
-	struct nu__bwait *next;
-	nu_pid pid;
-} nu__bwait;
-
-/* Wake every sender waiting for room in p's mailbox; they retry. */
-static void wake_waiters(nu__node *n, nu__proc *p)
+/* Bounded mailboxes (bound.c): the unbounded common case inline. */
+static inline int bound_reserve(nu__sched **sp, nu__proc *p, nu_pid to)
 {
-	nu__bwait *w = atomic_exchange(&p->mbox_waiters, NULL);
-	while (w) {
-		nu__bwait *next = w->next;
-		if (nu_is_alive(w->pid) == 1)
-			nu__proc_wake(nu__slot_proc(&n->mem,
-						    nu__pid_index(w->pid)));
-		free(w);
-		w = next;
-	}
+	return p->mbox_limit ? nu__bound_reserve(sp, p, to) : 0;
 }
 
-void nu__mailbox_release_waiters(nu__proc *p)
+static inline void bound_release(nu__proc *p, const nu__msg *m)
 {
-	if (atomic_load(&p->mbox_waiters))
-		wake_waiters(nu__node_get(), p);
-}
-
-/* The calling process waits until p's mailbox may have room or p died.
- * Registration, then a re-check: the receiver decrements the count, then
- * looks for waiters (seq_cst both sides), so one of us sees the other. */
-static int wait_room(nu__sched **sp, nu__proc *p, nu_pid to)
-{
-	nu__bwait *w = malloc(sizeof(*w));
-	if (!w)
-		return -ENOMEM;
-	w->pid = (*sp)->current->pid;
-	w->next = atomic_load(&p->mbox_waiters);
-	while (!atomic_compare_exchange_weak(&p->mbox_waiters, &w->next, w))
-		;
-	if (atomic_load(&p->mbox_count) < p->mbox_limit ||
-	    nu_is_alive(to) != 1)
-		return 0; /* our node is freed by the next wake_waiters */
-	*sp = nu__proc_park(*sp);
-	return 0;
-}
-
-/* Make room for one message to `to` (process p): 0 when it may be pushed,
- * 1 when it must be dropped (the receiver died or was killed for
- * overflowing), or -EAGAIN / -ENOMEM. */
-static int bound_reserve(nu__sched **sp, nu__proc *p, nu_pid to)
-{
-	uint32_t lim = p->mbox_limit;
-	if (!lim)
-		return 0;
-	for (;;) {
-		if (atomic_fetch_add(&p->mbox_count, 1) < lim)
-			return 0;
-		atomic_fetch_sub(&p->mbox_count, 1);
-		if (p->mbox_policy == NU_MAILBOX_FAIL)
-			return -EAGAIN;
-		if (p->mbox_policy == NU_MAILBOX_KILL) {
-			nu__sched *s = *sp;
-			nu__signal_exit(NU__SIG_KILL, to,
-					s && s->current ? s->current->pid : 0,
-					nu_atom("mailbox_overflow"), NULL);
-			return 1;
-		}
-		if (!*sp || !(*sp)->current || (*sp)->current == p)
-			return -EAGAIN; /* cannot wait here */
-		int rc = wait_room(sp, p, to);
-		if (rc)
-			return rc;
-		if (nu_is_alive(to) != 1)
-			return 1;
-	}
-}
-
-/* Message m left a bounded mailbox: count it out, let a waiter in. */
-static void bound_release(nu__proc *p, const nu__msg *m)
-{
-	if (!(m->kind & NU__MSG_COUNTED))
-		return;
-	atomic_fetch_sub(&p->mbox_count, 1);
-	if (atomic_load(&p->mbox_waiters))
-		wake_waiters(nu__node_get(), p);
+	if (m->kind & NU__MSG_COUNTED)
+		nu__bound_release(p);
 }
 
 /* Lines prefetched for a cold receiver: the first three of its control

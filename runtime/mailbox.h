@@ -201,9 +201,19 @@ void nu__mailbox_alias(uint64_t id);
  * is alias's). */
 void nu__mailbox_flush_ref(uint64_t alias);
 
+/* Bounded mailboxes (bound.c). */
 /* Wake the senders waiting for room in an exiting process's bounded
  * mailbox (they find it dead and drop their message). */
 void nu__mailbox_release_waiters(struct nu__proc *p);
+/* Make room for one message to `to`, whose slot holds p (bounded or not;
+ * *sp: the caller's scheduler, updated when it waited): 0 when it may be
+ * pushed (counted in: the caller flags it NU__MSG_COUNTED), 1 when it
+ * must be dropped (the receiver died, or was killed for overflowing), or
+ * -EAGAIN (the policy, or no process to wait in) / -ENOMEM. */
+int nu__bound_reserve(struct nu__sched **sp, struct nu__proc *p, nu_pid to);
+/* A message counted in (NU__MSG_COUNTED) left p's mailbox: count it out
+ * and wake the senders waiting for room. */
+void nu__bound_release(struct nu__proc *p);
 
 /* nu_receive for the behaviours' loops (otp/): the oldest message
  * itself, out of the mailbox and not yet part of the heap, so that the
