@@ -1346,7 +1346,7 @@ int nu_receive(nu_term *out, int64_t timeout_ms)
 		}
 		if (timeout_ms >= 0)
 			break;
-		s = nu__proc_park_mail(s);
+		s = nu__proc_park_mail_inline(s); /* (sched.h) */
 		/* A park that comes back with the FIFO's head set was ended
 		 * by a send the short way ("Sends to a deferred park"), which
 		 * links its message there only when nothing was pushed and

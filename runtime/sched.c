@@ -1050,11 +1050,8 @@ static inline __attribute__((always_inline)) void after_fast(nu__sched *s,
 	}
 	nu__proc *p = s->after_proc;
 	if (s->after == NU__AFTER_PARK_MAIL) {
-		s->after = NU__AFTER_NONE;
 		if (defer) { /* p's park waits for this slice to end */
-			__atomic_store_n(&s->park_lazy, p, __ATOMIC_RELAXED);
-			if (lazy)
-				park_commit_mail(s, lazy);
+			nu__sched_defer_park(s);
 			/* No credits_check: this is a hand-off streak's
 			 * switch, whose checks at the pace ("Hand-off
 			 * checks") give spare credits back to a spawner that
@@ -1063,6 +1060,7 @@ static inline __attribute__((always_inline)) void after_fast(nu__sched *s,
 			 * node's `tight` cost a round trip ~10 instructions. */
 			return;
 		}
+		s->after = NU__AFTER_NONE;
 		lazy_commit(s);
 		park_commit_mail(s, p);
 		credits_check(s);
@@ -1149,10 +1147,7 @@ switch_out(nu__sched *s, nu__proc *p, int after)
 			return s;
 		}
 	}
-	uintptr_t here = (uintptr_t)__builtin_frame_address(0);
-	if (here < p->sp_low)
-		p->sp_low = here;
-	p->saved_errno = *s->errno_at;
+	nu__sched_save(s, p);
 	if (after == NU__AFTER_YIELD && q && p->bind_sched == s->id) {
 		/* Bound here: no thief can take it, so it may be queued
 		 * before its registers are saved. */
@@ -1164,13 +1159,7 @@ switch_out(nu__sched *s, nu__proc *p, int after)
 	void **fake = after == NU__AFTER_EXIT ? NULL : &p->asan_fake;
 	nu__sched *r;
 	if (q) {
-		s->current = q;
-		__atomic_store_n(&q->sched, s, __ATOMIC_RELAXED);
-		s->reds = s->budget;
-		nu__fiber_leave(fake, q->stack_lo,
-				(size_t)(q->stack_hi - q->stack_lo));
-		nu__fiber_tsan_switch(q->tsan_fiber);
-		r = nu__ctx_swap(&p->sp, q->sp, s);
+		r = nu__sched_switch_to(s, p, q, fake);
 	} else {
 		nu__fiber_leave(fake, s->loop_stack_lo, s->loop_stack_size);
 		nu__fiber_tsan_switch(s->tsan_fiber);
@@ -1217,6 +1206,16 @@ nu__sched *nu__proc_park(nu__sched *s)
 nu__sched *nu__proc_park_mail(nu__sched *s)
 {
 	return park_as(s, NU__AFTER_PARK_MAIL);
+}
+
+void nu__sched_after_resume(nu__sched *s)
+{
+	after_fast(s, 1);
+}
+
+void nu__sched_park_commit_mail(nu__sched *s, nu__proc *p)
+{
+	park_commit_mail(s, p);
 }
 
 /* nu_yield lives here so that the whole yield path is one function. */

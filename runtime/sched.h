@@ -7,6 +7,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "ctx.h"
+#include "fiber.h"
 #include "io/ring.h"
 #include "mem.h"
 #include "pool.h"
@@ -266,5 +268,90 @@ void nu__sched_free_ovf(nu__sched *s);
 
 /* Wake scheduler t if it is parked; from is the caller's scheduler or NULL. */
 void nu__sched_kick(nu__sched *from, nu__sched *t);
+
+/* ------------------------------------------------- the hand-off park */
+
+/* Switch from p, the current process of s, to q: s runs q from here.
+ * Returns the scheduler p resumes on. fake: where ASan keeps p's fake
+ * stack (NULL when p exits). */
+static inline __attribute__((always_inline)) nu__sched *
+nu__sched_switch_to(nu__sched *s, nu__proc *p, nu__proc *q, void **fake)
+{
+	s->current = q;
+	__atomic_store_n(&q->sched, s, __ATOMIC_RELAXED); /* (mailbox.c) */
+	s->reds = s->budget;
+	nu__fiber_leave(fake, q->stack_lo, (size_t)(q->stack_hi - q->stack_lo));
+	nu__fiber_tsan_switch(q->tsan_fiber);
+	return nu__ctx_swap(&p->sp, q->sp, s);
+}
+
+/* What p keeps of its thread across a switch: the deepest stack seen
+ * (its caller's frame: always inline; mem.c judges the slot by it) and
+ * errno. */
+static inline __attribute__((always_inline)) void
+nu__sched_save(nu__sched *s, nu__proc *p)
+{
+	uintptr_t here = (uintptr_t)__builtin_frame_address(0);
+	if (here < p->sp_low)
+		p->sp_low = here;
+	p->saved_errno = *s->errno_at;
+}
+
+/* Perform what the context that switched out asked for, on a resume
+ * (sched.c, after_fast), and commit the receive park of p (sched.c). */
+void nu__sched_after_resume(nu__sched *s);
+void nu__sched_park_commit_mail(nu__sched *s, nu__proc *p);
+
+/* The context that switched out parked in a receive: its park waits for
+ * this slice to end (sched.c, "Deferred park"); one deferred before it
+ * is committed now. */
+static inline __attribute__((always_inline)) void
+nu__sched_defer_park(nu__sched *s)
+{
+	nu__proc *lazy = s->park_lazy;
+	s->after = NU__AFTER_NONE;
+	__atomic_store_n(&s->park_lazy, s->after_proc, __ATOMIC_RELAXED);
+	if (lazy)
+		nu__sched_park_commit_mail(s, lazy);
+}
+
+/* nu__proc_park_mail for nu_receive, with a hand-off's switch inline in
+ * the caller's frame. When s's next is set and no check is due (the
+ * cases of sched.c's inline pick that hand the CPU straight to runnext,
+ * and no early wake), p's state is saved, its park deferred and runnext
+ * run, as switch_out does for them; everything else goes through
+ * nu__proc_park_mail. The switch clobbers every callee-saved register
+ * but rbp (ctx.h), so the function it sits in saves them: in
+ * nu__proc_park_mail's own frame it was a second frame of five saved
+ * registers on every park, behind nu_receive's. Pingpong 632 -> 591
+ * instructions a round trip, atom ping-pong 540 -> 504 (callgrind). */
+static inline __attribute__((always_inline)) nu__sched *
+nu__proc_park_mail_inline(nu__sched *s)
+{
+	nu__proc *p = s->current, *q = s->runnext;
+	if (!q || s->pinned_head ||
+	    atomic_load_explicit(&s->inbox, memory_order_relaxed) ||
+	    !((s->handoff_count + 1) & s->handoff_mask) ||
+	    atomic_load_explicit(&p->wstate, memory_order_relaxed) ==
+		    NU__WS_NOTIFIED)
+		return nu__proc_park_mail(s);
+	s->handoff_count++;
+	s->runnext = NULL;
+	__atomic_store_n(&p->reductions,
+			 p->reductions + (uint64_t)(s->budget - s->reds),
+			 __ATOMIC_RELAXED);
+	nu__sched_save(s, p);
+	s->after = NU__AFTER_PARK_MAIL;
+	s->after_proc = p;
+	nu__sched *r = nu__sched_switch_to(s, p, q, &p->asan_fake);
+	nu__fiber_arrive(p->asan_fake);
+	if (r->after == NU__AFTER_PARK_MAIL)
+		nu__sched_defer_park(r);
+	else
+		nu__sched_after_resume(r);
+	*r->errno_at = p->saved_errno;
+	nu__proc_check_kill(r, p);
+	return r;
+}
 
 #endif
