@@ -896,9 +896,8 @@ static __attribute__((noinline)) int handoff_check(nu__sched *s)
 static inline __attribute__((always_inline)) nu__proc *
 sched_pick(nu__sched *s, int may_steal)
 {
-	nu__proc *p = s->runnext;
-	if (p && !s->pinned_head &&
-	    !atomic_load_explicit(&s->inbox, memory_order_relaxed)) {
+	nu__proc *p;
+	if (nu__sched_handoff_open(s)) {
 		/* a hand-off: the checks come at the pace ("Hand-off
 		 * checks") */
 		if (__builtin_expect(

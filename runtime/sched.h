@@ -315,6 +315,16 @@ nu__sched_defer_park(nu__sched *s)
 		nu__sched_park_commit_mail(s, lazy);
 }
 
+/* May s hand the CPU straight to its runnext (sched.c, sched_pick's
+ * first case): one is set, no bound process waits, nothing in the inbox.
+ * Whether a hand-off check is due is the caller's to look at. */
+static inline __attribute__((always_inline)) int
+nu__sched_handoff_open(nu__sched *s)
+{
+	return s->runnext && !s->pinned_head &&
+	       !atomic_load_explicit(&s->inbox, memory_order_relaxed);
+}
+
 /* nu__proc_park_mail for nu_receive, with a hand-off's switch inline in
  * the caller's frame. When s's next is set and no check is due (the
  * cases of sched.c's inline pick that hand the CPU straight to runnext,
@@ -329,8 +339,7 @@ static inline __attribute__((always_inline)) nu__sched *
 nu__proc_park_mail_inline(nu__sched *s)
 {
 	nu__proc *p = s->current, *q = s->runnext;
-	if (!q || s->pinned_head ||
-	    atomic_load_explicit(&s->inbox, memory_order_relaxed) ||
+	if (!nu__sched_handoff_open(s) ||
 	    !((s->handoff_count + 1) & s->handoff_mask) ||
 	    atomic_load_explicit(&p->wstate, memory_order_relaxed) ==
 		    NU__WS_NOTIFIED)
