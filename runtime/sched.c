@@ -1154,6 +1154,7 @@ switch_out(nu__sched *s, nu__proc *p, int after)
 	} else {
 		s->after = after;
 		s->after_proc = p;
+		s->after_out = NULL; /* (a plain receive's inline park's) */
 	}
 	void **fake = after == NU__AFTER_EXIT ? NULL : &p->asan_fake;
 	nu__sched *r;

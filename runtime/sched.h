@@ -45,9 +45,15 @@ typedef struct nu__sched {
 	uint64_t runnext_slice; /* its length in ticks */
 	int after;              /* NU__AFTER_* for the resumed context */
 	nu__proc *after_proc;
+	nu_term *after_out;     /* with NU__AFTER_PARK_MAIL: the plain
+				 * receive's out, or NULL (park_out) */
 	nu__proc *park_lazy;    /* parked in a receive, commit deferred for
 				 * one slice (sched.c); read by others only
 				 * as a hint (nu_process_info) */
+	nu_term *park_out;      /* while park_lazy is set: where a send the
+				 * short way may put its message, NULL when
+				 * it may not (mailbox.c, "Sends to a
+				 * deferred park") */
 	int32_t reds;           /* reductions left in this slice */
 	int32_t budget;         /* reductions per slice (config) */
 	_Atomic int stop;       /* the node is stopping (a copy of the node's
@@ -310,6 +316,7 @@ nu__sched_defer_park(nu__sched *s)
 {
 	nu__proc *lazy = s->park_lazy;
 	s->after = NU__AFTER_NONE;
+	s->park_out = s->after_out;
 	__atomic_store_n(&s->park_lazy, s->after_proc, __ATOMIC_RELAXED);
 	if (lazy)
 		nu__sched_park_commit_mail(s, lazy);
@@ -334,9 +341,12 @@ nu__sched_handoff_open(nu__sched *s)
  * but rbp (ctx.h), so the function it sits in saves them: in
  * nu__proc_park_mail's own frame it was a second frame of five saved
  * registers on every park, behind nu_receive's. Pingpong 632 -> 591
- * instructions a round trip, atom ping-pong 540 -> 504 (callgrind). */
+ * instructions a round trip, atom ping-pong 540 -> 504 (callgrind).
+ * out: where a send the short way may put its message while this park is
+ * deferred (nu_receive's, which set *out to NU_NONE; mailbox.c, "Sends to
+ * a deferred park"). */
 static inline __attribute__((always_inline)) nu__sched *
-nu__proc_park_mail_inline(nu__sched *s)
+nu__proc_park_mail_inline(nu__sched *s, nu_term *out)
 {
 	nu__proc *p = s->current, *q = s->runnext;
 	if (!nu__sched_handoff_open(s) ||
@@ -352,6 +362,7 @@ nu__proc_park_mail_inline(nu__sched *s)
 	nu__sched_save(s, p);
 	s->after = NU__AFTER_PARK_MAIL;
 	s->after_proc = p;
+	s->after_out = out;
 	nu__sched *r = nu__sched_switch_to(s, p, q, &p->asan_fake);
 	nu__fiber_arrive(p->asan_fake);
 	if (r->after == NU__AFTER_PARK_MAIL)

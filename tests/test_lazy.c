@@ -4,7 +4,10 @@
  * lands; the short way carries any term, keeps order, refuses bad terms
  * and counts in bounded mailboxes; the receiver's own message holds one
  * small term at a time; a ping-pong the short way keeps order and still
- * ends its slices. */
+ * ends its slices; a receive waiting forever handed its message keeps
+ * it ahead of later sends and signals. Partners wait with a timeout and
+ * forever: a plain receive waiting forever is handed a small message
+ * without a queue (mailbox.c, own_give). */
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -152,18 +155,26 @@ static void test_deferred_park(void)
 	CU_ASSERT_EQUAL(nu_start(&cf, deferred_main, NULL), 0);
 }
 
+/* A partner's receive timeout: arg NULL, 5 s (its message is queued and
+ * taken); else forever (a small one is handed straight to the waiting
+ * receive: mailbox.c, own_give). */
+static int64_t wait_of(void *arg)
+{
+	return arg ? -1 : 5000;
+}
+
 /* Sends to a deferred park (mailbox.c send_lazy, nu_send's short way):
  * on one scheduler a partner that answers and waits again is parked,
  * its park deferred, whenever we run, so each of our sends finds it so.
  * Every kind of term comes back intact and freeable; two sends in a row
  * (the second takes the long way) keep their order; a bad term is
  * -EINVAL and leaves the partner waiting; a bounded mailbox still counts
- * what the short way hands over. */
+ * what the short way hands over. a: the partners' wait (wait_of). */
 static void lazy_echo(void *a)
 {
-	(void)a;
 	nu_term t;
-	while (nu_receive(&t, 5000) == 0 && nu_term_type(t) == NU_T_TUPLE) {
+	while (nu_receive(&t, wait_of(a)) == 0 &&
+	       nu_term_type(t) == NU_T_TUPLE) {
 		nu_send(nu_pid_value(nu_tuple_elem(t, 0)), nu_tuple_elem(t, 1));
 		nu_term_free(t);
 	}
@@ -184,8 +195,7 @@ static void lazy_round(nu_pid e, nu_term x)
 
 static void lazy_main(void *a)
 {
-	(void)a;
-	nu_pid e = nu_spawn(lazy_echo, NULL);
+	nu_pid e = nu_spawn(lazy_echo, a);
 	nu_term big = NU_NIL, kinds[8];
 	for (int i = 0; i < 300; i++) /* beyond a small block */
 		big = nu_cons(nu_tuple(2, nu_int(i), nu_float(i)), big);
@@ -221,7 +231,7 @@ static void lazy_main(void *a)
 	nu_spawn_opts_init(&o);
 	o.max_mailbox = 1;
 	o.mailbox_policy = NU_MAILBOX_FAIL;
-	nu_pid b = nu_spawn_opt(lazy_echo, NULL, &o);
+	nu_pid b = nu_spawn_opt(lazy_echo, a, &o);
 	lazy_round(b, nu_atom("warm"));
 	CU_ASSERT_EQUAL(nu_send(b, nu_tuple(2, me, nu_int(3))), 0);
 	CU_ASSERT_EQUAL(nu_send(b, nu_tuple(2, me, nu_int(4))), -EAGAIN);
@@ -249,13 +259,13 @@ static void hold_check(nu_term *held, int n, int skip)
 
 static void lazy_holder(void *a)
 {
-	(void)a;
 	nu_term held[HOLD_N], t;
 	nu_pid from = 0;
 	size_t base = nu_heap_used();
 	for (int round = 0; round < 2; round++) {
 		for (int i = 0; i < HOLD_N; i++) {
-			CU_ASSERT_EQUAL_FATAL(nu_receive(&held[i], 5000), 0);
+			CU_ASSERT_EQUAL_FATAL(
+				nu_receive(&held[i], wait_of(a)), 0);
 			from = nu_pid_value(nu_tuple_elem(held[i], 0));
 			hold_check(held, i + 1, -1);
 			nu_send(from, nu_atom("ok"));
@@ -274,17 +284,16 @@ static void lazy_holder(void *a)
 			nu_term_free(held[i]);
 		CU_ASSERT(nu_heap_used() <= base);
 	}
-	CU_ASSERT_EQUAL(nu_receive(&t, 5000), 0); /* kept as we exit */
+	CU_ASSERT_EQUAL(nu_receive(&t, wait_of(a)), 0); /* kept as we exit */
 	CU_ASSERT(nu_term_type(t) == NU_T_TUPLE);
 	nu_send(from, nu_atom("bye"));
 }
 
 static void lazy_hold_main(void *a)
 {
-	(void)a;
 	nu_term me = nu_pid_term(nu_self()), back;
 	for (int k = 0; k < 2; k++) { /* the second in the first's slot */
-		nu_pid h = nu_spawn(lazy_holder, NULL);
+		nu_pid h = nu_spawn(lazy_holder, a);
 		CU_ASSERT_FATAL(h > 0);
 		for (int i = 0; i < 2 * HOLD_N; i++) {
 			nu_term m = nu_tuple(2, me, nu_int(i % HOLD_N));
@@ -320,10 +329,9 @@ static void pp_bystander(void *a)
 
 static void pp_partner(void *a)
 {
-	(void)a;
 	nu_term t;
 	long n = 0;
-	while (nu_receive(&t, 5000) == 0 && nu_term_type(t) == NU_T_PID)
+	while (nu_receive(&t, wait_of(a)) == 0 && nu_term_type(t) == NU_T_PID)
 		nu_send(nu_pid_value(t), nu_int(n++));
 }
 
@@ -343,12 +351,14 @@ static long pp_exchange(nu_pid e, long ms, long min_n)
 	return i;
 }
 
+/* a: bit 0, a budget of 2 reductions; bit 1, the partner waits forever */
 static void lazy_slices_main(void *a)
 {
-	long small_budget = (long)(intptr_t)a;
+	long small_budget = (long)(intptr_t)a & 1;
 	atomic_store(&pp_done, 0);
 	atomic_store(&pp_bystander_runs, 0);
-	nu_pid e = nu_spawn(pp_partner, NULL);
+	nu_pid e = nu_spawn(pp_partner,
+			    (void *)((intptr_t)a & 2)); /* (wait_of) */
 	CU_ASSERT_FATAL(e > 0 && nu_spawn(pp_bystander, NULL) > 0);
 	long n = pp_exchange(e, small_budget ? 0 : 30, 20000);
 	long runs = atomic_load(&pp_bystander_runs);
@@ -364,26 +374,111 @@ static void lazy_slices_main(void *a)
 
 static void test_lazy_slices(void)
 {
-	nu_config cf;
-	cfg(&cf, 1);
-	CU_ASSERT_EQUAL(nu_start(&cf, lazy_slices_main, NULL), 0);
-	cfg(&cf, 1);
-	cf.reductions = 2;
-	CU_ASSERT_EQUAL(nu_start(&cf, lazy_slices_main, (void *)1), 0);
+	for (intptr_t forever = 0; forever <= 2; forever += 2) {
+		nu_config cf;
+		cfg(&cf, 1);
+		CU_ASSERT_EQUAL(nu_start(&cf, lazy_slices_main,
+					 (void *)forever), 0);
+		cfg(&cf, 1);
+		cf.reductions = 2;
+		CU_ASSERT_EQUAL(nu_start(&cf, lazy_slices_main,
+					 (void *)(forever | 1)), 0);
+	}
+}
+
+/* Run fn on one scheduler with partners that wait 5 s, then forever. */
+static void start_both_waits(nu_fn fn)
+{
+	for (intptr_t forever = 0; forever <= 1; forever++) {
+		nu_config cf;
+		cfg(&cf, 1);
+		CU_ASSERT_EQUAL(nu_start(&cf, fn, (void *)forever), 0);
+	}
 }
 
 static void test_lazy_hold(void)
 {
-	nu_config cf;
-	cfg(&cf, 1);
-	CU_ASSERT_EQUAL(nu_start(&cf, lazy_hold_main, NULL), 0);
+	start_both_waits(lazy_hold_main);
 }
 
 static void test_lazy_send(void)
 {
+	start_both_waits(lazy_main);
+}
+
+/* A receive waiting forever is handed a send the short way (mailbox.c,
+ * own_give): the message is the receive's at once (not queued: mailbox
+ * length 0), ahead of everything sent after it, an exit signal included;
+ * a kill that comes after it still ends the receiver, and what it was
+ * handed goes with it. */
+static void give_partner(void *a)
+{
+	nu_pid main_pid = (nu_pid)(uintptr_t)a;
+	nu_trap_exit(1);
+	nu_term t;
+	for (;;) {
+		nu_send(main_pid, nu_atom("ready")); /* then park: main runs */
+		if (nu_receive(&t, -1) || nu_term_type(t) != NU_T_TUPLE)
+			return;
+		nu_send(main_pid, nu_tuple(2, nu_atom("got"), t));
+		nu_term_free(t);
+	}
+}
+
+/* Wait for give_partner's next "ready": it is then parked in its
+ * receive, its park deferred behind us. */
+static void give_ready(void)
+{
+	nu_term t;
+	CU_ASSERT_EQUAL_FATAL(nu_receive(&t, 5000), 0);
+	CU_ASSERT_EQUAL(t, nu_atom("ready"));
+}
+
+static void give_main(void *a)
+{
+	(void)a;
+	nu_term ref, t;
+	nu_spawn_opts o;
+	nu_spawn_opts_init(&o);
+	o.monitor_ref = &ref;
+	nu_pid r = nu_spawn_opt(give_partner, (void *)(uintptr_t)nu_self(), &o);
+	CU_ASSERT_FATAL(r > 0);
+	nu_term m1 = nu_tuple(2, nu_atom("one"), nu_int(1));
+	for (int round = 0; round < 3; round++) {
+		give_ready();
+		CU_ASSERT_EQUAL(nu_send(r, m1), 0);
+		nu_proc_info info;
+		CU_ASSERT_EQUAL(nu_process_info(r, &info), 0);
+		CU_ASSERT_EQUAL(info.mailbox_len, 0); /* handed, not queued */
+		/* these come after it: a queued message, an exit signal */
+		CU_ASSERT_EQUAL(nu_send(r, nu_tuple(1, nu_int(2))), 0);
+		CU_ASSERT_EQUAL(nu_kill(r, nu_atom("ouch")), 0);
+		CU_ASSERT_EQUAL_FATAL(nu_receive(&t, 5000), 0);
+		CU_ASSERT(nu_term_equal(t, nu_tuple(2, nu_atom("got"), m1)));
+		give_ready();
+		CU_ASSERT_EQUAL_FATAL(nu_receive(&t, 5000), 0);
+		CU_ASSERT(nu_term_equal(
+			t, nu_tuple(2, nu_atom("got"), nu_tuple(1, nu_int(2)))));
+		give_ready();
+		CU_ASSERT_EQUAL_FATAL(nu_receive(&t, 5000), 0);
+		CU_ASSERT(nu_term_equal(
+			t, nu_tuple(2, nu_atom("got"),
+				    nu_tuple(3, nu_atom("EXIT"),
+					     nu_pid_term(nu_self()),
+					     nu_atom("ouch")))));
+	}
+	give_ready();
+	CU_ASSERT_EQUAL(nu_send(r, m1), 0); /* handed, then killed */
+	CU_ASSERT_EQUAL(nu_kill(r, nu_atom("kill")), 0);
+	CU_ASSERT_EQUAL(nt_down_reason(ref, r, 5000), nu_atom("killed"));
+	nt_wait_alone();
+}
+
+static void test_lazy_give(void)
+{
 	nu_config cf;
 	cfg(&cf, 1);
-	CU_ASSERT_EQUAL(nu_start(&cf, lazy_main, NULL), 0);
+	CU_ASSERT_EQUAL(nu_start(&cf, give_main, NULL), 0);
 }
 
 static CU_TestInfo tests[] = {
@@ -395,6 +490,8 @@ static CU_TestInfo tests[] = {
 	  test_lazy_hold },
 	{ "a ping-pong the short way keeps order and ends its slices",
 	  test_lazy_slices },
+	{ "a receive waiting forever handed a message: order, signals, kill",
+	  test_lazy_give },
 	CU_TEST_INFO_NULL,
 };
 
