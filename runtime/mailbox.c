@@ -840,17 +840,19 @@ static inline nu__msg *own_fill(nu__sched *s, nu__proc *p, nu__msg *m,
 	return m;
 }
 
+static inline void msg_keep(nu__proc *p, nu__msg *m);
+
 /* msg (own_fits), from the current process of s, straight to p's plain
  * receive waiting forever, whose FIFO is empty ("Sends to a deferred
- * park"): in its own message as a received fragment (msg_keep's result)
- * when it has a body, else as it is. */
+ * park"): in its own message, kept as a take keeps it (msg_keep), when
+ * it has a body, else as it is. */
 static inline void own_give(nu__sched *s, nu__proc *p, nu__msg *m,
 			    nu_term msg, size_t flat)
 {
 	if (flat) {
 		own_copy(msg_room(m, 0, (uint32_t)flat), msg, flat);
-		m->kind = NU__MSG_INLINE | NU__MSG_FRAG;
-		p->frag_bytes += flat;
+		m->kind = NU__MSG_INLINE;
+		msg_keep(p, m);
 		msg = m->term;
 	}
 	*s->park_out = msg;

@@ -1130,8 +1130,7 @@ static inline __attribute__((always_inline)) nu__sched *
 switch_out(nu__sched *s, nu__proc *p, int after)
 {
 	nu__proc *q = NULL;
-	__atomic_store_n(&p->reductions, p->reductions + (uint64_t)(s->budget - s->reds),
-			 __ATOMIC_RELAXED); /* its slice's; nu_process_info reads it */
+	nu__sched_account(s, p);
 	if (after == NU__AFTER_PARK || after == NU__AFTER_PARK_MAIL) {
 		q = sched_pick(s, 0); /* hand the CPU straight to the next */
 	} else if (after == NU__AFTER_YIELD) {

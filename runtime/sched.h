@@ -291,6 +291,16 @@ nu__sched_switch_to(nu__sched *s, nu__proc *p, nu__proc *q, void **fake)
 	return nu__ctx_swap(&p->sp, q->sp, s);
 }
 
+/* p's slice ends: its reductions so far are counted in (nu_process_info
+ * reads them, from any thread). */
+static inline __attribute__((always_inline)) void
+nu__sched_account(nu__sched *s, nu__proc *p)
+{
+	__atomic_store_n(&p->reductions,
+			 p->reductions + (uint64_t)(s->budget - s->reds),
+			 __ATOMIC_RELAXED);
+}
+
 /* What p keeps of its thread across a switch: the deepest stack seen
  * (its caller's frame: always inline; mem.c judges the slot by it) and
  * errno. */
@@ -356,9 +366,7 @@ nu__proc_park_mail_inline(nu__sched *s, nu_term *out)
 		return nu__proc_park_mail(s);
 	s->handoff_count++;
 	s->runnext = NULL;
-	__atomic_store_n(&p->reductions,
-			 p->reductions + (uint64_t)(s->budget - s->reds),
-			 __ATOMIC_RELAXED);
+	nu__sched_account(s, p);
 	nu__sched_save(s, p);
 	s->after = NU__AFTER_PARK_MAIL;
 	s->after_proc = p;
