@@ -872,7 +872,7 @@ static __attribute__((noinline)) int send_lazy(nu__sched *s, nu__proc *p,
 {
 	size_t flat = nu__term_flat_tuple(msg);
 	nu__msg *m = nu__proc_imsg(p);
-	if (!s->current || p->mbox_limit || !lazy_room(&p->mailbox) ||
+	if ((p->flags & NU__PF_BOUNDED) || !lazy_room(&p->mailbox) ||
 	    (!flat && !nu__term_valid(msg)))
 		return send_on(p->pid, msg, NU__LANE_NORMAL, alias, NULL);
 	if (own_fits(m, msg, flat)) {
@@ -908,8 +908,10 @@ static inline int send_own(nu__sched *s, nu__proc *p, nu_term msg,
 {
 	nu__msg *m = nu__proc_imsg(p);
 	size_t flat = nu__term_flat_tuple(msg);
-	if (!own_fits(m, msg, flat) || !s->current || p->mbox_limit ||
-	    !nu__runnext_free_for(s, p) || !lazy_room(&p->mailbox))
+	/* p unbounded and nu__runnext_free_for(s, p), in two looks */
+	if (!own_fits(m, msg, flat) ||
+	    (p->flags & (NU__PF_PINNED | NU__PF_BOUNDED)) || s->runnext ||
+	    !lazy_room(&p->mailbox))
 		return -1;
 	if (s->park_out && !alias)
 		own_give(s, p, m, msg, flat);
@@ -934,7 +936,10 @@ static __attribute__((noinline)) int send_short(nu__sched *s, nu__proc *p,
 static inline int send_normal(nu_pid to, nu_term msg, uint64_t alias)
 {
 	nu__sched *s = nu__sched_here();
-	nu__proc *p = s ? s->park_lazy : NULL; /* set only while one runs */
+	/* park_lazy is set only while a process runs on s (every entry into
+	 * the loop context commits it: sched.c, "Deferred park"), so the
+	 * short way's sender is s->current */
+	nu__proc *p = s ? s->park_lazy : NULL;
 	if (p && p->pid == to && (!alias || p->mailbox.alias == alias))
 		return send_short(s, p, msg, alias);
 	return send_on(to, msg, NU__LANE_NORMAL, alias, NULL);

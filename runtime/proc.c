@@ -273,6 +273,10 @@ static void proc_init(nu__node *n, nu__proc *p, uint32_t index, nu_fn fn,
 	p->bind_sched = o->scheduler;
 	p->bind_group = -1;
 	p->mbox_limit = o->max_mailbox;
+	if (o->scheduler >= 0)
+		p->flags |= NU__PF_PINNED;
+	if (o->max_mailbox)
+		p->flags |= NU__PF_BOUNDED;
 	p->mbox_policy = (int)o->mailbox_policy;
 	atomic_store_explicit(&p->mbox_count, 0, memory_order_relaxed);
 	atomic_store_explicit(&p->mbox_waiters, NULL, memory_order_relaxed);
@@ -380,8 +384,10 @@ static nu_pid spawn_in(nu__sched **sp, nu_fn fn, void *arg,
 		count_give(n, s);
 		return s->current ? -ENOMEM : -EPERM;
 	}
-	if (o->node >= 0)
+	if (o->node >= 0) {
 		p->bind_group = g;
+		p->flags |= NU__PF_PINNED;
+	}
 	p->flags |= flags;
 	proc_guard_stack(n, p, o->stack_size);
 	nu__fiber_unpoison(p->stack_lo, (size_t)(p->stack_hi - p->stack_lo));

@@ -27,6 +27,11 @@ enum {
 enum {
 	NU__PF_MAIN = 1u << 0,     /* the node's main process */
 	NU__PF_GUARDED = 1u << 1,  /* a spawn-time stack guard is installed */
+	/* Set at spawn, read by the short ways of a wake and a send (one
+	 * look at line 0 for what bind_sched, bind_group and mbox_limit
+	 * would take three): */
+	NU__PF_PINNED = 1u << 2,   /* bind_sched or bind_group >= 0 */
+	NU__PF_BOUNDED = 1u << 3,  /* mbox_limit nonzero */
 };
 
 typedef struct nu__proc nu__proc;

@@ -68,8 +68,9 @@ typedef struct nu__sched {
 	uint32_t tick;
 	uint32_t lone_yields;   /* yields that found nothing else to run */
 	uint32_t gq_countdown;  /* picks until the global queue goes first */
-	uint32_t handoff_count; /* hand-offs, and which of them check the */
-	uint32_t handoff_mask;  /* rest (sched.c, "Hand-off checks") */
+	uint32_t handoff_left;  /* hand-offs until the one that checks the
+				 * rest (sched.c, "Hand-off checks"), >= 1
+				 * between picks */
 	struct nu__ovf_ent {    /* a process and its saved sp (rq_sp) */
 		nu__proc *p;
 		void *sp;
@@ -213,11 +214,15 @@ static inline void nu__sched_after(nu__sched *s)
 void nu__sched_ready(nu__sched *s, nu__proc *p, int as_next);
 
 /* 1 when p, bound nowhere, may be made s's runnext at once (what
- * nu__sched_ready(s, p, 1) then does): s's runnext is free. */
+ * nu__sched_ready(s, p, 1) then does): s's runnext is free. The flag is
+ * spawn-time affinity; io.c's brief rebinding of a process that yields
+ * does not set it, and a yielding process is never made runnable here
+ * (only a receive's park is claimed, and the yield's own path reads
+ * bind_sched). */
 static inline int nu__runnext_free_for(const nu__sched *s,
 				       const nu__proc *p)
 {
-	return !s->runnext && p->bind_sched < 0 && p->bind_group < 0;
+	return !s->runnext && !(p->flags & NU__PF_PINNED);
 }
 
 /* Make p, whose receive park a push just claimed (mailbox.c), runnable
@@ -263,7 +268,8 @@ static inline nu__sched *nu__sched_charge(nu__sched *s, int n)
  * (sched.c, "Hand-off checks"). */
 static inline void nu__sched_io_queued(nu__sched *s)
 {
-	s->handoff_mask &= NU__IO_POLL_TICKS - 1u;
+	if (s->handoff_left > NU__IO_POLL_TICKS)
+		s->handoff_left = NU__IO_POLL_TICKS;
 }
 
 /* Wake every parked scheduler (shutdown, last exit). */
@@ -360,11 +366,11 @@ nu__proc_park_mail_inline(nu__sched *s, nu_term *out)
 {
 	nu__proc *p = s->current, *q = s->runnext;
 	if (!nu__sched_handoff_open(s) ||
-	    !((s->handoff_count + 1) & s->handoff_mask) ||
+	    s->handoff_left == 1 ||
 	    atomic_load_explicit(&p->wstate, memory_order_relaxed) ==
 		    NU__WS_NOTIFIED)
 		return nu__proc_park_mail(s);
-	s->handoff_count++;
+	s->handoff_left--;
 	s->runnext = NULL;
 	nu__sched_account(s, p);
 	nu__sched_save(s, p);
