@@ -798,7 +798,7 @@ static int send_on(nu_pid to, nu_term msg, int lane, uint64_t alias,
 static inline int own_fits(const nu__msg *own, nu_term msg, size_t flat)
 {
 	return !own->kind && (flat ? flat <= NU__IMSG_DATA
-				   : !nu__has_body(msg) && nu__term_valid(msg));
+				   : nu__term_immediate(msg));
 }
 
 /* m's term: a copy of the flat tuple t of flat bytes, at most

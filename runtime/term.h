@@ -57,6 +57,15 @@ static inline int nu__has_body(nu_term t)
 	return nu__is_boxed(t) || nu__is_cons(t);
 }
 
+/* A valid term with no body: an integer, an atom, a pid or []. One
+ * look at the tag (bits 2, 3 and 4 of the mask) for the common ones. */
+static inline int nu__term_immediate(nu_term t)
+{
+	_Static_assert(NU__TAG_INT == 2 && NU__TAG_ATOM == 3 &&
+		       NU__TAG_PID == 4, "the mask below");
+	return ((0x1cu >> (t & NU__TAG_MASK)) & 1) || t == NU_NIL;
+}
+
 /* nu_term_type(t) != NU_T_NONE, inline for the send path: an integer,
  * atom or pid, [], a list cell, or a box of a known kind. */
 static inline int nu__term_valid(nu_term t)
@@ -81,8 +90,12 @@ static inline size_t nu__term_flat_tuple(nu_term t)
 	size_t n = NU__HDR_SIZE(p[0]);
 	if (NU__HDR_KIND(p[0]) != NU__K_TUPLE || n > 8)
 		return 0;
+	/* tag 0 or 1: a box, a list cell, or 0 (invalid: the caller's deep
+	 * way rejects it); one test of the tag's two high bits */
+	_Static_assert(NU__TAG_BOXED == 0 && NU__TAG_CONS == 1,
+		       "the test below");
 	for (size_t i = 1; i <= n; i++)
-		if (nu__has_body(p[i]))
+		if (!(p[i] & 6))
 			return 0;
 	return (n + 1) * 8;
 }
