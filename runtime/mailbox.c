@@ -1286,33 +1286,54 @@ void nu__mailbox_mark_ref(uint64_t ref_id)
 	mb->mark_ref = ref_id;
 }
 
-int nu_receive_select(const nu_clause *clauses, size_t n, int64_t timeout_ms,
-		      nu_term *msg)
+/* 1 reduction for a receive; NU__SWITCHED when it ends the slice (a yield:
+ * arch/ctx.h, "Returns after a switch"). */
+static inline uint64_t receive_charge(nu__sched *s)
+{
+	if (--s->reds > 0)
+		return 0;
+	nu__sched_switch_out(s, s->current, NU__AFTER_YIELD);
+	return NU__SWITCHED;
+}
+
+/* NU__SWITCHED when p was switched out since its reductions read r0 (the
+ * count grows at every switch-out that charged anything: a switch that
+ * did not is missed, which costs a predicted return and nothing else). */
+static inline uint64_t switched_since(const nu__proc *p, uint64_t r0)
+{
+	return p->reductions != r0 ? NU__SWITCHED : 0;
+}
+
+/* nu_receive_select's body, called by its stub as nu__receive's. */
+uint64_t nu__receive_select(const nu_clause *clauses, size_t n,
+			    int64_t timeout_ms, nu_term *msg)
 {
 	nu__sched *s = nu__sched_here(); /* read once: parks return it anew */
 	if (!s || !s->current)
-		return -EPERM;
+		return (uint32_t)-EPERM;
 	int rc = check_clauses(clauses, n);
 	if (rc || timeout_ms < -1)
-		return -EINVAL;
+		return (uint32_t)-EINVAL;
 	nu__proc *p = s->current;
 	found f;
+	uint64_t sw = 0;
 	int k = head_select(p, clauses, n, &f); /* settles the mark too */
 	if (k < 0) {
 		clause_ctx cc;
 		clause_ctx_init(&cc, clauses, n);
+		uint64_t r0 = p->reductions;
 		k = select_wait(&s, p, deadline_of(timeout_ms), scan_clauses,
 				&cc, marked_start(&p->mailbox, clauses, n),
 				&f);
+		sw = switched_since(p, r0);
 	}
 	if (k < 0)
-		return k;
+		return sw | (uint32_t)k;
 	/* the bindings point into the message, which stays as it is */
 	nu_term t = select_take(p, &f);
 	if (msg)
 		*msg = t;
-	nu__sched_charge(s, 1);
-	return k;
+	return sw | (uint32_t)k | receive_charge(s);
 }
 
 typedef struct {
@@ -1383,15 +1404,18 @@ static inline int receive_oldest(nu__sched **sp, nu__proc *p,
 	return 0;
 }
 
-int nu_receive(nu_term *out, int64_t timeout_ms)
+/* nu_receive's body, called by its stub (arch/<cpu>/resumable.S): the result
+ * in the low 32 bits, and NU__SWITCHED when it switched out. */
+uint64_t nu__receive(nu_term *out, int64_t timeout_ms)
 {
 	nu__sched *s = nu__sched_here(); /* read once: parks return it anew */
 	if (!s || !s->current)
-		return -EPERM;
+		return (uint32_t)-EPERM;
 	if (!out || timeout_ms < -1)
-		return -EINVAL;
+		return (uint32_t)-EINVAL;
 	nu__proc *p = s->current;
 	nu__lane *ln = p->mailbox.lane;
+	uint64_t sw = 0;
 	/* The common case inline: no priority message, the oldest normal one
 	 * taken from the head (a found that does not escape: its lane and
 	 * predecessor are constants), or a park while waiting forever.
@@ -1406,8 +1430,7 @@ int nu_receive(nu_term *out, int64_t timeout_ms)
 		if (m) {
 			found h = { NU__LANE_NORMAL, NULL, m };
 			*out = select_take(p, &h);
-			nu__sched_charge(s, 1);
-			return 0;
+			return sw | receive_charge(s);
 		}
 		if (timeout_ms >= 0)
 			break;
@@ -1415,9 +1438,10 @@ int nu_receive(nu_term *out, int64_t timeout_ms)
 		 * (fault.c counts a page for the process that touches it) */
 		*out = NU_NONE;
 		s = nu__proc_park_mail_inline(s, out); /* (sched.h) */
+		sw = NU__SWITCHED; /* (or woken before the switch: rare) */
 		if (__atomic_load_n(out, __ATOMIC_RELAXED) != NU_NONE) {
 			nu__sched_charge(s, 1); /* given (own_give) */
-			return 0;
+			return NU__SWITCHED;
 		}
 		/* A park that comes back with the FIFO's head set was ended
 		 * by a send the short way ("Sends to a deferred park"), which
@@ -1431,12 +1455,13 @@ int nu_receive(nu_term *out, int64_t timeout_ms)
 			mailbox_take(p);
 	}
 	found f;
+	uint64_t r0 = p->reductions;
 	int rc = receive_oldest(&s, p, timeout_ms, &f);
+	sw |= switched_since(p, r0);
 	if (rc)
-		return rc;
+		return sw | (uint32_t)rc;
 	*out = select_take(p, &f);
-	nu__sched_charge(s, 1);
-	return 0;
+	return sw | receive_charge(s);
 }
 
 int nu__receive_msg(int64_t timeout_ms, nu__msg **out)

@@ -252,6 +252,15 @@ void nu__mailbox_each_call(struct nu__proc *p,
 			   void (*fn)(struct nu__proc *p, nu_pid caller,
 				      uint64_t id));
 
+/* The bodies of nu_receive and nu_receive_select, which are stubs in
+ * arch/<cpu>/resumable.S: the public result in the low 32 bits, and
+ * NU__SWITCHED (arch/ctx.h) when the call switched out. */
+uint64_t nu__receive(nu_term *out, int64_t timeout_ms)
+	__attribute__((visibility("hidden")));
+uint64_t nu__receive_select(const nu_clause *clauses, size_t n,
+			    int64_t timeout_ms, nu_term *msg)
+	__attribute__((visibility("hidden")));
+
 /* Take what was pushed to the calling process p, acting on the exit
  * signals among it (signal.c); may end p. */
 void nu__mailbox_take_signals(struct nu__proc *p);

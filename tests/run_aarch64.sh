@@ -9,4 +9,8 @@ trap 'rm -rf "$out"' EXIT
 aarch64-linux-gnu-gcc -O2 -static -Wall -Wextra -Werror -DNUTEST_STANDALONE \
 	-I"$root/arch" -I"$root/tests" "$root/tests/test_ctx.c" \
 	"$root/arch/aarch64/switch.S" -o "$out/test_ctx" || exit 1
-qemu-aarch64 "$out/test_ctx"
+aarch64-linux-gnu-gcc -O2 -static -Wall -Wextra -Werror -DNUTEST_STANDALONE \
+	-I"$root/arch" -I"$root/tests" -I"$root/runtime/include" \
+	"$root/tests/test_resumable.c" "$root/arch/aarch64/resumable.S" \
+	-o "$out/test_resumable" || exit 1
+qemu-aarch64 "$out/test_ctx" && qemu-aarch64 "$out/test_resumable"
