@@ -238,10 +238,16 @@ const char *nu_atom_name(nu_term t)
 
 /* ------------------------------------------------------ construction */
 
-nu__heap *nu__term_heap(void)
+/* The calling process's heap, or NULL outside a process. */
+static inline nu__heap *heap_here(void)
 {
 	nu__sched *s = nu__sched_here(); /* (constructors never switch) */
 	return s && s->current ? &s->current->heap : NULL;
+}
+
+nu__heap *nu__term_heap(void)
+{
+	return heap_here();
 }
 
 static uint64_t *alloc_words(nu__heap *h, size_t words)
@@ -508,7 +514,29 @@ nu_term nu_tuplev(size_t n, const nu_term *elems)
 	return nu__tuplev_in(nu__term_heap(), n, elems);
 }
 
-nu_term nu_tuple(size_t n, ...)
+nu_term nu__tuple_of(const nu_term *a, size_t count)
+{
+	size_t n = count - 1; /* count >= 1: a[0] is n */
+	nu__heap *h = heap_here();
+	if (!h || a[0] != n)
+		return NU_NONE;
+	uint64_t *p = alloc_words(h, 1 + n);
+	if (!p)
+		return NU_NONE;
+	int bad = 0;
+	for (size_t i = 1; i <= n; i++) {
+		p[i] = a[i];
+		bad |= a[i] == NU_NONE || !a[i];
+	}
+	if (bad) {
+		nu__heap_free(h, p);
+		return NU_NONE;
+	}
+	p[0] = NU__HDR(NU__K_TUPLE, n);
+	return box_term(p);
+}
+
+nu_term (nu_tuple)(size_t n, ...)
 {
 	nu__heap *h = nu__term_heap();
 	if (!h || n > ((size_t)1 << 40))

@@ -596,6 +596,7 @@ static struct {
 	int refs_differ;
 	int pid_ok;
 	int none_ok;
+	int count_ok;
 } NR;
 
 static void node_main(void *arg)
@@ -621,6 +622,18 @@ static void node_main(void *arg)
 	NR.none_ok = nu_tuple(2, nu_int(1), NU_NONE) == NU_NONE &&
 		     nu_tuplev(1, tv) != NU_NONE &&
 		     nu_map_put(NU_NIL, NU_NIL, NU_NIL) == NU_NONE;
+	/* the macro counts the terms; the function form stays */
+	nu_term a = nu_atom("a"), b = nu_int(2);
+	nu_term f2 = (nu_tuple)(2, a, b), m2 = nu_tuple(2, a, b);
+	nu_term z = nu_tuple(0);
+	NR.count_ok = nu_tuple(3, a, b) == NU_NONE &&
+		      nu_tuple(1, a, b) == NU_NONE &&
+		      nu_tuple((size_t)-1, a) == NU_NONE &&
+		      f2 != NU_NONE && m2 != NU_NONE &&
+		      nu_term_equal(f2, m2) && nu_tuple_size(m2) == 2 &&
+		      nu_tuple_elem(m2, 0) == a && nu_tuple_elem(m2, 1) == b &&
+		      z != NU_NONE && nu_tuple_size(z) == 0 &&
+		      (nu_tuple)(2, a, NU_NONE) == NU_NONE;
 }
 
 static void test_node(void)
@@ -637,6 +650,7 @@ static void test_node(void)
 	CU_ASSERT(NR.refs_differ);
 	CU_ASSERT(NR.pid_ok);
 	CU_ASSERT(NR.none_ok);
+	CU_ASSERT(NR.count_ok);
 	/* Outside a process: allocating constructors fail cleanly. */
 	nu_term out;
 	CU_ASSERT_EQUAL(nu_float(1.0), NU_NONE);

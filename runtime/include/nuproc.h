@@ -181,9 +181,19 @@ nu_term nu_uint64(uint64_t n);
 nu_term nu_float(double d);
 /* A binary holding a copy of p[0..n) (p may be NULL when n is 0). */
 nu_term nu_binary(const void *p, size_t n);
-/* A tuple of the n terms following n (each of type nu_term: cast integer
- * literals with nu_int()). */
+/* A tuple of the n terms following n (each of type nu_term: make integers
+ * with nu_int()). In C, calls go through the macro below, which passes
+ * the terms as an array (no variadic call: a 2-tuple takes about half the
+ * instructions) and counts them: NU_NONE when that count is not n. The
+ * function stays for C++ and for its address ((nu_tuple)(n, ...)). */
 nu_term nu_tuple(size_t n, ...);
+/* nu_tuple's body for the macro: a[0] is n, a[1..count) the terms. */
+nu_term nu__tuple_of(const nu_term *a, size_t count);
+#ifndef __cplusplus
+#define nu_tuple(...)							\
+	nu__tuple_of((const nu_term[]){ __VA_ARGS__ },			\
+		     sizeof((nu_term[]){ __VA_ARGS__ }) / sizeof(nu_term))
+#endif
 /* A tuple of elems[0..n) (elems may be NULL when n is 0). */
 nu_term nu_tuplev(size_t n, const nu_term *elems);
 /* A list cell [head | tail]; tail need not be a list (improper list). */
