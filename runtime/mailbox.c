@@ -374,14 +374,37 @@ void nu__mailbox_each_call(nu__proc *p,
 /* Room for a term in a small block. */
 #define BLOCK_DATA (NU__BLOCK_SIZE - offsetof(nu__msg, data))
 
+/* dst[0..n) = src[0..n), n from 1 to 4, unrolled: a loop cost fanin's
+ * send of a 3-word tuple ~10 instructions, and send_own a frame. */
+static inline void copy_small(uint64_t *dst, const uint64_t *src, size_t n)
+{
+	switch (n) {
+	case 4:
+		dst[3] = src[3];
+		/* fall through */
+	case 3:
+		dst[2] = src[2];
+		/* fall through */
+	case 2:
+		dst[1] = src[1];
+		/* fall through */
+	default:
+		dst[0] = src[0];
+	}
+}
+
 /* m's term: a copy of the flat tuple t of flat bytes (at most 9 words:
  * no call). */
 static inline void msg_copy_flat(nu__msg *m, nu_term t, size_t flat)
 {
 	const uint64_t *src = nu__box_ptr(t);
 	uint64_t *dst = (uint64_t *)m->data;
-	for (size_t i = 0; i < flat / 8; i++)
-		dst[i] = src[i];
+	if (flat <= 32) {
+		copy_small(dst, src, flat / 8);
+	} else {
+		for (size_t i = 0; i < flat / 8; i++)
+			dst[i] = src[i];
+	}
 	m->term = (nu_term)(uintptr_t)m->data; /* boxed: tag 0 */
 }
 
@@ -819,26 +842,11 @@ static inline int own_fits(const nu__msg *own, nu_term msg, size_t flat)
 }
 
 /* m's term: a copy of the flat tuple t of flat bytes, at most
- * NU__IMSG_DATA (own_fits). Unrolled: msg_copy_flat's loop, inlined in
- * send_own, cost it a frame of three registers. */
+ * NU__IMSG_DATA (own_fits). */
 static inline void own_copy(nu__msg *m, nu_term t, size_t flat)
 {
 	_Static_assert(NU__IMSG_DATA == 32, "own_copy copies up to 4 words");
-	const uint64_t *src = nu__box_ptr(t);
-	uint64_t *dst = (uint64_t *)m->data;
-	switch (flat / 8) {
-	case 4:
-		dst[3] = src[3];
-		/* fall through */
-	case 3:
-		dst[2] = src[2];
-		/* fall through */
-	case 2:
-		dst[1] = src[1];
-		/* fall through */
-	default:
-		dst[0] = src[0];
-	}
+	copy_small((uint64_t *)m->data, nu__box_ptr(t), flat / 8);
 	m->term = (nu_term)(uintptr_t)m->data; /* boxed: tag 0 */
 }
 
