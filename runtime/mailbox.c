@@ -692,9 +692,8 @@ static inline void bound_release(nu__proc *p, const nu__msg *m)
  * below), 5.7 and 5.2). An earlier session found the hinted stack lines
  * gave nothing, before the receives' returns were predicted (arch/ctx.h,
  * "Returns after a switch"); the ring's hop was then ~20 ns longer. A
- * hint is only a guess
- * (relaxed, any thread, possibly a previous process's of the slot): at
- * worst a prefetch is wasted. */
+ * hint is only a guess (relaxed, any thread, possibly a previous
+ * process's of the slot): at worst a prefetch is wasted. */
 static void prefetch_proc(const char *c)
 {
 	nu__prefetch_lines(c, PF_CB_LINES);
@@ -1429,8 +1428,8 @@ static inline int receive_oldest(nu__sched **sp, nu__proc *p,
 	return 0;
 }
 
-/* nu_receive's body, called by its stub (arch/<cpu>/resumable.S): the result
- * in the low 32 bits, and NU__SWITCHED when it switched out. */
+/* nu_receive's body, called by its stub (arch/<cpu>/resumable.S): the
+ * result in the low 32 bits, and NU__SWITCHED when it switched out. */
 uint64_t nu__receive(nu_term *out, int64_t timeout_ms)
 {
 	nu__sched *s = nu__sched_here(); /* read once: parks return it anew */
@@ -1463,7 +1462,9 @@ uint64_t nu__receive(nu_term *out, int64_t timeout_ms)
 		 * (fault.c counts a page for the process that touches it) */
 		*out = NU_NONE;
 		s = nu__proc_park_mail_inline(s, out); /* (sched.h) */
-		sw = NU__SWITCHED; /* (or woken before the switch: rare) */
+		/* (a park that found its wake pending did not switch: the
+		 * stub's jump then leaves one stale return-stack entry) */
+		sw = NU__SWITCHED;
 		if (__atomic_load_n(out, __ATOMIC_RELAXED) != NU_NONE) {
 			nu__sched_charge(s, 1); /* given (own_give) */
 			return NU__SWITCHED;

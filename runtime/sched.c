@@ -867,10 +867,10 @@ static __attribute__((noinline)) int gq_check_fast(nu__sched *s)
  * countdown when it queues an op: nu__sched_io_queued). A countdown
  * (handoff_left) rather than a counter and a mask: the inline park's look
  * is a compare and a decrement, 6 instructions a ping-pong round trip
- * fewer. The check does what
- * the global-queue check does, reading the clock when timers wait, when
- * processes wait behind the streak (its slice), or while the pace is
- * below its longest (so a streak of slow hand-offs keeps a short period).
+ * fewer. The check does what the global-queue check does, reading the
+ * clock when timers wait, when processes wait behind the streak (its
+ * slice), or while the pace is below its longest (so a streak of slow
+ * hand-offs keeps a short period).
  * Go's runnext likewise leaves schedtick alone. Bounds: the global queue
  * waits at most one period behind a streak (Go: up to sysmon's 10 ms
  * preemption); a timer armed in a streak whose hand-offs were fast and

@@ -90,8 +90,9 @@ static inline size_t nu__term_flat_tuple(nu_term t)
 	size_t n = NU__HDR_SIZE(p[0]);
 	if (NU__HDR_KIND(p[0]) != NU__K_TUPLE || n > 8)
 		return 0;
-	/* tag 0 or 1: a box, a list cell, or 0 (invalid: the caller's deep
-	 * way rejects it); one test of the tag's two high bits */
+	/* tag 0 or 1: a box, a list cell, or 0 (which no constructor
+	 * builds: the deep copy takes it as it is); one test of the tag's
+	 * two high bits */
 	_Static_assert(NU__TAG_BOXED == 0 && NU__TAG_CONS == 1,
 		       "the test below");
 	for (size_t i = 1; i <= n; i++)
