@@ -1250,36 +1250,6 @@ static int check_clauses(const nu_clause *c, size_t n)
 	return 0;
 }
 
-/* The common selective receive: the oldest message is a normal one and
- * a clause takes it (a server's loop, fanin's receiver). The clause index
- * with *f set, or -1 when the scan must decide (nothing queued, a
- * priority message, no clause takes the head, or a receive marker: the
- * head, queued before the reference, could not match a clause needing
- * it, and the scan starts after the marker at once). Everything pushed
- * is taken first, the mark settled. No scan state, no timer: a fanin
- * message -9% instructions. */
-static inline int head_select(nu__proc *p, const nu_clause *c, size_t n,
-			      found *f)
-{
-	nu__mailbox *mb = &p->mailbox;
-	mailbox_take(p);
-	nu__msg *m = mb->lane[NU__LANE_NORMAL].head;
-	if (!m || mb->lane[NU__LANE_PRIO].head || mb->mark)
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		const nu__pattern_sig *sg =
-			&nu__pattern_head_of(c[i].pattern)->sig;
-		if (!sig_passes(sg, m->term))
-			continue;
-		if (sg->exact || nu_pattern_match(c[i].pattern, m->term,
-						  c[i].pre, c[i].vars) == 1) {
-			*f = (found){ NU__LANE_NORMAL, NULL, m };
-			return (int)i;
-		}
-	}
-	return -1;
-}
-
 /* Where a selective receive may start: after the mark when every clause
  * needs the marked reference at a fixed position, else at the head. */
 static nu__msg *marked_start(nu__mailbox *mb, const nu_clause *c, size_t n)
@@ -1293,6 +1263,39 @@ static nu__msg *marked_start(nu__mailbox *mb, const nu_clause *c, size_t n)
 			return NULL;
 	}
 	return mb->mark;
+}
+
+/* The common selective receive: the oldest message is a normal one and
+ * a clause takes it (a server's loop, fanin's receiver). The clause index
+ * with *f set, or -1 when the scan must decide (nothing queued, a
+ * priority message, no clause takes the head, or a receive marker that
+ * every clause needs: the head, queued before the reference, could not
+ * match, and the scan starts after the marker at once). A marker that a
+ * clause does not need (a receive of any DOWN after spawns with
+ * monitors) changes nothing: the scan would start at the head too.
+ * Everything pushed is taken first, the mark settled. No scan state, no
+ * timer: a fanin message -9% instructions. */
+static inline int head_select(nu__proc *p, const nu_clause *c, size_t n,
+			      found *f)
+{
+	nu__mailbox *mb = &p->mailbox;
+	mailbox_take(p);
+	nu__msg *m = mb->lane[NU__LANE_NORMAL].head;
+	if (!m || mb->lane[NU__LANE_PRIO].head ||
+	    (mb->mark && marked_start(mb, c, n)))
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		const nu__pattern_sig *sg =
+			&nu__pattern_head_of(c[i].pattern)->sig;
+		if (!sig_passes(sg, m->term))
+			continue;
+		if (sg->exact || nu_pattern_match(c[i].pattern, m->term,
+						  c[i].pre, c[i].vars) == 1) {
+			*f = (found){ NU__LANE_NORMAL, NULL, m };
+			return (int)i;
+		}
+	}
+	return -1;
 }
 
 void nu__mailbox_mark_ref(uint64_t ref_id)
